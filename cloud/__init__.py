@@ -1,0 +1,1 @@
+"""The cloud service: stores readings, prices them, and serves every channel."""

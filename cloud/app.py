@@ -1,0 +1,39 @@
+"""The FastAPI application: storage chosen at start, routers by audience."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cloud import problems
+from cloud.bootstrap import bootstrap_demo
+from cloud.routers import householders, hubs, pages
+from cloud.settings import CloudSettings
+from cloud.storage.base import Storage
+from cloud.storage.sqlite import SqliteStorage
+
+
+def create_app(settings: CloudSettings | None = None, storage: Storage | None = None) -> FastAPI:
+    settings = settings or CloudSettings()
+    store: Storage = storage or SqliteStorage(settings.data_dir / "cloud.sqlite3")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.init()
+        if settings.bootstrap_demo:
+            await bootstrap_demo(store, settings)
+        yield
+        await store.close()
+
+    app = FastAPI(title="Ohmni cloud", version="1", lifespan=lifespan,
+                  description="Readings in, prices and explanations out. The householder API is the "
+                              "app's contract; hubs upload through /api/v1/hub.")
+    app.state.settings = settings
+    app.state.storage = store
+    problems.install(app)
+    app.include_router(hubs.router)
+    app.include_router(householders.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,33 @@
+"""The demo household: one home, one hub, one householder, a flat tariff. Idempotent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cloud.auth import Principal, Role, hash_secret
+from cloud.settings import CloudSettings
+from cloud.storage.base import Household, Storage
+from cloud.tariffs import DEMO_TARIFF
+
+DEMO_HOUSEHOLD = Household(id="hh-demo", name="The Demo Household", account_number="100000001",
+                           postcode="SW1A 1AA", tz="Europe/London", tariff_json=DEMO_TARIFF.model_dump_json())
+
+
+def _secret(path: Path | None, what: str) -> str:
+    if path is None:
+        raise ValueError(f"bootstrap_demo needs the {what} file setting")
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path}: the {what} is too short to be a generated secret")
+    return secret
+
+
+async def bootstrap_demo(store: Storage, settings: CloudSettings) -> None:
+    await store.upsert_household(DEMO_HOUSEHOLD)
+    await store.upsert_hub(settings.demo_hub_id, DEMO_HOUSEHOLD.id)
+    hub_secret = _secret(settings.demo_hub_token_file, "demo_hub_token")
+    key = _secret(settings.demo_householder_key_file, "demo_householder_key")
+    await store.add_credential(hash_secret(hub_secret), Principal(Role.HUB, settings.demo_hub_id,
+                                                                  DEMO_HOUSEHOLD.id))
+    await store.add_credential(hash_secret(key), Principal(Role.HOUSEHOLDER, DEMO_HOUSEHOLD.id,
+                                                           DEMO_HOUSEHOLD.id))

@@ -1,0 +1,39 @@
+"""Request dependencies: the storage, and who is asking (hub or householder)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from cloud.auth import Principal, Role, hash_secret
+from cloud.problems import Problem
+from cloud.storage.base import Storage
+
+SESSION_COOKIE = "ohmni_session"
+
+
+def storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def _principal(request: Request, role: Role, secret: str | None) -> Principal:
+    if not secret:
+        raise Problem(401, "Unauthorized", f"this endpoint needs a {role.value} credential")
+    found = await storage(request).principal(hash_secret(secret), role)
+    if found is None:
+        raise Problem(401, "Unauthorized", f"the {role.value} credential is unknown or revoked")
+    return found
+
+
+async def hub(request: Request) -> Principal:
+    return await _principal(request, Role.HUB, _bearer(request))
+
+
+async def householder(request: Request) -> Principal:
+    """A householder by API token (Authorization: Bearer) or by the page session cookie."""
+    return await _principal(request, Role.HOUSEHOLDER, _bearer(request) or request.cookies.get(SESSION_COOKIE))

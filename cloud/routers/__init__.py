@@ -1,0 +1,1 @@
+"""Routers by audience: hubs, householders, pages."""

@@ -1,0 +1,23 @@
+"""Cloud settings from environment variables (prefix ``OHMNI_CLOUD_``); all have safe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CloudSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OHMNI_CLOUD_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("ohmni-data/cloud")
+    #: Create the demo household, its flat tariff and credentials at start (idempotent).
+    bootstrap_demo: bool = False
+    #: Files holding the demo credentials (the cloud stores only their hashes).
+    demo_hub_token_file: Path | None = None
+    demo_householder_key_file: Path | None = None
+    demo_hub_id: str = "hub-demo"
+    #: Cookies carry the Secure flag unless serving plain HTTP on loopback for a demo.
+    secure_cookies: bool = False

@@ -1,0 +1,1 @@
+"""Storage backends behind one interface (SQLite now; PostgreSQL and time-series sinks next)."""

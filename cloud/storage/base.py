@@ -1,0 +1,56 @@
+"""The storage interface every backend implements; routers only ever see this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cloud.auth import Principal, Role
+from protocols.display import DisplayState
+from protocols.uplink import ReadingV1
+
+
+@dataclass(frozen=True)
+class Household:
+    id: str
+    name: str
+    account_number: str
+    postcode: str
+    tz: str
+    tariff_json: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: int
+    duplicates: int
+    replayed: bool
+
+
+class Storage(Protocol):
+    async def init(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def upsert_household(self, household: Household) -> None: ...
+    async def household(self, household_id: str) -> Household | None: ...
+    async def upsert_hub(self, hub_id: str, household_id: str) -> None: ...
+    async def hub_household(self, hub_id: str) -> str | None: ...
+    async def add_credential(self, secret_hash: str, principal: Principal) -> None: ...
+    async def principal(self, secret_hash: str, role: Role) -> Principal | None: ...
+
+    async def store_batch(self, household_id: str, hub_id: str, seq: int,
+                          readings: list[ReadingV1]) -> BatchResult:
+        """Store a batch once: a replayed (hub, seq) or a known reading is not stored again."""
+
+    async def readings(self, household_id: str, from_ts: int, to_ts: int,
+                       limit: int = 100_000) -> list[ReadingV1]: ...
+    async def power_series(self, household_id: str, from_ts: int, to_ts: int) -> list[tuple[int, int]]:
+        """(ts, net power W) in time order: the cheap path for charts."""
+
+    async def latest_reading(self, household_id: str) -> ReadingV1 | None: ...
+    async def reading_before(self, household_id: str, ts: int) -> ReadingV1 | None:
+        """The last reading strictly before ``ts`` (the register at a day's start)."""
+
+    async def first_reading_from(self, household_id: str, ts: int) -> ReadingV1 | None: ...
+    async def set_display(self, household_id: str, state: DisplayState) -> None: ...
+    async def display(self, household_id: str) -> DisplayState | None: ...

@@ -1,0 +1,180 @@
+"""SQLite backend (the zero-set-up default): WAL, one connection, calls run off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from cloud.auth import Principal, Role
+from cloud.storage.base import BatchResult, Household
+from protocols.display import DisplayState
+from protocols.uplink import ReadingV1
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS households (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, account_number TEXT NOT NULL, postcode TEXT NOT NULL,
+    tz TEXT NOT NULL, tariff_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hubs (
+    id TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id)
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    secret_hash TEXT PRIMARY KEY, role TEXT NOT NULL, subject TEXT NOT NULL, household_id TEXT NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    hub_id TEXT NOT NULL, seq INTEGER NOT NULL, received_at REAL NOT NULL, n_readings INTEGER NOT NULL,
+    stored INTEGER NOT NULL, PRIMARY KEY (hub_id, seq)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    household_id TEXT NOT NULL, hub_id TEXT NOT NULL, channel TEXT NOT NULL, ts INTEGER NOT NULL,
+    meter_id TEXT NOT NULL, import_t1_wh INTEGER NOT NULL, import_t2_wh INTEGER NOT NULL,
+    export_t1_wh INTEGER NOT NULL, export_t2_wh INTEGER NOT NULL, power_import_w INTEGER NOT NULL,
+    power_export_w INTEGER NOT NULL, voltage_l1_v REAL, tariff INTEGER,
+    PRIMARY KEY (hub_id, channel, ts)
+);
+CREATE INDEX IF NOT EXISTS readings_household_ts ON readings (household_id, ts);
+CREATE TABLE IF NOT EXISTS display (
+    household_id TEXT PRIMARY KEY, state_json TEXT NOT NULL
+);
+"""
+
+_READING_COLUMNS = ("ts", "channel", "meter_id", "import_t1_wh", "import_t2_wh", "export_t1_wh",
+                    "export_t2_wh", "power_import_w", "power_export_w", "voltage_l1_v", "tariff")
+_SELECT = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
+
+
+def _reading(row: tuple) -> ReadingV1:
+    return ReadingV1(**dict(zip(_READING_COLUMNS, row, strict=True)))
+
+
+class SqliteStorage:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "storage used before init()"
+            with self._lock:
+                return fn(self._db)
+        return await asyncio.to_thread(call)
+
+    async def init(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            with self._lock:
+                self._db.close()
+            self._db = None
+
+    async def upsert_household(self, household: Household) -> None:
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO households VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                       "name=excluded.name, account_number=excluded.account_number, "
+                       "postcode=excluded.postcode, tz=excluded.tz, tariff_json=excluded.tariff_json",
+                       (household.id, household.name, household.account_number, household.postcode,
+                        household.tz, household.tariff_json))
+        await self._run(fn)
+
+    async def household(self, household_id: str) -> Household | None:
+        row = await self._run(lambda db: db.execute("SELECT * FROM households WHERE id = ?",
+                                                    (household_id,)).fetchone())
+        return Household(*row) if row else None
+
+    async def upsert_hub(self, hub_id: str, household_id: str) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT INTO hubs VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET household_id=excluded.household_id",
+            (hub_id, household_id)))
+
+    async def hub_household(self, hub_id: str) -> str | None:
+        row = await self._run(lambda db: db.execute("SELECT household_id FROM hubs WHERE id = ?",
+                                                    (hub_id,)).fetchone())
+        return row[0] if row else None
+
+    async def add_credential(self, secret_hash: str, principal: Principal) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT OR REPLACE INTO credentials VALUES (?, ?, ?, ?, NULL)",
+            (secret_hash, principal.role.value, principal.subject, principal.household_id)))
+
+    async def principal(self, secret_hash: str, role: Role) -> Principal | None:
+        row = await self._run(lambda db: db.execute(
+            "SELECT subject, household_id FROM credentials WHERE secret_hash = ? AND role = ? "
+            "AND revoked_at IS NULL", (secret_hash, role.value)).fetchone())
+        return Principal(role, row[0], row[1]) if row else None
+
+    async def store_batch(self, household_id: str, hub_id: str, seq: int,
+                          readings: list[ReadingV1]) -> BatchResult:
+        rows = [(household_id, hub_id, r.channel, r.ts, r.meter_id, r.import_t1_wh, r.import_t2_wh,
+                 r.export_t1_wh, r.export_t2_wh, r.power_import_w, r.power_export_w, r.voltage_l1_v, r.tariff)
+                for r in readings]
+
+        def fn(db: sqlite3.Connection) -> BatchResult:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                seen = db.execute("SELECT stored FROM batches WHERE hub_id = ? AND seq = ?",
+                                  (hub_id, seq)).fetchone()
+                if seen is not None:
+                    db.execute("COMMIT")
+                    return BatchResult(stored=0, duplicates=len(rows), replayed=True)
+                before = db.total_changes
+                db.executemany(f"INSERT OR IGNORE INTO readings VALUES ({', '.join('?' * 13)})", rows)
+                stored = db.total_changes - before
+                db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+                           (hub_id, seq, time.time(), len(rows), stored))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return BatchResult(stored=stored, duplicates=len(rows) - stored, replayed=False)
+        return await self._run(fn)
+
+    async def readings(self, household_id: str, from_ts: int, to_ts: int,
+                       limit: int = 100_000) -> list[ReadingV1]:
+        rows = await self._run(lambda db: db.execute(
+            f"{_SELECT} WHERE household_id = ? AND ts >= ? AND ts < ? ORDER BY ts, channel LIMIT ?",
+            (household_id, from_ts, to_ts, limit)).fetchall())
+        return [_reading(r) for r in rows]
+
+    async def power_series(self, household_id: str, from_ts: int, to_ts: int) -> list[tuple[int, int]]:
+        return await self._run(lambda db: db.execute(
+            "SELECT ts, sum(power_import_w - power_export_w) FROM readings WHERE household_id = ? "
+            "AND ts >= ? AND ts < ? GROUP BY ts ORDER BY ts", (household_id, from_ts, to_ts)).fetchall())
+
+    async def _one(self, sql: str, args: tuple) -> ReadingV1 | None:
+        row = await self._run(lambda db: db.execute(sql, args).fetchone())
+        return _reading(row) if row else None
+
+    async def latest_reading(self, household_id: str) -> ReadingV1 | None:
+        return await self._one(f"{_SELECT} WHERE household_id = ? ORDER BY ts DESC LIMIT 1", (household_id,))
+
+    async def reading_before(self, household_id: str, ts: int) -> ReadingV1 | None:
+        return await self._one(f"{_SELECT} WHERE household_id = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                               (household_id, ts))
+
+    async def first_reading_from(self, household_id: str, ts: int) -> ReadingV1 | None:
+        return await self._one(f"{_SELECT} WHERE household_id = ? AND ts >= ? ORDER BY ts LIMIT 1",
+                               (household_id, ts))
+
+    async def set_display(self, household_id: str, state: DisplayState) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT INTO display VALUES (?, ?) ON CONFLICT(household_id) DO UPDATE SET "
+            "state_json=excluded.state_json", (household_id, state.model_dump_json())))
+
+    async def display(self, household_id: str) -> DisplayState | None:
+        row = await self._run(lambda db: db.execute("SELECT state_json FROM display WHERE household_id = ?",
+                                                    (household_id,)).fetchone())
+        return DisplayState.model_validate_json(row[0]) if row else None

@@ -1,0 +1,96 @@
+"""The hub agent: source -> store -> face -> uplink, plus the display server, in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Sequence
+
+import uvicorn
+
+from edge.config import HubConfig
+from edge.display_server import EmbeddedServer, display_app
+from edge.face import FaceTracker
+from edge.sources.base import Source
+from edge.sources.serial_p1 import SerialP1Source
+from edge.store import HubStore
+from edge.uplink import Uplink
+from protocols.display import DisplayState
+from protocols.readings import MeterReading
+
+log = logging.getLogger("ohmni.hub")
+
+
+class HubAgent:
+    def __init__(self, cfg: HubConfig, source: Source | None = None) -> None:
+        self.cfg = cfg
+        self.store = HubStore(cfg.hub.data_dir / "hub.sqlite3")
+        self.face = FaceTracker(cfg.face)
+        self.source = source or SerialP1Source(cfg.meter.port, cfg.meter.baudrate, cfg.meter.bytesize,
+                                               cfg.meter.parity, cfg.meter.stopbits)
+        self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
+        self.started = time.time()
+        self.duplicates = 0
+        self._stop = asyncio.Event()
+
+    def on_readings(self, readings: Sequence[MeterReading]) -> None:
+        new = self.store.add_readings(readings)
+        self.duplicates += len(readings) - new
+        previous = self.face.state.face if self.face.state else None
+        state: DisplayState | None = None
+        for reading in readings:
+            state = self.face.update(reading.ts, reading.net_power_w)
+            if state.face != previous:
+                self.store.log_face(state)
+                previous = state.face
+
+    def status(self) -> dict[str, object]:
+        return {
+            "hub_id": self.cfg.hub.id,
+            "uptime_s": round(time.time() - self.started, 1),
+            "meter": {
+                "port": getattr(self.source, "port", None),
+                "connected": getattr(self.source, "connected", None),
+                "last_error": getattr(self.source, "last_error", None),
+                "counters": dict(self.source.counters),
+            },
+            "store": self.store.status() | {"duplicate_readings_ignored": self.duplicates},
+            "uplink": {"cloud": self.cfg.cloud.url, "refused": self.uplink.refused,
+                       "last_error": self.uplink.last_error, "counters": dict(self.uplink.counters)},
+            "display": self.face.state.model_dump(mode="json") if self.face.state else None,
+        }
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, drain_s: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        app = display_app(lambda: self.face.state, self.status, self.store.face_log)
+        server = EmbeddedServer(uvicorn.Config(app, host=self.cfg.display.host, port=self.cfg.display.port,
+                                               log_level="warning", lifespan="off"))
+        tasks = [asyncio.create_task(self.source.run(self.on_readings), name="source"),
+                 asyncio.create_task(self.uplink.run(), name="uplink"),
+                 asyncio.create_task(server.serve(), name="display")]
+        stopper = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stopper and t.exception() is not None]
+        for task in tasks[:2]:
+            task.cancel()
+        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        drained = await self.uplink.drain(drain_s)
+        if not drained:
+            backlog = self.store.status()["backlog_readings"]
+            log.warning("stopping with %s readings kept in the outbox for the next start", backlog)
+        server.should_exit = True
+        await asyncio.gather(tasks[2], return_exceptions=True)
+        await self.uplink.aclose()
+        self.store.close()
+        stopper.cancel()
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]

@@ -1,0 +1,91 @@
+"""Hub configuration, read from TOML; every setting has a default so a demo needs none.
+
+Example ``hub.toml``::
+
+    [hub]
+    id = "hub-0001"
+    data_dir = "/var/lib/ohmni"
+
+    [meter]
+    port = "/dev/ttyUSB0"
+    baudrate = 115200
+
+    [cloud]
+    url = "https://cloud.example"
+    token_file = "/etc/ohmni/hub.token"
+
+    [display]
+    port = 8001
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class MeterConfig(BaseModel):
+    port: str = "/dev/ttyUSB0"
+    baudrate: int = 115200
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: int = 1
+
+
+class CloudConfig(BaseModel):
+    url: str = "http://127.0.0.1:8000"
+    token: str | None = Field(default=None, description="hub credential; prefer token_file")
+    token_file: Path | None = None
+    batch_max: int = Field(default=1000, ge=1, le=5000)
+    interval_s: float = Field(default=1.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_backoff_s: float = Field(default=60.0, gt=0)
+
+    def credential(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_file and self.token_file.exists():
+            return self.token_file.read_text().strip()
+        return None
+
+
+class DisplayConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=0, le=65535)
+
+
+class FaceConfig(BaseModel):
+    """How the face reads the home (see ``edge/face.py`` for why these numbers)."""
+
+    recent_s: int = Field(default=60, ge=1)
+    baseline_window_s: int = Field(default=24 * 3600, ge=60)
+    min_baseline_s: int = Field(default=300, ge=60)
+    smile_below: float = 0.9
+    frown_above: float = 1.5
+    hysteresis: float = 0.15
+    allow_frown: bool = True
+
+
+class HubSection(BaseModel):
+    id: str = "hub-demo"
+    data_dir: Path = Path("ohmni-data/hub")
+
+
+class HubConfig(BaseModel):
+    hub: HubSection = HubSection()
+    meter: MeterConfig = MeterConfig()
+    cloud: CloudConfig = CloudConfig()
+    display: DisplayConfig = DisplayConfig()
+    face: FaceConfig = FaceConfig()
+
+    @classmethod
+    def load(cls, path: Path | None) -> HubConfig:
+        if path is None:
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+        return cls.model_validate(data)

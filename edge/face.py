@@ -1,0 +1,90 @@
+"""The display face: how the home is doing now against its own usual.
+
+Behavioural research (Schultz et al. 2007) shows a comparison alone makes low users
+drift up, and an approving face stops that; so a home below its usual gets a smile,
+one well above it a frown, and the rest neutral. Hysteresis keeps the face from
+flickering when use hovers at a threshold. "Usual" is the median of the home's own
+minute averages over the last day: robust to a kettle or a wash, bounded in memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from statistics import median
+
+from edge.config import FaceConfig
+from protocols.display import DisplayState, Face
+
+
+def choose_face(ratio: float, previous: Face, cfg: FaceConfig) -> Face:
+    """The policy: recent use / usual use -> face, leaving a face only past a margin."""
+    h = cfg.hysteresis
+    frown_at = cfg.frown_above - (h if previous is Face.FROWN else 0.0)
+    smile_at = cfg.smile_below + (h if previous is Face.SMILE else 0.0)
+    if cfg.allow_frown and ratio > frown_at:
+        return Face.FROWN
+    if ratio < smile_at:
+        return Face.SMILE
+    return Face.NEUTRAL
+
+
+def _kw(watts: float) -> str:
+    return f"{watts / 1000:.1f} kW" if watts >= 1000 else f"{watts:.0f} W"
+
+
+class FaceTracker:
+    """Feeds on (ts, watts); keeps the last ``recent_s`` samples and a day of minute means."""
+
+    def __init__(self, cfg: FaceConfig) -> None:
+        self.cfg = cfg
+        self._recent: deque[tuple[int, int]] = deque()
+        self._recent_sum = 0
+        self._minutes: deque[tuple[int, float]] = deque(maxlen=cfg.baseline_window_s // 60)
+        self._minute: int | None = None
+        self._minute_sum = 0.0
+        self._minute_n = 0
+        self._first_ts: int | None = None
+        self.state: DisplayState | None = None
+
+    def _close_minute(self) -> None:
+        if self._minute is not None and self._minute_n:
+            self._minutes.append((self._minute, self._minute_sum / self._minute_n))
+        self._minute_sum, self._minute_n = 0.0, 0
+
+    def baseline_w(self) -> float | None:
+        if self._first_ts is None or not self._minutes:
+            return None
+        span = (self._minutes[-1][0] - self._minutes[0][0] + 1) * 60
+        if span < self.cfg.min_baseline_s:
+            return None
+        return median(m for _, m in self._minutes)
+
+    def update(self, ts: int, power_w: int) -> DisplayState:
+        if self._first_ts is None:
+            self._first_ts = ts
+        minute = ts // 60
+        if minute != self._minute:
+            self._close_minute()
+            self._minute = minute
+        self._minute_sum += power_w
+        self._minute_n += 1
+        self._recent.append((ts, power_w))
+        self._recent_sum += power_w
+        while self._recent and self._recent[0][0] <= ts - self.cfg.recent_s:
+            self._recent_sum -= self._recent.popleft()[1]
+        recent = self._recent_sum / len(self._recent)
+        baseline = self.baseline_w()
+        previous = self.state.face if self.state else Face.NEUTRAL
+        if baseline is None or baseline <= 0:
+            face, reason = Face.NEUTRAL, "Learning your home's usual use"
+        else:
+            ratio = recent / baseline
+            face = choose_face(ratio, previous, self.cfg)
+            reason = {
+                Face.SMILE: f"Below your usual: {_kw(recent)} against {_kw(baseline)}",
+                Face.NEUTRAL: f"About your usual: {_kw(recent)} against {_kw(baseline)}",
+                Face.FROWN: f"Using {_kw(recent)}, {ratio:.1f}x your usual {_kw(baseline)}",
+            }[face]
+        self.state = DisplayState(ts=ts, face=face, power_w=power_w,
+                                  baseline_w=round(baseline, 1) if baseline else None, reason=reason)
+        return self.state

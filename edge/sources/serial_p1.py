@@ -1,0 +1,115 @@
+"""DSMR P1 over a serial port (or a pseudo-terminal), read with pyserial.
+
+A reader thread blocks on the port and hands bytes to the event loop; framing and
+decoding run in the loop. A port that vanishes (USB unplugged) is reopened with
+backoff while the rest of the hub goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+import serial
+
+from edge.sources.base import ReadingSink
+from protocols.p1 import CrcStatus, DecodeError, Frame, P1Framer, decode_reading
+from protocols.readings import MeterReading
+
+log = logging.getLogger("ohmni.hub.p1")
+
+_CRC_REQUIRED_FROM = b"1-3:0.2.8("  # DSMR 4 and later carry their version and a CRC
+
+
+def crc_acceptable(frame: Frame) -> bool:
+    """Valid CRCs pass; an absent CRC only where the meter has none by design (DSMR 2.2/3)."""
+    if frame.crc is CrcStatus.VALID:
+        return True
+    return frame.crc is CrcStatus.ABSENT and _CRC_REQUIRED_FROM not in frame.raw
+
+
+class P1Decoder:
+    """Bytes in, accepted readings out; every rejected frame counted by reason."""
+
+    def __init__(self) -> None:
+        self.framer = P1Framer()
+        self.counters: Counter[str] = Counter()
+
+    def feed(self, data: bytes) -> list[MeterReading]:
+        readings = []
+        for frame in self.framer.feed(data):
+            self.counters["frames"] += 1
+            if frame.error is not None:
+                self.counters[f"rejected_{frame.error.value}"] += 1
+                log.warning("P1 frame rejected (%s): %s", frame.error.value, frame.detail)
+                continue
+            if not crc_acceptable(frame):
+                self.counters["rejected_missing_crc"] += 1
+                log.warning("P1 frame rejected: DSMR 4+ telegram without its CRC")
+                continue
+            try:
+                readings.append(decode_reading(frame.raw))
+            except DecodeError as exc:
+                self.counters["rejected_undecodable"] += 1
+                log.warning("P1 frame rejected: %s", exc)
+                continue
+            self.counters["readings"] += 1
+        self.counters["skipped_bytes"] = self.framer.stats.skipped_bytes
+        return readings
+
+
+class SerialP1Source:
+    name = "p1"
+
+    def __init__(self, port: str, baudrate: int = 115200, bytesize: int = 8, parity: str = "N",
+                 stopbits: int = 1, max_backoff_s: float = 30.0) -> None:
+        self.port = port
+        self.settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
+        self.max_backoff_s = max_backoff_s
+        self.decoder = P1Decoder()
+        self.counters = self.decoder.counters
+        self.connected = False
+        self.last_error: str | None = None
+
+    def _reader(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes],
+                stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                with serial.Serial(self.port, timeout=0.2, **self.settings) as ser:
+                    self.connected, self.last_error, backoff = True, None, 0.5
+                    log.info("P1 port %s open", self.port)
+                    while not stop.is_set():
+                        data = ser.read(max(1, ser.in_waiting))
+                        if data:
+                            loop.call_soon_threadsafe(queue.put_nowait, data)
+            except (serial.SerialException, OSError) as exc:
+                self.connected = False
+                self.last_error = f"{self.port}: {exc}"
+                self.counters["port_errors"] += 1
+                log.warning("P1 port unavailable (%s); retrying in %.1f s", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+        self.connected = False
+
+    async def run(self, sink: ReadingSink) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        stop = threading.Event()
+        thread = threading.Thread(target=self._reader, args=(loop, queue, stop), name="p1-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                data = await queue.get()
+                chunk: list[bytes] = [data]  # take what has piled up, decode it in one go
+                while not queue.empty():
+                    chunk.append(queue.get_nowait())
+                readings: Sequence[MeterReading] = self.decoder.feed(b"".join(chunk))
+                if readings:
+                    sink(readings)
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 2.0)

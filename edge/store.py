@@ -1,0 +1,156 @@
+"""The hub's local store (SQLite, WAL): every reading, the outbox of batches, the face log.
+
+A reading is stored once per (channel, ts). Uplink batches are sealed from unbatched
+readings in one transaction, so a reading belongs to exactly one batch and a batch's
+body never changes: a retry after a lost acknowledgement resends the same (hub, seq).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocols.display import DisplayState
+from protocols.readings import MeterReading
+from protocols.uplink import ReadingV1, UplinkBatch
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    channel TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    meter_id TEXT NOT NULL,
+    import_t1_wh INTEGER NOT NULL,
+    import_t2_wh INTEGER NOT NULL,
+    export_t1_wh INTEGER NOT NULL,
+    export_t2_wh INTEGER NOT NULL,
+    power_import_w INTEGER NOT NULL,
+    power_export_w INTEGER NOT NULL,
+    voltage_l1_v REAL,
+    tariff INTEGER,
+    batch_seq INTEGER,
+    UNIQUE (channel, ts)
+);
+CREATE INDEX IF NOT EXISTS readings_unbatched ON readings (batch_seq) WHERE batch_seq IS NULL;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    n_readings INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    acked_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS face_log (
+    ts INTEGER NOT NULL,
+    face TEXT NOT NULL,
+    power_w INTEGER NOT NULL,
+    baseline_w REAL,
+    reason TEXT NOT NULL
+);
+"""
+
+_COLUMNS = ("channel", "ts", "meter_id", "import_t1_wh", "import_t2_wh", "export_t1_wh", "export_t2_wh",
+            "power_import_w", "power_export_w", "voltage_l1_v", "tariff")
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    body: str
+    n_readings: int
+    attempts: int
+
+
+class HubStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_readings(self, readings: Iterable[MeterReading], channel: str = "electricity") -> int:
+        """Store readings; return how many were new (a repeated timestamp is ignored)."""
+        rows = [(channel, r.ts, r.meter_id, r.import_t1_wh, r.import_t2_wh, r.export_t1_wh, r.export_t2_wh,
+                 r.power_import_w, r.power_export_w, r.voltage_l1_v, r.tariff) for r in readings]
+        if not rows:
+            return 0
+        before = self.db.total_changes
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                f"INSERT OR IGNORE INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 11)})",
+                rows)
+        return self.db.total_changes - before
+
+    def log_face(self, state: DisplayState) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO face_log VALUES (?, ?, ?, ?, ?)",
+                            (state.ts, state.face.value, state.power_w, state.baseline_w, state.reason))
+
+    def face_log(self, since_ts: int = 0) -> list[dict[str, object]]:
+        cur = self.db.execute("SELECT ts, face, power_w, baseline_w, reason FROM face_log WHERE ts >= ? "
+                              "ORDER BY rowid", (since_ts,))
+        return [dict(zip(("ts", "face", "power_w", "baseline_w", "reason"), row, strict=True)) for row in cur]
+
+    def seal_batch(self, hub_id: str, max_readings: int, display: DisplayState | None) -> int | None:
+        """Move up to ``max_readings`` unbatched readings into a new outbox batch; return its seq."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            rows = self.db.execute(
+                f"SELECT rowid, {', '.join(_COLUMNS)} FROM readings WHERE batch_seq IS NULL "
+                "ORDER BY ts LIMIT ?", (max_readings,)).fetchall()
+            if not rows:
+                return None
+            seq = self.db.execute("INSERT INTO outbox (created_at, n_readings, body) VALUES (?, ?, '')",
+                                  (time.time(), len(rows))).lastrowid
+            readings = [ReadingV1(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
+            batch = UplinkBatch(hub_id=hub_id, seq=seq, readings=readings, display=display)
+            self.db.execute("UPDATE outbox SET body = ? WHERE seq = ?", (batch.model_dump_json(), seq))
+            self.db.executemany("UPDATE readings SET batch_seq = ? WHERE rowid = ?",
+                                [(seq, row[0]) for row in rows])
+            return seq
+
+    def pending(self, limit: int = 100) -> list[OutboxItem]:
+        cur = self.db.execute("SELECT seq, body, n_readings, attempts FROM outbox WHERE acked_at IS NULL "
+                              "ORDER BY seq LIMIT ?", (limit,))
+        return [OutboxItem(*row) for row in cur]
+
+    def mark_attempt(self, seq: int, error: str | None) -> None:
+        with self.db:
+            self.db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                            (error, seq))
+
+    def ack(self, seq: int) -> None:
+        with self.db:
+            self.db.execute("UPDATE outbox SET acked_at = ?, last_error = NULL WHERE seq = ?",
+                            (time.time(), seq))
+
+    def status(self) -> dict[str, object]:
+        readings, last_ts = self.db.execute("SELECT count(*), max(ts) FROM readings").fetchone()
+        unbatched = self.db.execute("SELECT count(*) FROM readings WHERE batch_seq IS NULL").fetchone()[0]
+        pending_batches, pending_readings = self.db.execute(
+            "SELECT count(*), coalesce(sum(n_readings), 0) FROM outbox WHERE acked_at IS NULL").fetchone()
+        last_ack = self.db.execute("SELECT max(acked_at) FROM outbox").fetchone()[0]
+        last_error = self.db.execute("SELECT last_error FROM outbox WHERE acked_at IS NULL AND last_error "
+                                     "IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
+        return {
+            "readings": readings,
+            "last_reading_ts": last_ts,
+            "backlog_readings": unbatched + pending_readings,
+            "pending_batches": pending_batches,
+            "last_upload_at": last_ack,
+            "last_upload_error": last_error[0] if last_error else None,
+        }
+
+    @staticmethod
+    def decode_body(body: str) -> dict[str, object]:
+        return json.loads(body)

@@ -1,0 +1,113 @@
+"""Store-and-forward to the cloud: seal batches from the store, send them in order, forget on ack.
+
+Network errors and 5xx answers back off exponentially with jitter and retry the same
+batch; the cloud deduplicates by (hub, seq) and by reading, so a retry after a lost
+acknowledgement changes nothing. A 401/403 stops uploads (the hub's credential was
+refused: revoked or wrong) until the credential changes; nothing is dropped meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+
+from edge.config import CloudConfig
+from edge.store import HubStore
+from protocols.display import DisplayState
+from protocols.uplink import UplinkAck
+
+log = logging.getLogger("ohmni.hub.uplink")
+
+BATCH_PATH = "/api/v1/hub/batches"
+
+
+class Uplink:
+    def __init__(self, store: HubStore, hub_id: str, cfg: CloudConfig,
+                 display: Callable[[], DisplayState | None] = lambda: None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.store = store
+        self.hub_id = hub_id
+        self.cfg = cfg
+        self.display = display
+        self.counters: Counter[str] = Counter()
+        self.refused: str | None = None
+        self.last_error: str | None = None
+        self._client = httpx.AsyncClient(base_url=cfg.url, timeout=cfg.timeout_s, transport=transport)
+        self._backoff = 0.0
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def seal(self) -> None:
+        while self.store.seal_batch(self.hub_id, self.cfg.batch_max, self.display()) is not None:
+            self.counters["batches_sealed"] += 1
+
+    async def send_pending(self) -> bool:
+        """Send every pending batch in order; True when the outbox is empty."""
+        token = self.cfg.credential()
+        if token is None:
+            self.last_error = "no hub credential configured (cloud.token or cloud.token_file)"
+            return False
+        for item in self.store.pending():
+            try:
+                resp = await self._client.post(
+                    BATCH_PATH, content=item.body,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            except httpx.HTTPError as exc:
+                self._fail(item.seq, f"cloud unreachable: {exc.__class__.__name__}: {exc}")
+                return False
+            if resp.status_code == 200:
+                ack = UplinkAck.model_validate_json(resp.content)
+                self.store.ack(item.seq)
+                self.counters["batches_acked"] += 1
+                self.counters["readings_acked"] += item.n_readings
+                self.counters["duplicates_reported"] += ack.duplicates
+                self._backoff, self.last_error, self.refused = 0.0, None, None
+                continue
+            detail = resp.text[:300]
+            if resp.status_code in (401, 403):
+                self.refused = f"cloud refused the hub credential ({resp.status_code}): {detail}"
+                self._fail(item.seq, self.refused)
+                return False
+            self._fail(item.seq, f"cloud answered {resp.status_code}: {detail}")
+            return False
+        return True
+
+    def _fail(self, seq: int, error: str) -> None:
+        self.store.mark_attempt(seq, error)
+        self.counters["upload_failures"] += 1
+        if error != self.last_error:
+            log.warning("upload of batch %d failed: %s", seq, error)
+        self.last_error = error
+        base = min(self.cfg.max_backoff_s, max(self.cfg.interval_s, self._backoff * 2 or 1.0))
+        self._backoff = base
+
+    def next_delay(self) -> float:
+        """The interval when healthy; exponential backoff with full jitter after failures."""
+        if not self._backoff:
+            return self.cfg.interval_s
+        return random.uniform(self.cfg.interval_s, self._backoff)
+
+    async def run(self) -> None:
+        while True:
+            self.seal()
+            await self.send_pending()
+            await asyncio.sleep(self.next_delay())
+
+    async def drain(self, deadline_s: float) -> bool:
+        """At shutdown: seal everything and try to empty the outbox before the deadline."""
+        end = time.monotonic() + deadline_s
+        self.seal()
+        while time.monotonic() < end:
+            if await self.send_pending():
+                return True
+            if self.refused:
+                return False
+            await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))
+        return False

@@ -1,0 +1,157 @@
+"""Run the simulated home: household -> meter -> telegrams on a pty, truth to CSV files.
+
+The clock is simulated: telegram k carries ``start + k`` seconds and is written at real
+time ``k / speed``. If the writer falls behind it catches up rather than skipping, and
+while no reader has the port open the clock waits, so every telegram written was
+readable: the meter CSV is exactly what the hub could receive.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firmware_sim.household import Household
+from firmware_sim.meter import SimMeter
+from firmware_sim.pty_port import PtyPort
+
+METER_COLUMNS = ("timestamp", "meter_id", "import_t1_wh", "import_t2_wh", "export_t1_wh",
+                 "export_t2_wh", "power_import_w", "power_export_w", "voltage_l1_v", "tariff")
+
+
+def _corrupt_crc(telegram: bytes, rng: random.Random) -> bytes:
+    body, _, crc = telegram.rpartition(b"!")
+    wrong = int(crc.strip(), 16) ^ rng.randrange(1, 0x10000)
+    return body + b"!" + f"{wrong:04X}".encode() + b"\r\n"
+
+
+def _truncate(telegram: bytes, rng: random.Random) -> bytes:
+    return telegram[: rng.randrange(20, len(telegram) - 20)]
+
+
+def _garbage(telegram: bytes, rng: random.Random) -> bytes:
+    return bytes(rng.choice(b"\x00\xff!()*:.0123456789ABCDEF\r\n") for _ in range(rng.randrange(5, 200)))
+
+
+#: Faults a real P1 line shows, injected between good telegrams; none of them is a reading.
+FAULTS: dict[str, Callable[[bytes, random.Random], bytes]] = {
+    "bad_crc": _corrupt_crc,
+    "truncated": _truncate,
+    "garbage": _garbage,
+}
+
+
+@dataclass
+class SimResult:
+    telegrams: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    faults: Counter[str] = field(default_factory=Counter)
+    stopped_early: bool = False
+
+    def as_json(self) -> str:
+        return json.dumps({"telegrams": self.telegrams, "first_ts": self.first_ts,
+                           "last_ts": self.last_ts, "faults": dict(self.faults),
+                           "stopped_early": self.stopped_early})
+
+
+@dataclass
+class SimConfig:
+    start_ts: int
+    telegrams: int
+    speed: float = 1.0
+    household: Path | None = None
+    seed: int | None = None
+    truth_csv: Path = Path("truth.csv")
+    meter_csv: Path = Path("meter.csv")
+    link: Path | None = None
+    fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
+
+
+def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], None] | None = None,
+        stop: Callable[[], bool] | None = None) -> SimResult:
+    """Simulate ``cfg.telegrams`` seconds of the home; stop early when ``stop()`` is true."""
+    house = Household.load(cfg.household, cfg.start_ts, seed=cfg.seed)
+    if port is not None:
+        return _run(cfg, house, port, on_ready, stop or (lambda: False))
+    own = PtyPort(cfg.link)
+    try:
+        return _run(cfg, house, own, on_ready, stop or (lambda: False))
+    finally:
+        own.drain()
+        own.close()  # and its link: a stale link could later point at another process's pty
+
+
+def _run(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
+         stopping: Callable[[], bool]) -> SimResult:
+    meter = SimMeter()
+    rng = random.Random(cfg.seed or 1)
+    fault_names = sorted(FAULTS)
+    result = SimResult()
+    if on_ready:
+        on_ready(port.path)
+    cfg.truth_csv.parent.mkdir(parents=True, exist_ok=True)
+    with cfg.truth_csv.open("w", newline="") as tf, cfg.meter_csv.open("w", newline="") as mf:
+        truth = csv.writer(tf)
+        truth.writerow(["timestamp", "mains_w", *house.names])
+        meter_out = csv.writer(mf)
+        meter_out.writerow(METER_COLUMNS)
+        if not port.wait_for_reader(stopping):
+            result.stopped_early = True
+            return result
+        t0 = time.monotonic()
+        paused = 0.0
+        for k in range(cfg.telegrams):
+            if stopping():
+                result.stopped_early = True
+                break
+            due = t0 + paused + k / cfg.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if not port.reader_present():
+                wait_start = time.monotonic()
+                if not port.wait_for_reader(stopping):
+                    result.stopped_early = True
+                    break
+                paused += time.monotonic() - wait_start
+            ts = cfg.start_ts + k
+            watts = house.step(ts)
+            mains = sum(watts.values())
+            reading = meter.tick(ts, mains)
+            telegram = meter.telegram(reading)
+            port.write(telegram)
+            truth.writerow([ts, round(mains, 1), *watts.values()])
+            meter_out.writerow([reading.ts, reading.meter_id, reading.import_t1_wh, reading.import_t2_wh,
+                                reading.export_t1_wh, reading.export_t2_wh, reading.power_import_w,
+                                reading.power_export_w, reading.voltage_l1_v, reading.tariff])
+            result.telegrams += 1
+            result.first_ts = result.first_ts or ts
+            result.last_ts = ts
+            if cfg.fault_every and (k + 1) % cfg.fault_every == 0:
+                name = fault_names[(k // cfg.fault_every) % len(fault_names)]
+                port.write(FAULTS[name](telegram, rng))
+                result.faults[name] += 1
+            if k % 64 == 0:
+                tf.flush()
+                mf.flush()
+    return result
+
+
+def install_stop_signals() -> Callable[[], bool]:
+    """SIGTERM/SIGINT end the run after the current telegram, with the CSVs complete."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: object) -> None:
+        flag["stop"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: flag["stop"]

@@ -1,0 +1,3 @@
+from ohmni.cli import main
+
+main()

@@ -1,0 +1,21 @@
+"""`ohmni`: one command line; each part owns its group, registered here and nowhere else."""
+
+from __future__ import annotations
+
+import typer
+
+from cloud.cli import app as cloud_app
+from edge.cli import app as hub_app
+from firmware_sim.cli import app as sim_app
+from ohmni.demo import demo
+
+app = typer.Typer(help="Ohmni: smart-meter gateway and home energy coach.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.command("demo")(demo)
+app.add_typer(hub_app, name="hub")
+app.add_typer(cloud_app, name="cloud")
+app.add_typer(sim_app, name="sim")
+
+
+def main() -> None:
+    app()

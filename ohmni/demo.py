@@ -1,0 +1,304 @@
+"""`ohmni demo`: a simulated home, its hub and the cloud, as separate processes, as in production.
+
+Order of shutdown is what keeps every reading: the meter stops first (its CSVs
+complete), the hub drains until the cloud has acknowledged everything the meter
+wrote, then the hub and the cloud stop. At the end the cloud's readings are compared
+with what the meter wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True, soft_wrap=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Children get SIGTERM if the demo itself dies, so no process is left behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                console.print(f"[yellow]{self.name} did not stop in {timeout:.0f} s; killing it[/]")
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def spawn(name: str, args: list[str], data_dir: Path) -> Child:
+    log = data_dir / f"{name}.log"
+    out = log.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "ohmni", *args], stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+    out.close()
+    return Child(name, proc, log)
+
+
+def _write_secret(path: Path) -> str:
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+def wait_for(what: str, check: callable, child: Child, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited ({child.proc.returncode}) while starting:\n{child.tail()}")
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f} s:\n{child.tail()}")
+
+
+def fetch_cloud_readings(cloud_url: str, key: str) -> list[dict]:
+    rows: list[dict] = []
+    since = 0
+    with httpx.Client(base_url=cloud_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        while True:
+            resp = client.get("/api/v1/household/readings", params={"from_ts": since, "limit": 50_000})
+            resp.raise_for_status()
+            page = resp.json()
+            rows += page
+            if len(page) < 50_000:
+                return rows
+            since = page[-1]["ts"] + 1
+
+
+_COMPARED = ("import_t1_wh", "import_t2_wh", "export_t1_wh", "export_t2_wh", "power_import_w", "power_export_w")
+
+
+@dataclass
+class Comparison:
+    written: int
+    in_cloud: int
+    missing: int
+    duplicated: int
+    mismatched: int
+    unexpected: int
+
+    @property
+    def ok(self) -> bool:
+        return self.written == self.in_cloud and not (self.missing or self.duplicated or self.mismatched
+                                                       or self.unexpected)
+
+    def line(self) -> str:
+        return (f"meter wrote {self.written} telegrams; cloud holds {self.in_cloud} readings: "
+                f"missing={self.missing} duplicated={self.duplicated} mismatched={self.mismatched} "
+                f"unexpected={self.unexpected}")
+
+
+def compare(meter_csv: Path, cloud_rows: list[dict]) -> Comparison:
+    """Every telegram the meter wrote must be in the cloud once, with the same registers and power."""
+    with meter_csv.open(newline="") as f:
+        written = {int(r["timestamp"]): r for r in csv.DictReader(f)}
+    seen: dict[int, int] = {}
+    mismatched = unexpected = 0
+    for row in cloud_rows:
+        ts = int(row["ts"])
+        seen[ts] = seen.get(ts, 0) + 1
+        meter = written.get(ts)
+        if meter is None:
+            unexpected += 1
+        elif any(int(meter[k]) != int(row[k]) for k in _COMPARED):
+            mismatched += 1
+    return Comparison(written=len(written), in_cloud=len(cloud_rows),
+                      missing=sum(1 for ts in written if ts not in seen),
+                      duplicated=sum(n - 1 for n in seen.values()), mismatched=mismatched,
+                      unexpected=unexpected)
+
+
+def demo(
+    duration: Annotated[float | None, typer.Option(min=1, help="Real seconds to run (default: until Ctrl-C).")] = None,
+    speed: Annotated[float, typer.Option(min=0.1, max=500, help="Simulated seconds per real second.")] = 1.0,
+    cloud_port: Annotated[int, typer.Option(help="Cloud port: dashboard and API (0 = any free).")] = 8000,
+    display_port: Annotated[int, typer.Option(help="Hub display port (0 = any free).")] = 8001,
+    data_dir: Annotated[Path | None,
+                        typer.Option(help="Keep the demo's data here (default: a new temp folder).")] = None,
+    household: Annotated[Path | None,
+                         typer.Option(exists=True, dir_okay=False, help="Household TOML for the sim.")] = None,
+    start: Annotated[str | None, typer.Option(help="Simulated start time (Unix seconds or ISO 8601).")] = None,
+    fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
+) -> None:
+    """Run a simulated home, its hub and the cloud on 127.0.0.1; dashboard on localhost."""
+    host = "127.0.0.1"
+    cloud_port = cloud_port or free_port()
+    display_port = display_port or free_port()
+    for port, what, flag in ((cloud_port, "cloud", "--cloud-port"), (display_port, "hub display", "--display-port")):
+        if not port_free(host, port):
+            console.print(f"[red]Port {port} on {host} is in use, so the {what} cannot start.[/] "
+                          f"Stop what uses it, or choose another with {flag} (0 picks a free one).")
+            raise typer.Exit(2)
+    data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="ohmni-demo-"))
+    data.mkdir(parents=True, exist_ok=True)
+    key = _write_secret(data / "householder.key")
+    _write_secret(data / "hub.token")
+    cloud_url = f"http://{host}:{cloud_port}"
+    tty = data / "meter.tty"
+
+    children: list[Child] = []
+    interrupted = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        cloud = spawn("cloud", ["cloud", "serve", "--host", host, "--port", str(cloud_port), "--data-dir",
+                                 str(data / "cloud"), "--bootstrap-demo", "--hub-token-file",
+                                 str(data / "hub.token"), "--householder-key-file", str(data / "householder.key")],
+                       data)
+        children.append(cloud)
+        wait_for("cloud", lambda: httpx.get(f"{cloud_url}/login", timeout=1).status_code == 200, cloud, 30)
+        sim_args = ["sim", "run", "--speed", str(speed), "--out", str(data / "sim"), "--link", str(tty),
+                    "--fault-every", str(fault_every)]
+        sim_args += ["--duration", str(duration)] if duration else []
+        sim_args += ["--household", str(household)] if household else []
+        sim_args += ["--start", start] if start else []
+        sim = spawn("sim", sim_args, data)
+        children.append(sim)
+        wait_for("simulated meter", tty.exists, sim, 15)
+        hub = spawn("hub", ["hub", "run", "--port", str(tty), "--cloud", cloud_url, "--token-file",
+                             str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
+                             str(display_port), "--hub-id", "hub-demo"], data)
+        children.append(hub)
+        hub_url = f"http://{host}:{display_port}"
+        wait_for("hub", lambda: httpx.get(f"{hub_url}/api/status", timeout=1).status_code == 200, hub, 30)
+
+        console.print(f"[bold]Ohmni demo[/] — data in {data}")
+        console.print(f"  Householder dashboard: {cloud_url}/login?key={key}")
+        console.print(f"  In-home display:       {hub_url}/display")
+        console.print(f"  Hub status:            {hub_url}/api/status")
+        console.print("  Press Ctrl-C to stop." if duration is None else f"  Running {duration:g} s at {speed:g}x.")
+
+        total = int(round(duration * speed)) if duration else None
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeRemainingColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("readings at the hub", total=total)
+            while not interrupted and sim.proc.poll() is None:
+                for child in (cloud, hub):
+                    if child.proc.poll() is not None:
+                        raise RuntimeError(f"{child.name} stopped unexpectedly:\n{child.tail()}")
+                try:
+                    status = httpx.get(f"{hub_url}/api/status", timeout=2).json()
+                    face = (status.get("display") or {}).get("face", "-")
+                    progress.update(task, completed=status["store"]["readings"],
+                                    description=f"readings at the hub (face: {face})")
+                except (httpx.HTTPError, ValueError, KeyError):
+                    pass
+                time.sleep(0.5)
+
+        sim.stop()
+        summary = sim_summary(sim)
+        if sim.proc.returncode not in (0, None):
+            raise RuntimeError(f"the simulated meter failed:\n{sim.tail()}")
+        console.print("Stopping: waiting for the hub to upload everything the meter wrote…")
+        wait_drained(hub_url, summary.get("last_ts"), hub)
+        comparison = compare(data / "sim" / "meter.csv", fetch_cloud_readings(cloud_url, key))
+        counters = {k: v for k, v in httpx.get(f"{hub_url}/api/status", timeout=5).json()["meter"]["counters"]
+                    .items() if k.startswith("rejected_")}
+        hub.stop()
+        cloud.stop()
+        colour = "green" if comparison.ok else "red"
+        console.print(f"[{colour}]{comparison.line()}[/]")
+        if summary.get("faults"):
+            console.print(f"Injected faults: {summary['faults']}; hub rejected: {counters}")
+        console.print(f"Ground truth: {data / 'sim' / 'truth.csv'}  meter log: {data / 'sim' / 'meter.csv'}")
+        if not comparison.ok:
+            raise typer.Exit(1)
+    except typer.Exit:
+        raise
+    except RuntimeError as exc:
+        console.print(f"[red]Demo failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        for child in reversed(children):
+            child.stop()
+        signal.signal(signal.SIGINT, previous)
+
+
+def sim_summary(sim: Child) -> dict:
+    for line in reversed(sim.log.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    return {}
+
+
+def wait_drained(hub_url: str, last_ts: int | None, hub: Child, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if hub.proc.poll() is not None:
+            raise RuntimeError(f"the hub stopped before draining:\n{hub.tail()}")
+        try:
+            store = httpx.get(f"{hub_url}/api/status", timeout=2).json()["store"]
+            caught_up = last_ts is None or (store["last_reading_ts"] or 0) >= last_ts
+            if caught_up and store["backlog_readings"] == 0:
+                return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the hub had not uploaded everything after {timeout:.0f} s:\n{hub.tail()}")

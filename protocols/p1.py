@@ -1,0 +1,313 @@
+"""DSMR P1: find telegram frames in a byte stream, check their CRC, decode and encode them.
+
+Framing is ours (the real line is messy: garbage, streams that start mid-telegram,
+truncated frames); decoding is ``dsmr-parser``'s, whose specifications are tables of
+OBIS code -> value parser. The encoder is what the simulated meter speaks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from dsmr_parser import telegram_specifications
+from dsmr_parser.parsers import TelegramParser
+
+from protocols.crc16 import crc16_arc
+from protocols.readings import MeterReading
+
+#: A frame larger than this without its ``!`` is garbage, not a telegram (real ones are < 3 KB).
+MAX_FRAME_BYTES = 16 * 1024
+#: DSMR writes its timestamps in Dutch local time, with an S/W flag for summer/winter.
+METER_TZ = ZoneInfo("Europe/Amsterdam")
+
+_HEADER = re.compile(rb"/[A-Za-z]{3}")
+_MIDLINE_HEADER = re.compile(rb"/[A-Za-z]{3}[0-9]")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class CrcStatus(StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    ABSENT = "absent"
+
+
+class FrameError(StrEnum):
+    """Why a frame was rejected; the value is the counter's label."""
+
+    TRUNCATED = "truncated"
+    OVERSIZED = "oversized"
+    BAD_CRC = "bad_crc"
+    UNDECODABLE = "undecodable"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One candidate telegram cut from the stream, ``/`` through the CRC digits."""
+
+    raw: bytes
+    crc: CrcStatus
+    error: FrameError | None = None
+    detail: str = ""
+
+
+@dataclass
+class FramerStats:
+    frames: int = 0
+    skipped_bytes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def _crc_status(body: bytes, digits: bytes) -> CrcStatus:
+    if not digits:
+        return CrcStatus.ABSENT
+    return CrcStatus.VALID if int(digits, 16) == crc16_arc(body) else CrcStatus.INVALID
+
+
+class P1Framer:
+    """Cut a P1 byte stream into frames.
+
+    A frame starts at a ``/`` followed by three letters, at the start of a line or after
+    garbage that holds no ``(`` (so a ``/`` inside a value is not a start); it ends at a
+    line that begins with ``!`` plus up to four hex CRC digits. A new start before the
+    ``!`` marks the frame before it as truncated. Bytes outside frames (a stream that
+    starts mid-telegram, junk between frames) are skipped and counted.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self.stats = FramerStats()
+
+    def _find_start(self, pos: int) -> int:
+        buf = self._buf
+        while True:
+            m = _HEADER.search(buf, pos)
+            if m is None:
+                return -1
+            i = m.start()
+            if i == 0 or buf[i - 1] in b"\r\n":
+                return i
+            # Mid-line: a real header (baud digit after the maker, no brackets on the
+            # rest of its line) after garbage or a cut-off line; not a "/" inside a value.
+            eol = buf.find(b"\n", i)
+            rest = buf[i:eol if eol >= 0 else len(buf)]
+            if _MIDLINE_HEADER.match(rest) and b"(" not in rest and b")" not in rest and eol >= 0:
+                return i
+            pos = i + 1
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add bytes; return every frame completed by them."""
+        self._buf += data
+        return self._drain(final=False)
+
+    def flush(self) -> list[Frame]:
+        """End of stream: whatever is left is a frame cut short or garbage."""
+        frames = self._drain(final=True)
+        if self._buf:
+            start = self._find_start(0)
+            if start >= 0:
+                self.stats.skipped_bytes += start
+                frames.append(self._reject(bytes(self._buf[start:]), FrameError.TRUNCATED,
+                                           "stream ended before the '!' line"))
+            else:
+                self.stats.skipped_bytes += len(self._buf)
+            self._buf.clear()
+        return frames
+
+    def _reject(self, raw: bytes, error: FrameError, detail: str) -> Frame:
+        self.stats.errors[error.value] += 1
+        return Frame(raw=raw, crc=CrcStatus.ABSENT, error=error, detail=detail)
+
+    def _drain(self, final: bool) -> list[Frame]:
+        out: list[Frame] = []
+        buf = self._buf
+        while True:
+            start = self._find_start(0)
+            if start < 0:
+                # Keep a short tail: it may be the first bytes of a header.
+                keep = 3
+                drop = max(0, len(buf) - keep)
+                self.stats.skipped_bytes += drop
+                del buf[:drop]
+                return out
+            if start:
+                self.stats.skipped_bytes += start
+                del buf[:start]
+            end = buf.find(b"\n!", 1)
+            nxt = self._find_start(1)
+            if nxt >= 0 and (end < 0 or nxt < end):
+                out.append(self._reject(bytes(buf[:nxt]), FrameError.TRUNCATED,
+                                        "a new telegram began before this one's '!' line"))
+                del buf[:nxt]
+                continue
+            if end < 0:
+                if len(buf) > MAX_FRAME_BYTES:
+                    out.append(self._reject(bytes(buf[:MAX_FRAME_BYTES]), FrameError.OVERSIZED,
+                                            f"no '!' line within {MAX_FRAME_BYTES} bytes"))
+                    del buf[:MAX_FRAME_BYTES]
+                    continue
+                return out
+            bang = end + 1
+            pos = bang + 1
+            while pos < len(buf) and pos - bang <= 4 and buf[pos] in _HEX:
+                pos += 1
+            digits = bytes(buf[bang + 1:pos])
+            if len(digits) < 4 and pos == len(buf) and not final:
+                return out  # the CRC may still be arriving
+            if len(digits) > 4:
+                digits = digits[:4]
+                pos = bang + 5
+            body = bytes(buf[:bang + 1])
+            raw = bytes(buf[:pos])
+            del buf[:pos]
+            self.stats.frames += 1
+            status = _crc_status(body, digits)
+            if status is CrcStatus.INVALID:
+                self.stats.errors[FrameError.BAD_CRC.value] += 1
+                out.append(Frame(raw=raw, crc=status, error=FrameError.BAD_CRC,
+                                 detail=f"CRC {digits.decode()} does not match {crc16_arc(body):04X}"))
+            else:
+                out.append(Frame(raw=raw, crc=status))
+
+
+def split_frames(data: bytes) -> list[Frame]:
+    """Frame a whole byte string (a file, a capture)."""
+    framer = P1Framer()
+    return framer.feed(data) + framer.flush()
+
+
+# --- decoding -------------------------------------------------------------------------
+
+_VERSION = re.compile(rb"^1-3:0\.2\.8\((\d+)\)", re.MULTILINE)
+
+
+def _spec_for(raw: bytes) -> dict:
+    m = _VERSION.search(raw)
+    if m is None:
+        return telegram_specifications.V2_2
+    return telegram_specifications.V5 if m.group(1).startswith(b"5") else telegram_specifications.V4
+
+
+_PARSERS: dict[int, TelegramParser] = {}
+
+
+def _parser(spec: dict) -> TelegramParser:
+    key = id(spec)
+    if key not in _PARSERS:
+        _PARSERS[key] = TelegramParser(spec, apply_checksum_validation=False)
+    return _PARSERS[key]
+
+
+class DecodeError(ValueError):
+    """A frame whose CRC is fine but whose content is not a usable reading."""
+
+
+def _wh(telegram: object, name: str) -> int:
+    obj = getattr(telegram, name, None)
+    if obj is None or obj.value is None:
+        return 0
+    unit = (obj.unit or "kWh").lower()
+    value = Decimal(obj.value)
+    return int(value if unit == "wh" else value * 1000)
+
+
+def _w(telegram: object, name: str) -> int:
+    obj = getattr(telegram, name, None)
+    if obj is None or obj.value is None:
+        return 0
+    unit = (obj.unit or "kW").lower()
+    value = Decimal(obj.value)
+    return int(value if unit == "w" else value * 1000)
+
+
+def decode_reading(raw: bytes) -> MeterReading:
+    """Decode one frame into a reading; raise :class:`DecodeError` naming what is missing."""
+    # dsmr-parser's patterns expect CRLF; some meters end lines with LF only (CRC checked on raw).
+    text = re.sub(r"(?<!\r)\n", "\r\n", raw.decode("latin-1"))
+    try:
+        telegram = _parser(_spec_for(raw)).parse(text)
+    except Exception as exc:  # dsmr-parser raises a variety of errors on odd input
+        raise DecodeError(f"dsmr-parser could not parse the telegram: {exc}") from exc
+    stamp = getattr(telegram, "P1_MESSAGE_TIMESTAMP", None)
+    if stamp is None or stamp.value is None:
+        raise DecodeError("telegram has no valid timestamp (0-0:1.0.0)")
+    meter = getattr(telegram, "EQUIPMENT_IDENTIFIER", None)
+    if meter is None or not meter.value:
+        raise DecodeError("telegram has no equipment identifier (0-0:96.1.1)")
+    if getattr(telegram, "ELECTRICITY_USED_TARIFF_1", None) is None:
+        raise DecodeError("telegram has no import register (1-0:1.8.1)")
+    voltage = getattr(telegram, "INSTANTANEOUS_VOLTAGE_L1", None)
+    tariff = getattr(telegram, "ELECTRICITY_ACTIVE_TARIFF", None)
+    return MeterReading(
+        ts=int(stamp.value.timestamp()),
+        meter_id=bytes.fromhex(meter.value).decode("latin-1") if _is_hex(meter.value) else meter.value,
+        import_t1_wh=_wh(telegram, "ELECTRICITY_USED_TARIFF_1"),
+        import_t2_wh=_wh(telegram, "ELECTRICITY_USED_TARIFF_2"),
+        export_t1_wh=_wh(telegram, "ELECTRICITY_DELIVERED_TARIFF_1"),
+        export_t2_wh=_wh(telegram, "ELECTRICITY_DELIVERED_TARIFF_2"),
+        power_import_w=_w(telegram, "CURRENT_ELECTRICITY_USAGE"),
+        power_export_w=_w(telegram, "CURRENT_ELECTRICITY_DELIVERY"),
+        voltage_l1_v=float(voltage.value) if voltage is not None and voltage.value is not None else None,
+        tariff=int(tariff.value) if tariff is not None and tariff.value is not None else None,
+    )
+
+
+def _is_hex(value: str) -> bool:
+    return len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+# --- encoding (the simulated meter) ---------------------------------------------------
+
+def dsmr_timestamp(ts: int) -> str:
+    """``YYMMDDhhmmssX`` in the meter's local time, X = S (summer) or W (winter)."""
+    local = datetime.fromtimestamp(ts, UTC).astimezone(METER_TZ)
+    flag = "S" if local.dst() else "W"
+    return local.strftime("%y%m%d%H%M%S") + flag
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh // 1000:06d}.{wh % 1000:03d}"
+
+
+def _kw(w: int) -> str:
+    return f"{w // 1000:02d}.{w % 1000:03d}"
+
+
+def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,
+                 header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
+    """A DSMR 5.0 telegram for ``reading``, CRLF line endings and a correct CRC-16."""
+    voltage = reading.voltage_l1_v if reading.voltage_l1_v is not None else 230.0
+    amps = current_l1_a if current_l1_a is not None else round(reading.power_import_w / voltage)
+    lines: Iterable[str] = (
+        header,
+        "",
+        "1-3:0.2.8(50)",
+        f"0-0:1.0.0({dsmr_timestamp(reading.ts)})",
+        f"0-0:96.1.1({reading.meter_id.encode('latin-1').hex().upper()})",
+        f"1-0:1.8.1({_kwh(reading.import_t1_wh)}*kWh)",
+        f"1-0:1.8.2({_kwh(reading.import_t2_wh)}*kWh)",
+        f"1-0:2.8.1({_kwh(reading.export_t1_wh)}*kWh)",
+        f"1-0:2.8.2({_kwh(reading.export_t2_wh)}*kWh)",
+        f"0-0:96.14.0({reading.tariff or 1:04d})",
+        f"1-0:1.7.0({_kw(reading.power_import_w)}*kW)",
+        f"1-0:2.7.0({_kw(reading.power_export_w)}*kW)",
+        "0-0:96.7.21(00003)",
+        "0-0:96.7.9(00001)",
+        "1-0:99.97.0(0)(0-0:96.7.19)",
+        "1-0:32.32.0(00000)",
+        "1-0:32.36.0(00000)",
+        "0-0:96.13.0()",
+        f"1-0:32.7.0({voltage:05.1f}*V)",
+        f"1-0:31.7.0({amps:03d}*A)",
+        f"1-0:21.7.0({_kw(reading.power_import_w)}*kW)",
+        f"1-0:22.7.0({_kw(reading.power_export_w)}*kW)",
+        "!",
+    )
+    body = "\r\n".join(lines).encode("latin-1")
+    return body + f"{crc16_arc(body):04X}\r\n".encode()

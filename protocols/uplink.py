@@ -1,0 +1,57 @@
+"""The versioned edge -> cloud contract: the only thing the hub and the cloud share.
+
+A batch is identified by (hub_id, seq) and every reading by (hub_id, channel, ts), so
+a retried upload changes nothing. Version 1 carries meter readings and the hub's
+display state; later versions add aggregates and appliance runs as new optional fields.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from protocols.display import DisplayState
+from protocols.readings import MeterReading
+
+SCHEMA_VERSION = 1
+#: The cloud refuses larger batches; the hub never builds one.
+MAX_BATCH_READINGS = 5000
+
+
+class ReadingV1(BaseModel):
+    """One electricity reading as it travels; registers in Wh, power in W."""
+
+    ts: int = Field(description="UTC epoch seconds, the meter's own timestamp")
+    channel: str = Field(default="electricity", max_length=64)
+    meter_id: str = Field(max_length=96)
+    import_t1_wh: int = Field(ge=0)
+    import_t2_wh: int = Field(ge=0)
+    export_t1_wh: int = Field(ge=0)
+    export_t2_wh: int = Field(ge=0)
+    power_import_w: int = Field(ge=0)
+    power_export_w: int = Field(ge=0)
+    voltage_l1_v: float | None = None
+    tariff: int | None = None
+
+    @classmethod
+    def from_reading(cls, reading: MeterReading, channel: str = "electricity") -> ReadingV1:
+        return cls(channel=channel, **reading.as_dict())
+
+
+class UplinkBatch(BaseModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    hub_id: str = Field(max_length=64)
+    seq: int = Field(ge=1, description="the hub's batch sequence number, strictly increasing")
+    readings: list[ReadingV1] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
+    display: DisplayState | None = None
+
+
+class UplinkAck(BaseModel):
+    """What the cloud stored: the hub may forget the batch once it has this."""
+
+    hub_id: str
+    seq: int
+    stored: int = Field(description="readings newly stored by this request")
+    duplicates: int = Field(description="readings the cloud already had (a retry)")
+    replayed: bool = Field(default=False, description="the whole batch had been acknowledged before")

@@ -1,0 +1,140 @@
+"""The cloud's API and pages: who may write and read, dedup of retries, today's figures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.app import create_app
+from cloud.auth import Principal, Role, hash_secret, new_secret
+from cloud.bootstrap import DEMO_HOUSEHOLD
+from cloud.settings import CloudSettings
+from cloud.storage.base import Household
+from protocols.display import DisplayState, Face
+from protocols.uplink import ReadingV1, UplinkBatch
+
+DAY = 1_764_028_800  # 2025-11-25 00:00 Europe/London (UTC in winter)
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    secrets = {"hub": new_secret(), "key": new_secret(), "other_hub": new_secret(), "other_key": new_secret()}
+    (tmp_path / "hub").write_text(secrets["hub"])
+    (tmp_path / "key").write_text(secrets["key"])
+    settings = CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, demo_hub_token_file=tmp_path / "hub",
+                             demo_householder_key_file=tmp_path / "key")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        store = app.state.storage
+        other = Household("hh-other", "Other", "100000002", "M1 1AA", "Europe/London", DEMO_HOUSEHOLD.tariff_json)
+
+        async def add_other() -> None:
+            await store.upsert_household(other)
+            await store.upsert_hub("hub-other", other.id)
+            await store.add_credential(hash_secret(secrets["other_hub"]), Principal(Role.HUB, "hub-other", other.id))
+            await store.add_credential(hash_secret(secrets["other_key"]),
+                                       Principal(Role.HOUSEHOLDER, other.id, other.id))
+        client.portal.call(add_other)
+        yield client, secrets
+
+
+def reading(ts: int, import_wh: int, power_w: int = 500) -> ReadingV1:
+    return ReadingV1(ts=ts, meter_id="E1", import_t1_wh=import_wh, import_t2_wh=1_000_000, export_t1_wh=0,
+                     export_t2_wh=0, power_import_w=power_w, power_export_w=0)
+
+
+def post(client: TestClient, token: str, batch: UplinkBatch):
+    return client.post("/api/v1/hub/batches", content=batch.model_dump_json(),
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+def test_batch_needs_a_hub_credential(cloud):
+    client, secrets = cloud
+    batch = UplinkBatch(hub_id="hub-demo", seq=1, readings=[reading(DAY, 1)])
+    assert post(client, "nonsense-token", batch).status_code == 401
+    resp = post(client, secrets["key"], batch)  # a householder key is not a hub credential
+    assert resp.status_code == 401
+    assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_hub_cannot_write_for_another_hub(cloud):
+    client, secrets = cloud
+    resp = post(client, secrets["other_hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=[reading(DAY, 1)]))
+    assert resp.status_code == 403
+    assert "hub-other" in resp.json()["detail"]
+
+
+def test_retry_after_lost_ack_stores_nothing_twice(cloud):
+    client, secrets = cloud
+    batch = UplinkBatch(hub_id="hub-demo", seq=1, readings=[reading(DAY + i, 1000 + i) for i in range(10)])
+    first = post(client, secrets["hub"], batch).json()
+    assert first["stored"] == 10 and not first["replayed"]
+    again = post(client, secrets["hub"], batch).json()
+    assert again["stored"] == 0 and again["replayed"]
+    # the same readings in a new batch (a hub that lost its outbox state) are still not duplicated
+    overlap = UplinkBatch(hub_id="hub-demo", seq=2, readings=[reading(DAY + i, 1000 + i) for i in range(5, 15)])
+    third = post(client, secrets["hub"], overlap).json()
+    assert third["stored"] == 5 and third["duplicates"] == 5
+    rows = client.get("/api/v1/household/readings", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    assert [r["ts"] for r in rows] == [DAY + i for i in range(15)]
+
+
+def test_malformed_batch_gets_a_problem_naming_the_field(cloud):
+    client, secrets = cloud
+    resp = client.post("/api/v1/hub/batches", content=b'{"hub_id": "hub-demo", "seq": 1, "readings": '
+                                                      b'[{"ts": "soon", "meter_id": "E1"}]}',
+                       headers={"Authorization": f"Bearer {secrets['hub']}"})
+    assert resp.status_code == 422
+    body = resp.json()
+    assert body["title"] == "Invalid batch"
+    assert any(e["loc"][:3] == ["readings", 0, "ts"] for e in body["errors"])
+    assert client.post("/api/v1/hub/batches", content=b"{not json",
+                       headers={"Authorization": f"Bearer {secrets['hub']}"}).status_code == 422
+
+
+def test_householder_sees_only_their_own_home(cloud):
+    client, secrets = cloud
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=[reading(DAY, 1)]))
+    mine = client.get("/api/v1/household/readings", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    theirs = client.get("/api/v1/household/readings",
+                        headers={"Authorization": f"Bearer {secrets['other_key']}"}).json()
+    assert len(mine) == 1 and theirs == []
+    assert client.get("/api/v1/household/summary").status_code == 401
+
+
+def test_today_figures_are_priced_exactly(cloud):
+    client, secrets = cloud
+    # 2.5 kWh since midnight: the register before midnight is the day's base
+    readings = [reading(DAY - 10, 500_000), reading(DAY + 3600, 501_000), reading(DAY + 7200, 502_500, 2400)]
+    display = DisplayState(ts=DAY + 7200, face=Face.FROWN, power_w=2400, reason="Using 2.4 kW")
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=readings, display=display))
+    s = client.get("/api/v1/household/summary", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    assert s["power_w"] == 2400
+    assert s["today"]["kwh"] == "2.500" and s["today"]["date"] == "2025-11-25"
+    # 2.5 kWh x 24.50p + 60.10p standing = 121.35p
+    expected = (Decimal("2.5") * Decimal("24.50") + Decimal("60.10")) / 100
+    assert Decimal(s["today"]["cost"]) == expected.quantize(Decimal("0.01"))
+    assert s["display"]["face"] == "frown"
+
+
+def test_dashboard_page_needs_sign_in_and_shows_the_api_figures(cloud):
+    client, secrets = cloud
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1,
+                                             readings=[reading(DAY, 500_000), reading(DAY + 60, 500_321, 777)]))
+    assert 'name="key"' in client.get("/").text  # the sign-in form
+    assert client.get("/login", params={"key": "wrong"}).status_code == 401
+    signed = client.get("/login", params={"key": secrets["key"]}, follow_redirects=False)
+    assert signed.status_code == 303
+    assert "httponly" in signed.headers["set-cookie"].lower()
+    page = client.get("/").text
+    api = client.get("/api/v1/household/summary").json()  # the cookie session works for the API too
+    assert re.search(r'id="power-w">(\d+)<', page).group(1) == str(api["power_w"]) == "777"
+    assert re.search(r'id="today-kwh">([\d.]+)<', page).group(1) == api["today"]["kwh"]
+    assert re.search(r'id="today-cost">([\d.]+)<', page).group(1) == api["today"]["cost"]
+    assert client.get("/static/vendor/plotly.min.js").status_code == 200
+    assert client.get("/static/..%2Fsettings.py").status_code == 404

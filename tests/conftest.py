@@ -1,0 +1,26 @@
+"""Shared fixtures: the real-data folder, free ports, and helpers to run our own processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("OHMNI_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """../shared/data (or $OHMNI_DATA). Absent on a user's clone: skip there, fail in CI."""
+    path = shared_data()
+    if not path.is_dir():
+        reason = f"real meter data not found at {path} (set OHMNI_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path

@@ -1,0 +1,48 @@
+from edge.config import FaceConfig
+from edge.face import FaceTracker, choose_face
+from protocols.display import Face
+
+CFG = FaceConfig()
+
+
+def test_policy_thresholds():
+    assert choose_face(0.5, Face.NEUTRAL, CFG) is Face.SMILE
+    assert choose_face(1.0, Face.NEUTRAL, CFG) is Face.NEUTRAL
+    assert choose_face(3.0, Face.NEUTRAL, CFG) is Face.FROWN
+
+
+def test_hysteresis_keeps_a_face_near_its_threshold():
+    just_below_frown = CFG.frown_above - CFG.hysteresis / 2
+    assert choose_face(just_below_frown, Face.FROWN, CFG) is Face.FROWN
+    assert choose_face(just_below_frown, Face.NEUTRAL, CFG) is Face.NEUTRAL
+    just_above_smile = CFG.smile_below + CFG.hysteresis / 2
+    assert choose_face(just_above_smile, Face.SMILE, CFG) is Face.SMILE
+    assert choose_face(just_above_smile, Face.NEUTRAL, CFG) is Face.NEUTRAL
+
+
+def test_frown_can_be_turned_off():
+    cfg = FaceConfig(allow_frown=False)
+    assert choose_face(10.0, Face.NEUTRAL, cfg) is Face.NEUTRAL
+
+
+def test_tracker_learns_then_follows_a_kettle():
+    tracker = FaceTracker(CFG)
+    t = 1_764_072_000
+    states = [tracker.update(t + i, 300) for i in range(CFG.min_baseline_s + 120)]
+    assert states[0].face is Face.NEUTRAL and "Learning" in states[0].reason
+    assert states[-1].face is Face.NEUTRAL and states[-1].baseline_w == 300
+    t += len(states)
+    during = [tracker.update(t + i, 3300) for i in range(120)]
+    assert during[-1].face is Face.FROWN and "usual" in during[-1].reason
+    t += 120
+    after = [tracker.update(t + i, 150) for i in range(120)]
+    assert after[-1].face is Face.SMILE
+
+
+def test_tracker_memory_is_bounded():
+    cfg = FaceConfig(baseline_window_s=3600)
+    tracker = FaceTracker(cfg)
+    for i in range(0, 3 * 3600):
+        tracker.update(i, 100)
+    assert len(tracker._minutes) <= 60
+    assert len(tracker._recent) <= cfg.recent_s

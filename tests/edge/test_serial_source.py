@@ -1,0 +1,83 @@
+"""The hub's P1 source on a real pseudo-terminal, as it would read /dev/ttyUSB0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+from edge.sources.serial_p1 import SerialP1Source
+from firmware_sim.meter import SimMeter
+from firmware_sim.pty_port import PtyPort
+from firmware_sim.run import FAULTS
+
+START = 1_764_072_000
+
+
+async def _collect(source: SerialP1Source, want: int, timeout: float = 10.0) -> list:
+    got: list = []
+    task = asyncio.create_task(source.run(got.extend))
+    try:
+        async with asyncio.timeout(timeout):
+            while len(got) < want:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return got
+
+
+async def test_corrupt_frames_are_counted_and_the_readings_around_them_arrive():
+    port = PtyPort()
+    meter = SimMeter()
+    rng = random.Random(3)
+    good = [meter.tick(START + i, 400.0 + i) for i in range(9)]
+    stream = b""
+    for i, reading in enumerate(good):
+        telegram = meter.telegram(reading)
+        stream += telegram
+        if i % 3 == 0:
+            stream += FAULTS["bad_crc"](telegram, rng)
+        elif i % 3 == 1:
+            stream += FAULTS["truncated"](telegram, rng)
+        else:
+            stream += FAULTS["garbage"](telegram, rng)
+    source = SerialP1Source(port.path)
+    collecting = asyncio.create_task(_collect(source, len(good)))
+    await asyncio.to_thread(port.wait_for_reader, lambda: False)
+    port.write(stream)
+    got = await collecting
+    port.close()
+    assert got == good
+    assert source.counters["rejected_bad_crc"] == 3
+    assert source.counters["rejected_truncated"] == 3
+    assert source.counters["skipped_bytes"] > 0
+
+
+async def test_port_that_vanishes_is_reopened():
+    port = PtyPort()
+    link = port.path
+    source = SerialP1Source("/nonexistent/ttyOHMNI", max_backoff_s=0.2)
+    got: list = []
+    task = asyncio.create_task(source.run(got.extend))
+    await asyncio.sleep(0.5)
+    assert not source.connected and source.counters["port_errors"] >= 1
+    assert "ttyOHMNI" in (source.last_error or "")
+    # the installer plugs the meter in: the same path now exists (a symlink, like udev's)
+    tmp = f"/tmp/ohmni-test-tty-{os.getpid()}"
+    os.symlink(link, tmp)
+    source.port = tmp
+    try:
+        await asyncio.to_thread(port.wait_for_reader, lambda: False)
+        meter = SimMeter()
+        reading = meter.tick(START, 123.0)
+        port.write(meter.telegram(reading))
+        async with asyncio.timeout(10):
+            while not got:
+                await asyncio.sleep(0.02)
+        assert got == [reading] and source.connected
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        os.unlink(tmp)
+        port.close()

@@ -1,0 +1,101 @@
+"""Framing survives the real line: garbage, cut-off streams, truncated frames, odd CRCs."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.crc16 import crc16_arc
+from protocols.p1 import CrcStatus, FrameError, P1Framer, decode_reading, encode_dsmr5, split_frames
+from protocols.readings import MeterReading
+
+
+def reading(ts: int = 1_764_072_000, power_w: int = 2345) -> MeterReading:
+    return MeterReading(ts=ts, meter_id="E0012345678901234", import_t1_wh=1_234_567, import_t2_wh=7_654_321,
+                        export_t1_wh=0, export_t2_wh=5, power_import_w=power_w, power_export_w=0,
+                        voltage_l1_v=231.2, tariff=2)
+
+
+def test_encoded_telegram_has_a_correct_crc_and_decodes_to_the_same_reading():
+    telegram = encode_dsmr5(reading())
+    body, _, crc = telegram.rpartition(b"!")
+    assert int(crc.strip(), 16) == crc16_arc(body + b"!")
+    [frame] = split_frames(telegram)
+    assert frame.crc is CrcStatus.VALID and frame.error is None
+    assert decode_reading(frame.raw) == reading()
+
+
+def test_garbage_before_between_and_after_frames_is_skipped_and_counted():
+    a, b = encode_dsmr5(reading(1)), encode_dsmr5(reading(2))
+    framer = P1Framer()
+    frames = framer.feed(b"\x00\xffnoise(" + a + b"junk after crc\r\n\xfe" + b) + framer.flush()
+    assert [decode_reading(f.raw).ts for f in frames] == [1, 2]
+    assert framer.stats.skipped_bytes > 0
+
+
+def test_stream_starting_mid_telegram_drops_the_partial_block():
+    a, b = encode_dsmr5(reading(1)), encode_dsmr5(reading(2))
+    frames = split_frames(a[len(a) // 2:] + b)
+    assert [decode_reading(f.raw).ts for f in frames if f.error is None] == [2]
+
+
+def test_truncated_frame_followed_by_a_full_one():
+    a, b = encode_dsmr5(reading(1)), encode_dsmr5(reading(2))
+    for cut in (25, 100, len(a) // 2, len(a) - 12):
+        frames = split_frames(a[:cut] + b)
+        assert [f.error for f in frames] == [FrameError.TRUNCATED, None], cut
+        assert decode_reading(frames[1].raw).ts == 2
+
+
+def test_bad_crc_is_flagged_but_still_framed():
+    a = bytearray(encode_dsmr5(reading()))
+    a[a.index(b"02.345")] = ord("9")
+    [frame] = split_frames(bytes(a))
+    assert frame.crc is CrcStatus.INVALID and frame.error is FrameError.BAD_CRC
+
+
+@pytest.mark.parametrize("transform", [
+    lambda t: t.replace(b"\r\n", b"\n"),  # LF-only endings, CRC recomputed below
+])
+def test_lf_only_endings(transform):
+    body = transform(encode_dsmr5(reading())).rpartition(b"!")[0] + b"!"
+    telegram = body + f"{crc16_arc(body):04X}\n".encode()
+    [frame] = split_frames(telegram)
+    assert frame.crc is CrcStatus.VALID
+    assert decode_reading(frame.raw).power_import_w == 2345
+
+
+def test_lowercase_and_three_digit_crcs_are_valid():
+    body = encode_dsmr5(reading()).rpartition(b"!")[0] + b"!"
+    crc = crc16_arc(body)
+    [frame] = split_frames(body + f"{crc:04x}\r\n".encode())
+    assert frame.crc is CrcStatus.VALID
+    # find a telegram whose CRC has a leading zero nibble, written with three digits
+    for power in range(1000, 6000):
+        body = encode_dsmr5(reading(power_w=power)).rpartition(b"!")[0] + b"!"
+        if crc16_arc(body) < 0x1000:
+            [frame] = split_frames(body + f"{crc16_arc(body):X}\r\n".encode())
+            assert frame.crc is CrcStatus.VALID
+            return
+    pytest.fail("no telegram with a three-digit CRC found")
+
+
+def test_a_slash_inside_a_value_is_not_a_frame_start():
+    text = encode_dsmr5(reading()).replace(b"0-0:96.13.0()", b"0-0:96.13.0(see /ABC5 here)")
+    body = text.rpartition(b"!")[0] + b"!"
+    [frame] = split_frames(body + f"{crc16_arc(body):04X}\r\n".encode())
+    assert frame.crc is CrcStatus.VALID
+
+
+def test_frames_split_across_many_small_reads():
+    stream = b"".join(encode_dsmr5(reading(ts)) for ts in range(5))
+    framer = P1Framer()
+    frames = []
+    for i in range(0, len(stream), 7):
+        frames += framer.feed(stream[i:i + 7])
+    assert [decode_reading(f.raw).ts for f in frames] == list(range(5))
+
+
+def test_oversized_frame_without_end_is_dropped():
+    framer = P1Framer()
+    frames = framer.feed(b"/ABC5 huge\r\n" + b"1-0:1.8.1(1)\r\n" * 2000)
+    assert frames and frames[0].error is FrameError.OVERSIZED

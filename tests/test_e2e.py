@@ -1,0 +1,186 @@
+"""The whole path with real processes: sim meter -> pty -> hub -> HTTP -> cloud -> page.
+
+These run the same `ohmni` commands a user runs, each as its own process.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ohmni.demo import free_port, spawn, wait_drained, wait_for
+
+pytestmark = pytest.mark.e2e
+
+START = "2025-11-25T08:00:00+00:00"
+START_TS = 1_764_057_600
+KETTLE_AT_S = 420
+KETTLE_S = 170
+HOUSE = f"""
+seed = 3
+[[appliance]]
+name = "baseload"
+kind = "constant"
+power_w = 250
+noise_w = 5
+[[appliance]]
+name = "fridge"
+kind = "cycling"
+power_w = 80
+on_s = 600
+off_s = 900
+[[appliance]]
+name = "kettle"
+kind = "program"
+phases = [[{KETTLE_S}, 2900]]
+runs_at_s = [{KETTLE_AT_S}]
+"""
+
+
+def _secret(path: Path) -> str:
+    import secrets
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+@pytest.fixture(scope="module")
+def running_home(tmp_path_factory: pytest.TempPathFactory):
+    """Cloud, simulated meter (900 simulated s at 60x, a fault every 40 telegrams) and hub."""
+    tmp_path = tmp_path_factory.mktemp("home")
+    (tmp_path / "house.toml").write_text(HOUSE)
+    key = _secret(tmp_path / "householder.key")
+    _secret(tmp_path / "hub.token")
+    cloud_port, display_port = free_port(), free_port()
+    cloud_url, hub_url = f"http://127.0.0.1:{cloud_port}", f"http://127.0.0.1:{display_port}"
+    children = []
+    try:
+        cloud = spawn("cloud", ["cloud", "serve", "--port", str(cloud_port), "--data-dir", str(tmp_path / "cloud"),
+                                "--bootstrap-demo", "--hub-token-file", str(tmp_path / "hub.token"),
+                                "--householder-key-file", str(tmp_path / "householder.key")], tmp_path)
+        children.append(cloud)
+        wait_for("cloud", lambda: httpx.get(f"{cloud_url}/login").status_code == 200, cloud, 30)
+        sim = spawn("sim", ["sim", "run", "--speed", "60", "--duration", "15", "--start", START, "--household",
+                            str(tmp_path / "house.toml"), "--out", str(tmp_path / "sim"), "--link",
+                            str(tmp_path / "meter.tty"), "--fault-every", "40"], tmp_path)
+        children.append(sim)
+        wait_for("meter", (tmp_path / "meter.tty").exists, sim, 15)
+        hub = spawn("hub", ["hub", "run", "--port", str(tmp_path / "meter.tty"), "--cloud", cloud_url,
+                            "--token-file", str(tmp_path / "hub.token"), "--data-dir", str(tmp_path / "hub"),
+                            "--display-port", str(display_port)], tmp_path)
+        children.append(hub)
+        sim.proc.wait(60)
+        assert sim.proc.returncode == 0, sim.tail()
+        wait_drained(hub_url, START_TS + 899, hub)
+        yield {"tmp": tmp_path, "cloud": cloud_url, "hub": hub_url, "key": key}
+    finally:
+        for child in reversed(children):
+            child.stop()
+        for child in children:
+            assert "Traceback" not in child.log.read_text(), child.tail(40)
+
+
+def test_every_telegram_arrives_once_with_its_values(running_home):
+    with (running_home["tmp"] / "sim" / "meter.csv").open() as f:
+        written = list(csv.DictReader(f))
+    assert len(written) == 900
+    rows = httpx.get(f"{running_home['cloud']}/api/v1/household/readings",
+                     headers={"Authorization": f"Bearer {running_home['key']}"}).json()
+    assert [r["ts"] for r in rows] == [int(w["timestamp"]) for w in written]
+    for w, r in zip(written, rows, strict=True):
+        assert (r["import_t1_wh"], r["import_t2_wh"], r["power_import_w"]) == (
+            int(w["import_t1_wh"]), int(w["import_t2_wh"]), int(w["power_import_w"]))
+
+
+def test_corrupt_frames_were_counted_and_skipped(running_home):
+    counters = httpx.get(f"{running_home['hub']}/api/status").json()["meter"]["counters"]
+    # 900 telegrams, a fault after every 40th: 22 faults in rotation bad_crc, garbage, truncated
+    assert counters["rejected_bad_crc"] == 8
+    assert counters["rejected_truncated"] == 7
+    assert counters["readings"] == 900
+
+
+def test_page_shows_the_live_figures(running_home):
+    with httpx.Client(base_url=running_home["cloud"], follow_redirects=True) as browser:
+        assert browser.get("/login", params={"key": running_home["key"]}).status_code == 200  # redirected to /
+        page = browser.get("/").text
+        api = browser.get("/api/v1/household/summary").json()
+    with (running_home["tmp"] / "sim" / "meter.csv").open() as f:
+        written = list(csv.DictReader(f))
+    last, first = written[-1], written[0]
+    assert api["power_w"] == int(last["power_import_w"])
+    used_wh = sum(int(last[k]) - int(first[k]) for k in ("import_t1_wh", "import_t2_wh"))
+    assert api["today"]["energy_wh"] == used_wh  # the sim started at 08:00, the day's first reading
+    assert re.search(r'id="power-w">(\d+)<', page).group(1) == str(api["power_w"])
+    assert re.search(r'id="today-kwh">([\d.]+)<', page).group(1) == api["today"]["kwh"]
+    assert re.search(r'id="today-cost">([\d.]+)<', page).group(1) == api["today"]["cost"]
+    assert len(api["series"]) == 15  # one point a minute
+    display = httpx.get(f"{running_home['hub']}/display")
+    assert display.status_code == 200 and 'id="face"' in display.text
+
+
+def test_face_follows_the_kettle(running_home):
+    log = httpx.get(f"{running_home['hub']}/api/face-log").json()
+    kettle_on, kettle_off = START_TS + KETTLE_AT_S, START_TS + KETTLE_AT_S + KETTLE_S
+    assert all(e["face"] != "frown" for e in log if e["ts"] < kettle_on), log
+    frowns = [e for e in log if e["face"] == "frown"]
+    assert frowns and kettle_on <= frowns[0]["ts"] < kettle_on + 30, log
+    after = [e for e in log if e["ts"] > frowns[0]["ts"] and e["face"] != "frown"]
+    assert after and after[0]["ts"] < kettle_off + 120, log
+    assert "usual" in frowns[0]["reason"]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                if text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "ohmni", "demo", "--cloud-port", "0", "--display-port", "0",
+                             "--data-dir", str(tmp_path / "demo"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
+    proc = _demo(tmp_path, "--duration", "5", "--speed", "60")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "meter wrote 300 telegrams; cloud holds 300 readings: missing=0 duplicated=0" in out
+    assert "/login?key=" in out and "/display" in out
+    assert "Traceback" not in out
+    for log in (tmp_path / "demo").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+    assert _processes_mentioning(str(tmp_path / "demo")) == []
+
+
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path):
+    proc = _demo(tmp_path, "--speed", "30")
+    hub_db = tmp_path / "demo" / "hub" / "hub.sqlite3"
+    deadline = time.monotonic() + 60
+    while not hub_db.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    m = re.search(r"meter wrote (\d+) telegrams; cloud holds (\d+) readings: missing=0 duplicated=0", out)
+    assert m and int(m.group(1)) == int(m.group(2)) > 0, out
+    assert "Traceback" not in out
+    assert _processes_mentioning(str(tmp_path / "demo")) == []
