@@ -7,10 +7,10 @@ from pathlib import Path
 from cloud.auth import Principal, Role, hash_secret
 from cloud.settings import CloudSettings
 from cloud.storage.base import Household, Storage
-from cloud.tariffs import DEMO_TARIFF
+from cloud.tariffs import demo_tariff
 
 DEMO_HOUSEHOLD = Household(id="hh-demo", name="The Demo Household", account_number="100000001",
-                           postcode="SW1A 1AA", tz="Europe/London", tariff_json=DEMO_TARIFF.model_dump_json())
+                           postcode="SW1A 1AA", tz="Europe/London", tariff_json=demo_tariff().model_dump_json())
 
 
 def _secret(path: Path | None, what: str) -> str:

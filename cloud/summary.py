@@ -1,19 +1,24 @@
 """The household's live figures: power, face, today's energy and cost, the recent curve.
 
 "Now" is the time of the household's latest reading (the meter's clock), so a
-simulated home running faster than real time shows its own today.
+simulated home running faster than real time shows its own today. Money comes from
+the billing engine: today's half-hours priced under the household's tariff.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from cloud.billing.engine import Interval, price
 from cloud.storage.base import Household, Storage
-from cloud.tariffs import CURRENCY_SYMBOL, FlatTariff
+from cloud.tariffs.model import CURRENCY_SYMBOL, FlatRates, Tariff
 from protocols.display import DisplayState
+
+SETTLEMENT_S = 1800
 
 
 class Point(BaseModel):
@@ -28,8 +33,7 @@ class Today(BaseModel):
     cost: str
     currency: str
     currency_symbol: str
-    unit_rate_p_per_kwh: str
-    standing_p_per_day: str
+    tariff: str
 
 
 class Summary(BaseModel):
@@ -64,6 +68,33 @@ def minute_means(rows: list[tuple[int, int]]) -> list[Point]:
     return points
 
 
+async def settlement_usage(store: Storage, household_id: str, from_ts: int, to_ts: int) -> list[Interval]:
+    """Half-hourly kWh from the import register: each half-hour's last register minus the one before.
+
+    The register just before ``from_ts`` is the base, so energy used across the boundary counts.
+    """
+    base = await store.reading_before(household_id, from_ts)
+    previous = (base.import_t1_wh + base.import_t2_wh) if base else None
+    out: list[Interval] = []
+    for bucket, register in await store.register_buckets(household_id, from_ts, to_ts, SETTLEMENT_S):
+        if previous is not None:
+            out.append(Interval(datetime.fromtimestamp(bucket, UTC), Decimal(register - previous) / 1000))
+        previous = register
+    return out
+
+
+def tariff_line(tariff: Tariff) -> str:
+    version = tariff.versions[-1]
+    rates = version.unit_rates
+    parts = [tariff.name]
+    if isinstance(rates, FlatRates):
+        parts.append(f"{rates.rate * 100:.2f}p/kWh" if tariff.currency == "GBP" else f"{rates.rate}/kWh")
+    if version.standing_charge_per_day:
+        parts.append(f"standing charge {version.standing_charge_per_day * 100:.2f}p/day"
+                     if tariff.currency == "GBP" else f"standing charge {version.standing_charge_per_day}/day")
+    return ", ".join(parts)
+
+
 async def household_summary(store: Storage, household: Household, hours: float = 6.0) -> Summary:
     tz = ZoneInfo(household.tz)
     latest = await store.latest_reading(household.id)
@@ -71,22 +102,23 @@ async def household_summary(store: Storage, household: Household, hours: float =
     if latest is None:
         return Summary(household_id=household.id, household_name=household.name, now_ts=None, power_w=None,
                        display=display, today=None, series=[])
-    tariff = FlatTariff.model_validate_json(household.tariff_json)
+    tariff = Tariff.model_validate_json(household.tariff_json)
     day_start = local_day_start(latest.ts, tz)
+    usage = await settlement_usage(store, household.id, day_start, latest.ts + 1)
     base = await store.reading_before(household.id, day_start) or await store.first_reading_from(
         household.id, day_start)
     assert base is not None  # latest itself is on or after day_start
     energy_wh = (latest.import_t1_wh + latest.import_t2_wh) - (base.import_t1_wh + base.import_t2_wh)
-    cost = tariff.day_cost(energy_wh)
+    today_date: date = datetime.fromtimestamp(day_start, tz).date()
+    bill = price(tariff, usage, today_date, today_date + timedelta(days=1), tz, interval_s=SETTLEMENT_S)
     today = Today(
-        date=datetime.fromtimestamp(day_start, tz).date().isoformat(),
+        date=today_date.isoformat(),
         energy_wh=energy_wh,
         kwh=f"{energy_wh / 1000:.3f}",
-        cost=f"{cost:.2f}",
+        cost=f"{bill.total:.2f}",
         currency=tariff.currency,
         currency_symbol=CURRENCY_SYMBOL.get(tariff.currency, tariff.currency + " "),
-        unit_rate_p_per_kwh=str(tariff.unit_rate_p_per_kwh),
-        standing_p_per_day=str(tariff.standing_p_per_day),
+        tariff=tariff_line(tariff),
     )
     since = latest.ts - int(timedelta(hours=hours).total_seconds())
     series = minute_means(await store.power_series(household.id, since, latest.ts + 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cloud.billing.cli import bill, tariff_app
 from cloud.cli import app as cloud_app
 from edge.cli import app as hub_app
 from firmware_sim.cli import app as sim_app
@@ -15,6 +16,8 @@ app.command("demo")(demo)
 app.add_typer(hub_app, name="hub")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(sim_app, name="sim")
+app.add_typer(tariff_app, name="tariff")
+app.command("bill")(bill)
 
 
 def main() -> None:

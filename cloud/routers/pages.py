@@ -59,8 +59,7 @@ async def home(request: Request) -> Response:
         "today_kwh": today.kwh if today else "0.000",
         "today_cost": today.cost if today else "0.00",
         "currency_symbol": today.currency_symbol if today else "",
-        "tariff_line": (f"Flat rate {today.unit_rate_p_per_kwh}p/kWh, standing charge "
-                        f"{today.standing_p_per_day}p/day") if today else "",
+        "tariff_line": today.tariff if today else "",
         "updated": datetime.fromtimestamp(s.now_ts, UTC).isoformat() if s.now_ts else "no reading yet",
     }
     page = _template("home.html").substitute({k: html.escape(v) for k, v in values.items()})

@@ -47,6 +47,10 @@ class Storage(Protocol):
     async def power_series(self, household_id: str, from_ts: int, to_ts: int) -> list[tuple[int, int]]:
         """(ts, net power W) in time order: the cheap path for charts."""
 
+    async def register_buckets(self, household_id: str, from_ts: int, to_ts: int,
+                               bucket_s: int = 1800) -> list[tuple[int, int]]:
+        """(bucket start, last import register in Wh in that bucket), for settlement periods."""
+
     async def latest_reading(self, household_id: str) -> ReadingV1 | None: ...
     async def reading_before(self, household_id: str, ts: int) -> ReadingV1 | None:
         """The last reading strictly before ``ts`` (the register at a day's start)."""

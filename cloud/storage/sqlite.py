@@ -154,6 +154,13 @@ class SqliteStorage:
             "SELECT ts, sum(power_import_w - power_export_w) FROM readings WHERE household_id = ? "
             "AND ts >= ? AND ts < ? GROUP BY ts ORDER BY ts", (household_id, from_ts, to_ts)).fetchall())
 
+    async def register_buckets(self, household_id: str, from_ts: int, to_ts: int,
+                               bucket_s: int = 1800) -> list[tuple[int, int]]:
+        return await self._run(lambda db: db.execute(
+            "SELECT (ts / ?) * ? AS bucket, max(import_t1_wh + import_t2_wh) FROM readings "
+            "WHERE household_id = ? AND ts >= ? AND ts < ? GROUP BY bucket ORDER BY bucket",
+            (bucket_s, bucket_s, household_id, from_ts, to_ts)).fetchall())
+
     async def _one(self, sql: str, args: tuple) -> ReadingV1 | None:
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
         return _reading(row) if row else None

@@ -1,0 +1,188 @@
+"""The tariff model: versions in force between dates, each with unit rates and charges.
+
+All money is in the currency's major unit (GBP, USD) as exact decimals; an importer
+converts pence to pounds. Unit-rate shapes are a table keyed by ``type`` — flat,
+windows (time of day in the tariff's zone, or UTC), dynamic (published half-hourly
+prices) and schedule (URDB-style periods with tiers) — so adding a shape never
+touches the billing engine.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+
+CURRENCY_SYMBOL = {"GBP": "£", "EUR": "€", "USD": "$"}
+MINOR_UNIT = {"GBP": Decimal("0.01"), "EUR": Decimal("0.01"), "USD": Decimal("0.01"), "JPY": Decimal("1")}
+
+
+class Rate(BaseModel):
+    """What one kWh costs at an instant, and the name of the band for the bill's line."""
+
+    band: str
+    price: Decimal
+
+
+class FlatRates(BaseModel):
+    type: Literal["flat"] = "flat"
+    rate: Decimal = Field(ge=0)
+
+    def rate_at(self, local: datetime, utc: datetime) -> Rate:
+        return Rate(band="Energy", price=self.rate)
+
+
+class Window(BaseModel):
+    """A band from ``start`` to ``end`` wall-clock time (``end`` <= ``start`` wraps midnight)."""
+
+    name: str
+    start: time
+    end: time
+    rate: Decimal = Field(ge=0)
+    weekdays: list[int] | None = Field(default=None, description="0=Monday … 6=Sunday; all days if absent")
+    months: list[int] | None = Field(default=None, description="1-12; all months if absent")
+
+    def contains(self, t: datetime) -> bool:
+        if self.weekdays is not None and t.weekday() not in self.weekdays:
+            return False
+        if self.months is not None and t.month not in self.months:
+            return False
+        clock = t.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= clock < self.end
+        return clock >= self.start or clock < self.end
+
+
+class WindowRates(BaseModel):
+    """Economy 7, Octopus Go/Cosy-style, US peak/off-peak: bands by wall clock."""
+
+    type: Literal["windows"] = "windows"
+    clock: Literal["local", "utc"] = "local"
+    default_name: str = "Standard"
+    default_rate: Decimal = Field(ge=0)
+    windows: list[Window]
+
+    def rate_at(self, local: datetime, utc: datetime) -> Rate:
+        t = local if self.clock == "local" else utc
+        for window in self.windows:
+            if window.contains(t):
+                return Rate(band=window.name, price=window.rate)
+        return Rate(band=self.default_name, price=self.default_rate)
+
+
+class Price(BaseModel):
+    valid_from: datetime
+    valid_to: datetime | None = None  # open-ended
+    rate: Decimal
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("prices need times with a UTC offset")
+        return value
+
+
+class DynamicRates(BaseModel):
+    """Published prices (Octopus Agile): each interval is priced at the price covering its start."""
+
+    type: Literal["dynamic"] = "dynamic"
+    prices: list[Price]
+    _starts: list[datetime] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sorted(self) -> DynamicRates:
+        self.prices.sort(key=lambda p: p.valid_from)
+        self._starts = [p.valid_from for p in self.prices]
+        return self
+
+    def rate_at(self, local: datetime, utc: datetime) -> Rate:
+        i = bisect_right(self._starts, utc) - 1
+        if i >= 0:
+            price = self.prices[i]
+            if price.valid_to is None or utc < price.valid_to:
+                return Rate(band="Energy (dynamic)", price=price.rate)
+        raise LookupError(f"no published price covers {utc.isoformat()}")
+
+
+class Tier(BaseModel):
+    max_kwh: Decimal | None = Field(default=None, description="upper bound of the tier; null = no bound")
+    rate: Decimal
+
+
+class Period(BaseModel):
+    name: str
+    tiers: list[Tier] = Field(min_length=1)
+
+
+class ScheduleRates(BaseModel):
+    """URDB-style: a 12x24 month-by-hour schedule of periods, each with tiers.
+
+    Tier bounds count the kWh of that period within the billing month; with
+    ``tier_basis = "daily_allowance"`` a bound is kWh per day (a baseline allowance)
+    and counts that many times the days of the billing month in the bill.
+    """
+
+    type: Literal["schedule"] = "schedule"
+    periods: list[Period]
+    weekday: list[list[int]]
+    weekend: list[list[int]]
+    tier_basis: Literal["month", "daily_allowance"] = "month"
+
+    @model_validator(mode="after")
+    def _shape(self) -> ScheduleRates:
+        for name, table in (("weekday", self.weekday), ("weekend", self.weekend)):
+            if len(table) != 12 or any(len(row) != 24 for row in table):
+                raise ValueError(f"{name} schedule must be 12 months x 24 hours")
+            if any(not 0 <= p < len(self.periods) for row in table for p in row):
+                raise ValueError(f"{name} schedule names a period that does not exist")
+        return self
+
+    def period_at(self, local: datetime) -> int:
+        table = self.weekend if local.weekday() >= 5 else self.weekday
+        return table[local.month - 1][local.hour]
+
+
+UnitRates = Annotated[FlatRates | WindowRates | DynamicRates | ScheduleRates, Field(discriminator="type")]
+
+
+class TariffVersion(BaseModel):
+    """Prices in force from ``valid_from`` (inclusive) to ``valid_to`` (exclusive)."""
+
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    unit_rates: UnitRates
+    standing_charge_per_day: Decimal = Field(default=Decimal(0), ge=0)
+    fixed_charge_per_month: Decimal = Field(default=Decimal(0), ge=0)
+    minimum_charge_per_month: Decimal | None = Field(default=None, ge=0)
+
+    def covers(self, t: datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= t) and (self.valid_to is None or t < self.valid_to)
+
+
+class Tariff(BaseModel):
+    schema_version: Literal[1] = 1
+    name: str
+    currency: str = "GBP"
+    timezone: str = "Europe/London"
+    vat_percent: Decimal = Field(default=Decimal(0), ge=0, description="added on top; 0 when rates include VAT")
+    versions: list[TariffVersion] = Field(min_length=1)
+
+    @property
+    def minor_unit(self) -> Decimal:
+        return MINOR_UNIT.get(self.currency, Decimal("0.01"))
+
+    def version_at(self, t: datetime) -> TariffVersion:
+        for version in self.versions:
+            if version.covers(t):
+                return version
+        raise LookupError(f"tariff {self.name!r} has no prices in force at {t.astimezone(UTC).isoformat()}")
+
+
+def demo_tariff() -> Tariff:
+    """The demo household's flat tariff: 24.50p/kWh and 60.10p a day, VAT included."""
+    return Tariff(name="Demo flat rate", versions=[TariffVersion(
+        unit_rates=FlatRates(rate=Decimal("0.2450")), standing_charge_per_day=Decimal("0.6010"))])
