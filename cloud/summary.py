@@ -71,9 +71,10 @@ def minute_means(rows: list[tuple[int, int]]) -> list[Point]:
 async def settlement_usage(store: Storage, household_id: str, from_ts: int, to_ts: int) -> list[Interval]:
     """Half-hourly kWh from the import register: each half-hour's last register minus the one before.
 
-    The register just before ``from_ts`` is the base, so energy used across the boundary counts.
+    The register just before ``from_ts`` is the base, so energy used across the boundary counts
+    (for a home whose first reading is inside the range, that first reading is).
     """
-    base = await store.reading_before(household_id, from_ts)
+    base = await store.reading_before(household_id, from_ts) or await store.first_reading_from(household_id, from_ts)
     previous = (base.import_t1_wh + base.import_t2_wh) if base else None
     out: list[Interval] = []
     for bucket, register in await store.register_buckets(household_id, from_ts, to_ts, SETTLEMENT_S):

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
@@ -121,6 +122,10 @@ def test_page_shows_the_live_figures(running_home):
     assert api["power_w"] == int(last["power_import_w"])
     used_wh = sum(int(last[k]) - int(first[k]) for k in ("import_t1_wh", "import_t2_wh"))
     assert api["today"]["energy_wh"] == used_wh  # the sim started at 08:00, the day's first reading
+    # the demo's flat tariff: 24.50p/kWh and 60.10p a day, rounded half-up once
+    expected = (Decimal(used_wh) / 1000 * Decimal("0.2450") + Decimal("0.6010")).quantize(Decimal("0.01"),
+                                                                                       ROUND_HALF_UP)
+    assert api["today"]["cost"] == str(expected)
     assert re.search(r'id="power-w">(\d+)<', page).group(1) == str(api["power_w"])
     assert re.search(r'id="today-kwh">([\d.]+)<', page).group(1) == api["today"]["kwh"]
     assert re.search(r'id="today-cost">([\d.]+)<', page).group(1) == api["today"]["cost"]
