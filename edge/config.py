@@ -66,6 +66,8 @@ class FaceConfig(BaseModel):
     frown_above: float = 1.5
     hysteresis: float = 0.15
     allow_frown: bool = True
+    #: Typical power of similar homes (same size and heating), from the utility; None = own baseline only.
+    similar_homes_w: float | None = Field(default=None, gt=0)
 
 
 class HubSection(BaseModel):

@@ -1,10 +1,16 @@
 """The display face: how the home is doing now against its own usual.
 
-Behavioural research (Schultz et al. 2007) shows a comparison alone makes low users
-drift up, and an approving face stops that; so a home below its usual gets a smile,
-one well above it a frown, and the rest neutral. Hysteresis keeps the face from
-flickering when use hovers at a threshold. "Usual" is the median of the home's own
-minute averages over the last day: robust to a kettle or a wash, bounded in memory.
+Behavioural research guides the policy. Schultz et al. (2007): telling households how
+they compare with their neighbours makes heavy users cut back but low users drift up
+(the boomerang), and an approving smiley stops the drift; a frown for heavy users adds
+the injunctive message. Allcott (2011): Opower's home-energy reports, which compare a
+home with similar homes, cut use about 2% on average. So the face compares the home
+with its own usual and, where the utility supplies it, with similar homes: well above
+its usual is a frown, below it a smile; at its usual, being well above or below
+similar homes decides (a low user keeps the approving smile). Utilities may turn the
+frown off. Hysteresis keeps the face from flickering at a threshold. "Usual" is the
+median of the home's own minute averages over the last day: robust to a kettle or a
+wash, bounded in memory.
 """
 
 from __future__ import annotations
@@ -16,8 +22,15 @@ from edge.config import FaceConfig
 from protocols.display import DisplayState, Face
 
 
-def choose_face(ratio: float, previous: Face, cfg: FaceConfig) -> Face:
-    """The policy: recent use / usual use -> face, leaving a face only past a margin."""
+def choose_face(ratio: float, previous: Face, cfg: FaceConfig, peer_ratio: float | None = None) -> Face:
+    """The policy: recent / own usual (and recent / similar homes) -> face, with hysteresis."""
+    own = _band(ratio, previous, cfg)
+    if peer_ratio is None or own is not Face.NEUTRAL:
+        return own
+    return _band(peer_ratio, previous, cfg)
+
+
+def _band(ratio: float, previous: Face, cfg: FaceConfig) -> Face:
     h = cfg.hysteresis
     frown_at = cfg.frown_above - (h if previous is Face.FROWN else 0.0)
     smile_at = cfg.smile_below + (h if previous is Face.SMILE else 0.0)
@@ -79,12 +92,15 @@ class FaceTracker:
             face, reason = Face.NEUTRAL, "Learning your home's usual use"
         else:
             ratio = recent / baseline
-            face = choose_face(ratio, previous, self.cfg)
+            peers = self.cfg.similar_homes_w
+            face = choose_face(ratio, previous, self.cfg, recent / peers if peers else None)
             reason = {
                 Face.SMILE: f"Below your usual: {_kw(recent)} against {_kw(baseline)}",
                 Face.NEUTRAL: f"About your usual: {_kw(recent)} against {_kw(baseline)}",
                 Face.FROWN: f"Using {_kw(recent)}, {ratio:.1f}x your usual {_kw(baseline)}",
             }[face]
+            if peers:
+                reason += f"; similar homes use {_kw(peers)}"
         self.state = DisplayState(ts=ts, face=face, power_w=power_w,
                                   baseline_w=round(baseline, 1) if baseline else None, reason=reason)
         return self.state

@@ -1,15 +1,15 @@
 """The versioned edge -> cloud contract: the only thing the hub and the cloud share.
 
 A batch is identified by (hub_id, seq) and every reading by (hub_id, channel, ts), so
-a retried upload changes nothing. Version 1 carries meter readings and the hub's
-display state; later versions add aggregates and appliance runs as new optional fields.
+a retried upload changes nothing. Version 1 carries meter readings, the hub's display
+state and appliance runs; later additions come as new optional fields.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from protocols.display import DisplayState
 from protocols.readings import MeterReading
@@ -39,12 +39,32 @@ class ReadingV1(BaseModel):
         return cls(channel=channel, **reading.as_dict())
 
 
+class ApplianceRunV1(BaseModel):
+    """One run of an appliance, as disaggregation (or a plug) saw it, with its power profile."""
+
+    appliance: str = Field(max_length=64)
+    start: int = Field(description="UTC epoch seconds")
+    end: int
+    energy_wh: float = Field(ge=0)
+    peak_w: float = Field(ge=0)
+    confidence: float = Field(default=1.0, ge=0, le=1)
+    profile_w: list[float] = Field(default_factory=list, max_length=24 * 60,
+                                   description="mean watts per minute from start; the shape a nudge prices")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ApplianceRunV1:
+        if self.end <= self.start:
+            raise ValueError("a run must end after it starts")
+        return self
+
+
 class UplinkBatch(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     hub_id: str = Field(max_length=64)
     seq: int = Field(ge=1, description="the hub's batch sequence number, strictly increasing")
     readings: list[ReadingV1] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
     display: DisplayState | None = None
+    runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
 
 
 class UplinkAck(BaseModel):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from cloud import deps
 from cloud.auth import Principal
+from cloud.coach.service import CoachReport, coach_report
 from cloud.problems import Problem
 from cloud.storage.base import Household
 from cloud.summary import Summary, household_summary
@@ -29,6 +30,18 @@ async def own_household(request: Request, who: Principal) -> Household:
 async def summary(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> Summary:
     """Live power, the face, today's energy and cost, and the last hours of power."""
     return await household_summary(deps.storage(request), await own_household(request, who))
+
+
+@router.get("/coach", response_model=CoachReport)
+async def coach(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> CoachReport:
+    """Bill preview, why the bill changed, and nudges with savings priced from the home's own data."""
+    return await coach_report(deps.storage(request), await own_household(request, who))
+
+
+@router.get("/notifications")
+async def notifications(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> list[dict]:
+    """Notifications sent to the household (bill shock, …), newest first."""
+    return await deps.storage(request).notifications(who.household_id)
 
 
 @router.get("/readings", response_model=list[ReadingV1])

@@ -34,7 +34,10 @@ async def post_batch(
                                         f"not {batch.hub_id!r}")
     store = deps.storage(request)
     result = await store.store_batch(hub.household_id, hub.subject, batch.seq, batch.readings)
-    if batch.display is not None and not result.replayed:
-        await store.set_display(hub.household_id, batch.display)
+    if not result.replayed:
+        if batch.display is not None:
+            await store.set_display(hub.household_id, batch.display)
+        if batch.runs:
+            await store.store_runs(hub.household_id, hub.subject, batch.runs)
     return UplinkAck(hub_id=batch.hub_id, seq=batch.seq, stored=result.stored,
                      duplicates=result.duplicates, replayed=result.replayed)

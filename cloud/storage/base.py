@@ -7,7 +7,7 @@ from typing import Protocol
 
 from cloud.auth import Principal, Role
 from protocols.display import DisplayState
-from protocols.uplink import ReadingV1
+from protocols.uplink import ApplianceRunV1, ReadingV1
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class Household:
     postcode: str
     tz: str
     tariff_json: str
+    billing_day: int = 1  # the day of the month the household's bills start
 
 
 @dataclass(frozen=True)
@@ -56,5 +57,15 @@ class Storage(Protocol):
         """The last reading strictly before ``ts`` (the register at a day's start)."""
 
     async def first_reading_from(self, household_id: str, ts: int) -> ReadingV1 | None: ...
+    async def store_runs(self, household_id: str, hub_id: str, runs: list[ApplianceRunV1]) -> int:
+        """Keep appliance runs once per (hub, appliance, start)."""
+
+    async def runs(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceRunV1]: ...
+
+    async def add_notification(self, household_id: str, kind: str, key: str, message: str) -> bool:
+        """Record a notification once per (household, kind, key); False if it was already sent."""
+
+    async def notifications(self, household_id: str) -> list[dict[str, object]]: ...
+
     async def set_display(self, household_id: str, state: DisplayState) -> None: ...
     async def display(self, household_id: str) -> DisplayState | None: ...

@@ -13,14 +13,14 @@ from typing import TypeVar
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, Household
 from protocols.display import DisplayState
-from protocols.uplink import ReadingV1
+from protocols.uplink import ApplianceRunV1, ReadingV1
 
 T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS households (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, account_number TEXT NOT NULL, postcode TEXT NOT NULL,
-    tz TEXT NOT NULL, tariff_json TEXT NOT NULL
+    tz TEXT NOT NULL, tariff_json TEXT NOT NULL, billing_day INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS hubs (
     id TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id)
@@ -41,6 +41,15 @@ CREATE TABLE IF NOT EXISTS readings (
     PRIMARY KEY (hub_id, channel, ts)
 );
 CREATE INDEX IF NOT EXISTS readings_household_ts ON readings (household_id, ts);
+CREATE TABLE IF NOT EXISTS appliance_runs (
+    household_id TEXT NOT NULL, hub_id TEXT NOT NULL, appliance TEXT NOT NULL, start INTEGER NOT NULL,
+    run_json TEXT NOT NULL, PRIMARY KEY (hub_id, appliance, start)
+);
+CREATE INDEX IF NOT EXISTS runs_household_start ON appliance_runs (household_id, start);
+CREATE TABLE IF NOT EXISTS notifications (
+    household_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL,
+    message TEXT NOT NULL, PRIMARY KEY (household_id, kind, key)
+);
 CREATE TABLE IF NOT EXISTS display (
     household_id TEXT PRIMARY KEY, state_json TEXT NOT NULL
 );
@@ -83,11 +92,12 @@ class SqliteStorage:
 
     async def upsert_household(self, household: Household) -> None:
         def fn(db: sqlite3.Connection) -> None:
-            db.execute("INSERT INTO households VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            db.execute("INSERT INTO households VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                        "name=excluded.name, account_number=excluded.account_number, "
-                       "postcode=excluded.postcode, tz=excluded.tz, tariff_json=excluded.tariff_json",
+                       "postcode=excluded.postcode, tz=excluded.tz, tariff_json=excluded.tariff_json, "
+                       "billing_day=excluded.billing_day",
                        (household.id, household.name, household.account_number, household.postcode,
-                        household.tz, household.tariff_json))
+                        household.tz, household.tariff_json, household.billing_day))
         await self._run(fn)
 
     async def household(self, household_id: str) -> Household | None:
@@ -175,6 +185,37 @@ class SqliteStorage:
     async def first_reading_from(self, household_id: str, ts: int) -> ReadingV1 | None:
         return await self._one(f"{_SELECT} WHERE household_id = ? AND ts >= ? ORDER BY ts LIMIT 1",
                                (household_id, ts))
+
+    async def store_runs(self, household_id: str, hub_id: str, runs: list[ApplianceRunV1]) -> int:
+        rows = [(household_id, hub_id, r.appliance, r.start, r.model_dump_json()) for r in runs]
+
+        def fn(db: sqlite3.Connection) -> int:
+            before = db.total_changes
+            with db:
+                db.execute("BEGIN")
+                db.executemany("INSERT OR IGNORE INTO appliance_runs VALUES (?, ?, ?, ?, ?)", rows)
+            return db.total_changes - before
+        return await self._run(fn)
+
+    async def runs(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceRunV1]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT run_json FROM appliance_runs WHERE household_id = ? AND start >= ? AND start < ? "
+            "ORDER BY start", (household_id, from_ts, to_ts)).fetchall())
+        return [ApplianceRunV1.model_validate_json(r[0]) for r in rows]
+
+    async def add_notification(self, household_id: str, kind: str, key: str, message: str) -> bool:
+        def fn(db: sqlite3.Connection) -> bool:
+            before = db.total_changes
+            db.execute("INSERT OR IGNORE INTO notifications VALUES (?, ?, ?, ?, ?)",
+                       (household_id, kind, key, time.time(), message))
+            return db.total_changes > before
+        return await self._run(fn)
+
+    async def notifications(self, household_id: str) -> list[dict[str, object]]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT kind, key, created_at, message FROM notifications WHERE household_id = ? "
+            "ORDER BY created_at DESC", (household_id,)).fetchall())
+        return [dict(zip(("kind", "key", "created_at", "message"), r, strict=True)) for r in rows]
 
     async def set_display(self, household_id: str, state: DisplayState) -> None:
         await self._run(lambda db: db.execute(

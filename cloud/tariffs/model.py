@@ -186,3 +186,12 @@ def demo_tariff() -> Tariff:
     """The demo household's flat tariff: 24.50p/kWh and 60.10p a day, VAT included."""
     return Tariff(name="Demo flat rate", versions=[TariffVersion(
         unit_rates=FlatRates(rate=Decimal("0.2450")), standing_charge_per_day=Decimal("0.6010"))])
+
+
+def catalogue() -> list[Tariff]:
+    """Example tariffs a household is compared against (package data, one JSON file each)."""
+    from importlib import resources
+
+    folder = resources.files("cloud.tariffs").joinpath("catalogue")
+    return [Tariff.model_validate_json(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".json")]

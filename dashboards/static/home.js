@@ -30,6 +30,48 @@ function show(s) {
   drawChart(s.series);
 }
 
+function showCoach(c) {
+  const p = c.preview;
+  if (p) {
+    document.getElementById("bill-period").textContent = `${p.period_start} to ${p.period_end}`;
+    document.getElementById("bill-so-far").textContent = p.so_far;
+    document.getElementById("bill-projected").textContent = p.projected;
+    document.getElementById("bill-range").textContent =
+      `Likely between ${p.projected_low} and ${p.projected_high}, from ${p.basis}.`;
+  }
+  const shock = document.getElementById("bill-shock");
+  shock.hidden = !c.bill_shock;
+  shock.textContent = c.bill_shock || "";
+  const ex = document.getElementById("bill-explanation");
+  ex.replaceChildren(...(c.explanation ? c.explanation.sentences : []).map((s) => {
+    const li = document.createElement("li");
+    li.textContent = s;
+    return li;
+  }));
+  const list = document.getElementById("nudges");
+  if (!c.nudges.length) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "Nothing worth changing yet.";
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(...c.nudges.map((n) => {
+    const li = document.createElement("li");
+    li.className = "nudge";
+    li.dataset.kind = n.kind;
+    li.textContent = n.message;
+    return li;
+  }));
+}
+
+async function refreshCoach() {
+  try {
+    const r = await fetch("/api/v1/household/coach", { cache: "no-store", credentials: "same-origin" });
+    if (r.ok) showCoach(await r.json());
+  } catch (e) { /* next time */ }
+}
+
 async function refresh() {
   try {
     const r = await fetch("/api/v1/household/summary", { cache: "no-store", credentials: "same-origin" });
@@ -40,4 +82,6 @@ async function refresh() {
 
 renderFace(document.getElementById("face"), document.getElementById("face").dataset.face);
 refresh();
+refreshCoach();
 setInterval(refresh, 3000);
+setInterval(refreshCoach, 15000);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -138,3 +139,46 @@ def test_dashboard_page_needs_sign_in_and_shows_the_api_figures(cloud):
     assert re.search(r'id="today-cost">([\d.]+)<', page).group(1) == api["today"]["cost"]
     assert client.get("/static/vendor/plotly.min.js").status_code == 200
     assert client.get("/static/..%2Fsettings.py").status_code == 404
+
+
+def test_coach_report_preview_explanation_shock_and_a_shift_nudge(cloud):
+    client, secrets = cloud
+    start = 1_735_689_600  # 2025-01-01 00:00 UTC (= London)
+    readings, register = [], 1_000_000
+    for i in range(48 * 41):  # January at 0.5 kWh per half-hour, then 1 kWh from February 1st
+        ts = start + 1800 * i
+        readings.append(reading(ts, register))
+        register += 500 if ts < 1_738_368_000 else 1000
+    run_start = 1_738_919_400  # 2025-02-07 09:10
+    run = {"appliance": "washing_machine", "start": run_start, "end": run_start + 7200, "energy_wh": 1300,
+           "peak_w": 2000, "profile_w": [2000.0] * 30 + [200.0] * 90}
+    body = UplinkBatch(hub_id="hub-demo", seq=1, readings=readings).model_dump() | {"runs": [run]}
+    resp = client.post("/api/v1/hub/batches", content=json.dumps(body),
+                       headers={"Authorization": f"Bearer {secrets['hub']}"})
+    assert resp.status_code == 200, resp.text
+    auth = {"Authorization": f"Bearer {secrets['key']}"}
+    report = client.get("/api/v1/household/coach", headers=auth).json()
+    p = report["preview"]
+    assert (p["period_start"], p["period_end"]) == ("2025-02-01", "2025-03-01")
+    assert Decimal(p["so_far"]) < Decimal(p["projected"])
+    ex = report["explanation"]
+    assert ex is not None and "higher" in ex["sentences"][0]
+    assert report["bill_shock"] is not None
+    kinds = [n["kind"] for n in report["nudges"]]
+    assert "always_on" in kinds
+    # a flat tariff has no cheaper time: no shift nudge, whatever the run
+    assert "shift" not in kinds
+    client.get("/api/v1/household/coach", headers=auth)
+    sent = client.get("/api/v1/household/notifications", headers=auth).json()
+    assert [n["kind"] for n in sent] == ["bill_shock"]  # once per period, not once per look
+    other = client.get("/api/v1/household/coach", headers={"Authorization": f"Bearer {secrets['other_key']}"})
+    assert other.json()["preview"] is None
+    # on Economy 7 the same run gets a shift nudge, priced from its own profile
+    from dataclasses import replace
+
+    from tests.cloud.test_coach import e7
+    store = client.app.state.storage
+    client.portal.call(store.upsert_household, replace(DEMO_HOUSEHOLD, tariff_json=e7().model_dump_json()))
+    nudges = client.get("/api/v1/household/coach", headers=auth).json()["nudges"]
+    shift = [n for n in nudges if n["kind"] == "shift"]
+    assert shift and shift[0]["saving"] == "0.27" and "washing machine ran at 09:10" in shift[0]["message"]

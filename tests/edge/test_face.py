@@ -46,3 +46,19 @@ def test_tracker_memory_is_bounded():
         tracker.update(i, 100)
     assert len(tracker._minutes) <= 60
     assert len(tracker._recent) <= cfg.recent_s
+
+
+def test_similar_homes_decide_only_when_the_home_is_at_its_usual():
+    # at its own usual, a home well below similar homes keeps an approving smile (no boomerang) …
+    assert choose_face(1.0, Face.NEUTRAL, CFG, peer_ratio=0.5) is Face.SMILE
+    # … and one well above them frowns
+    assert choose_face(1.0, Face.NEUTRAL, CFG, peer_ratio=2.0) is Face.FROWN
+    # a home well below its own usual smiles whatever its neighbours do
+    assert choose_face(0.5, Face.NEUTRAL, CFG, peer_ratio=3.0) is Face.SMILE
+
+
+def test_reason_mentions_similar_homes():
+    tracker = FaceTracker(FaceConfig(similar_homes_w=600))
+    for i in range(CFG.min_baseline_s + 120):
+        state = tracker.update(i, 300)
+    assert state.face is Face.SMILE and "similar homes use 600 W" in state.reason

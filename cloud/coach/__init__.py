@@ -1,0 +1,1 @@
+"""The coach: bill previews and explanations, bill shock, and nudges whose savings are true."""

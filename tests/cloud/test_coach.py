@@ -1,0 +1,158 @@
+"""The coach: previews, explanations and nudges, checked by hand and by property."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud.billing.engine import Interval, price
+from cloud.coach.explain import explain
+from cloud.coach.nudges import ShiftPrefs, always_on, fits, shift_nudge, tariff_switch
+from cloud.coach.periods import billing_period
+from cloud.coach.preview import preview
+from cloud.tariffs.model import DynamicRates, FlatRates, Price, Tariff, TariffVersion, Window, WindowRates
+from protocols.uplink import ApplianceRunV1
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def e7(night: str = "0.09", day: str = "0.30") -> Tariff:
+    return Tariff(name="E7", versions=[TariffVersion(
+        unit_rates=WindowRates(default_name="Day", default_rate=Decimal(day),
+                               windows=[Window(name="Night", start="00:30", end="07:30", rate=Decimal(night))]),
+        standing_charge_per_day=Decimal("0.50"))])
+
+
+def flat(rate: str = "0.245", standing: str = "0.601") -> Tariff:
+    return Tariff(name="Flat", versions=[TariffVersion(unit_rates=FlatRates(rate=Decimal(rate)),
+                                                       standing_charge_per_day=Decimal(standing))])
+
+
+def washer_run(start: datetime) -> ApplianceRunV1:
+    profile = [2000.0] * 30 + [200.0] * 90  # heat for half an hour, then wash: 1.3 kWh
+    return ApplianceRunV1(appliance="washing_machine", start=int(start.timestamp()),
+                          end=int(start.timestamp()) + 120 * 60, energy_wh=1300, peak_w=2000, profile_w=profile)
+
+
+def test_washing_machine_nudge_prices_the_run_at_both_starts():
+    run = washer_run(datetime(2025, 1, 15, 9, 10, tzinfo=LONDON))
+    nudge = shift_nudge(run, e7(), LONDON, ShiftPrefs(not_before=time(5, 0)))
+    assert nudge is not None
+    # 1.3 kWh at 30p = 39p, at 9p = 11.7p: 27.3p saved
+    assert nudge.saving == "0.27"
+    assert nudge.proposed_start.astimezone(LONDON).time() == time(5, 0)
+    assert nudge.message == ("Your washing machine ran at 09:10 and used 1.3 kWh; starting at 05:00 would have "
+                             "cost 27p less.")
+
+
+def test_quiet_hours_and_minimum_saving_are_respected():
+    run = washer_run(datetime(2025, 1, 15, 9, 10, tzinfo=LONDON))
+    assert shift_nudge(run, e7(), LONDON, ShiftPrefs(quiet_start=time(22, 0), quiet_end=time(7, 0))) is None
+    assert shift_nudge(run, e7(), LONDON, ShiftPrefs(min_saving=Decimal("0.50"))) is None
+
+
+def test_dynamic_prices_are_used_only_once_published():
+    day = datetime(2025, 1, 15, tzinfo=UTC)
+    prices = [Price(valid_from=day + timedelta(minutes=30 * i), valid_to=day + timedelta(minutes=30 * (i + 1)),
+                    rate=Decimal("0.05") if i >= 40 else Decimal("0.25")) for i in range(48)]
+    tariff = Tariff(name="Agile", versions=[TariffVersion(unit_rates=DynamicRates(prices=prices))])
+    run = washer_run(day + timedelta(hours=9))
+    published = shift_nudge(run, tariff, ZoneInfo("UTC"))
+    assert published is not None and published.proposed_start.hour >= 20
+    # tomorrow's prices are not out: a horizon before the cheap evening gives nothing cheaper
+    assert shift_nudge(run, tariff, ZoneInfo("UTC"), published_until=day + timedelta(hours=19)) is None
+
+
+windows = st.tuples(st.integers(0, 47), st.integers(1, 47), st.decimals("0.01", "0.60", places=2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(window=windows, default=st.decimals("0.01", "0.60", places=2), start_slot=st.integers(0, 95),
+       minutes=st.integers(5, 180), watts=st.lists(st.floats(0, 3000), min_size=1, max_size=5),
+       quiet=st.booleans(), not_before=st.none() | st.integers(0, 23))
+def test_a_nudge_never_reports_a_loss_nor_proposes_a_run_that_does_not_fit(
+        window, default, start_slot, minutes, watts, quiet, not_before):
+    start_h, length, rate = window
+    w_start = time(start_h // 2, 30 * (start_h % 2))
+    end_slot = (start_h + length) % 48
+    tariff = Tariff(name="TOU", versions=[TariffVersion(unit_rates=WindowRates(
+        default_rate=default, windows=[Window(name="Cheap", start=w_start,
+                                              end=time(end_slot // 2, 30 * (end_slot % 2)), rate=rate)]))])
+    start = datetime(2025, 6, 10, tzinfo=LONDON) + timedelta(minutes=15 * start_slot)
+    profile = [watts[i % len(watts)] for i in range(minutes)]
+    run = ApplianceRunV1(appliance="dishwasher", start=int(start.timestamp()),
+                         end=int(start.timestamp()) + minutes * 60, energy_wh=sum(profile) / 60,
+                         peak_w=max(profile), profile_w=profile)
+    prefs = ShiftPrefs(quiet_start=time(23) if quiet else None, quiet_end=time(6) if quiet else None,
+                       not_before=time(not_before) if not_before is not None else None, min_saving=Decimal(0))
+    nudge = shift_nudge(run, tariff, LONDON, prefs)
+    if nudge is not None:
+        assert Decimal(nudge.saving) >= 0
+        assert fits(tariff, LONDON, nudge.proposed_start, minutes, prefs, None)
+
+
+def test_billing_periods_follow_the_billing_day():
+    assert billing_period(date(2025, 3, 20), 15) == (date(2025, 3, 15), date(2025, 4, 15))
+    assert billing_period(date(2025, 3, 10), 15) == (date(2025, 2, 15), date(2025, 3, 15))
+    assert billing_period(date(2025, 1, 3), 31) == (date(2024, 12, 28), date(2025, 1, 28))
+
+
+def half_hourly(start: datetime, days: int, kwh: str = "1") -> list[Interval]:
+    return [Interval(start + timedelta(minutes=30 * i), Decimal(kwh)) for i in range(48 * days)]
+
+
+def test_preview_so_far_and_projection_are_exact_for_a_steady_home():
+    history = half_hourly(datetime(2025, 1, 1, tzinfo=UTC), 10)  # 48 kWh a day, Jan 1-10
+    now = history[-1].start
+    p = preview(flat(), LONDON, 1, now, history)
+    day_cost = Decimal(48) * Decimal("0.245") + Decimal("0.601")  # 12.361
+    assert (p.period_start, p.period_end) == (date(2025, 1, 1), date(2025, 2, 1))
+    assert p.so_far == str((day_cost * 10).quantize(Decimal("0.01")))
+    assert p.projected == str((day_cost * 31).quantize(Decimal("0.01")))
+    assert p.projected_low == p.projected_high == p.projected  # no day-to-day spread
+    assert p.history_days == 10
+
+
+def test_preview_band_widens_with_a_home_that_varies():
+    history = []
+    for day in range(10):
+        history += half_hourly(datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=day), 1, "1" if day % 2 else "2")
+    p = preview(flat(), LONDON, 1, history[-1].start, history)
+    assert Decimal(p.projected_low) < Decimal(p.projected) < Decimal(p.projected_high)
+
+
+def test_explanation_splits_the_change_exactly():
+    last = price(flat("0.20"), half_hourly(datetime(2025, 1, 1, tzinfo=UTC), 31, "0.5"),
+                 date(2025, 1, 1), date(2025, 2, 1), LONDON)
+    this = price(flat("0.25"), half_hourly(datetime(2025, 2, 1, tzinfo=UTC), 28, "0.6"),
+                 date(2025, 2, 1), date(2025, 3, 1), LONDON)
+    ex = explain(last, this, ({"kettle": Decimal(20)}, {"kettle": Decimal(21), "dishwasher": Decimal(30)}))
+    parts = Decimal(ex.usage_effect) + Decimal(ex.price_effect) + Decimal(ex.standing_effect)
+    assert abs(parts - Decimal(ex.change)) <= Decimal("0.02")
+    assert "higher" in ex.sentences[0] and "28 days against 31" in " ".join(ex.sentences)
+    assert "dishwasher" in ex.sentences[-1]
+    assert ex.unit_price == ("0.2000", "0.2500")
+
+
+def test_always_on_load_and_its_yearly_cost():
+    history = []
+    for i in range(48 * 3):
+        start = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=30 * i)
+        history.append(Interval(start, Decimal("0.1") if start.hour in (2, 3) else Decimal("0.4")))
+    nudge = always_on(history, flat(), LONDON)
+    # floor 0.1 kWh per half-hour = 200 W; 200 W x 8760 h = 1752 kWh at 24.5p
+    assert nudge is not None and nudge.saving == "429.24" and "200 W" in nudge.message
+
+
+def test_tariff_switch_reprices_the_real_usage():
+    night_use = [Interval(s.start, Decimal("2") if 1 <= s.start.hour < 7 else Decimal("0.1"))
+                 for s in half_hourly(datetime(2025, 1, 1, tzinfo=UTC), 30)]
+    nudges = tariff_switch(night_use, flat("0.30", "0.50"), [e7()], LONDON, date(2025, 1, 31), days=30)
+    assert len(nudges) == 1 and "E7" in nudges[0].message
+    # a day: 12 half-hours x 2 kWh + the 00:30 and 07:00 half-hours x 0.1 kWh in the night band,
+    # 24.2 kWh at 9p instead of 30p = 5.082 saved; day rates and standing charges are equal
+    assert Decimal(nudges[0].saving) == (Decimal("5.082") * 365).quantize(Decimal("0.01"))
