@@ -29,6 +29,7 @@ Z80 = Decimal("1.28")
 class BillPreview(BaseModel):
     currency: str
     period_start: date
+    covered_from: date  # later than period_start for a home whose hub joined this period
     period_end: date
     days_total: int
     days_elapsed: int
@@ -80,7 +81,10 @@ def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime,
             history: list[Interval]) -> tuple[BillPreview, Bill]:
     """The preview, and the projected bill itself (actual usage plus the filled-in rest)."""
     today = now.astimezone(tz).date()
-    start, end = billing_period(today, billing_day)
+    period_start, end = billing_period(today, billing_day)
+    # Ohmni cannot see before the hub joined: a home new this period is previewed from its first day.
+    first_seen = min((i.start for i in history), default=now).astimezone(tz).date()
+    start = max(period_start, first_seen)
     period_start_utc = local_midnight(start, tz)
     actual = [i for i in history if period_start_utc <= i.start <= now]
     so_far = price(tariff, actual, start, today + timedelta(days=1), tz, interval_s=SLOT_S)
@@ -106,7 +110,8 @@ def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime,
         band = (projected.total - so_far.total) * Decimal("0.25")
         basis = "the little history there is so far (±25% on what is still to come)"
     return BillPreview(
-        currency=tariff.currency, period_start=start, period_end=end, days_total=(end - start).days,
+        currency=tariff.currency, period_start=period_start, covered_from=start, period_end=end,
+        days_total=(end - period_start).days,
         days_elapsed=(today - start).days + 1, so_far=_money(so_far.total, tariff),
         so_far_kwh=f"{so_far.energy_kwh:.3f}", projected=_money(projected.total, tariff),
         projected_low=_money(max(so_far.total, projected.total - band), tariff),

@@ -18,7 +18,7 @@ from cloud.storage.base import Household, Storage
 from cloud.summary import settlement_usage
 from cloud.tariffs.model import Tariff, catalogue
 
-HISTORY_DAYS = 70
+HISTORY_DAYS = 91
 #: A projection this much above the last period's bill warns the household before the bill arrives.
 SHOCK_RATIO = Decimal("1.3")
 
@@ -74,7 +74,8 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     nudges += sorted(best_shift.values(), key=lambda n: -Decimal(n.saving))
     full_days = len(daily_totals(history, tz))
     if full_days:
-        nudges += tariff_switch(history, tariff, catalogue(), tz, now.astimezone(tz).date(), days=min(30, full_days))
+        days = 90 if full_days >= 90 else min(30, full_days)  # the last 30 or 90 days, as far as seen
+        nudges += tariff_switch(history, tariff, catalogue(), tz, now.astimezone(tz).date(), days=days)
     floor = always_on(history, tariff, tz)
     if floor:
         nudges.append(floor)

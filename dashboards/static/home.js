@@ -32,12 +32,14 @@ function show(s) {
 
 function showCoach(c) {
   const p = c.preview;
+  const sym = document.getElementById("currency-symbol").textContent;
   if (p) {
-    document.getElementById("bill-period").textContent = `${p.period_start} to ${p.period_end}`;
+    const from = p.covered_from !== p.period_start ? ` (Ohmni has seen it from ${p.covered_from})` : "";
+    document.getElementById("bill-period").textContent = `${p.period_start} to ${p.period_end}${from}`;
     document.getElementById("bill-so-far").textContent = p.so_far;
     document.getElementById("bill-projected").textContent = p.projected;
     document.getElementById("bill-range").textContent =
-      `Likely between ${p.projected_low} and ${p.projected_high}, from ${p.basis}.`;
+      `Likely between ${sym}${p.projected_low} and ${sym}${p.projected_high}, from ${p.basis}.`;
   }
   const shock = document.getElementById("bill-shock");
   shock.hidden = !c.bill_shock;
