@@ -7,7 +7,6 @@ body never changes: a retry after a lost acknowledgement resends the same (hub, 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -15,22 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocols.display import DisplayState
-from protocols.readings import MeterReading
+from protocols.readings import READING_FIELDS, MeterReading, column_sql
 from protocols.uplink import ReadingV1, UplinkBatch
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS readings (
     channel TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    meter_id TEXT NOT NULL,
-    import_t1_wh INTEGER NOT NULL,
-    import_t2_wh INTEGER NOT NULL,
-    export_t1_wh INTEGER NOT NULL,
-    export_t2_wh INTEGER NOT NULL,
-    power_import_w INTEGER NOT NULL,
-    power_export_w INTEGER NOT NULL,
-    voltage_l1_v REAL,
-    tariff INTEGER,
+    {columns},
     batch_seq INTEGER,
     UNIQUE (channel, ts)
 );
@@ -53,8 +43,8 @@ CREATE TABLE IF NOT EXISTS face_log (
 );
 """
 
-_COLUMNS = ("channel", "ts", "meter_id", "import_t1_wh", "import_t2_wh", "export_t1_wh", "export_t2_wh",
-            "power_import_w", "power_export_w", "voltage_l1_v", "tariff")
+_SCHEMA = _SCHEMA_TEMPLATE.replace("{columns}", column_sql())
+_COLUMNS = ("channel", *READING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -79,15 +69,14 @@ class HubStore:
 
     def add_readings(self, readings: Iterable[MeterReading], channel: str = "electricity") -> int:
         """Store readings; return how many were new (a repeated timestamp is ignored)."""
-        rows = [(channel, r.ts, r.meter_id, r.import_t1_wh, r.import_t2_wh, r.export_t1_wh, r.export_t2_wh,
-                 r.power_import_w, r.power_export_w, r.voltage_l1_v, r.tariff) for r in readings]
+        rows = [(channel, *(getattr(r, name) for name in READING_FIELDS)) for r in readings]
         if not rows:
             return 0
         before = self.db.total_changes
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
-                f"INSERT OR IGNORE INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 11)})",
+                f"INSERT OR IGNORE INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                 rows)
         return self.db.total_changes - before
 
@@ -150,7 +139,3 @@ class HubStore:
             "last_upload_at": last_ack,
             "last_upload_error": last_error[0] if last_error else None,
         }
-
-    @staticmethod
-    def decode_body(body: str) -> dict[str, object]:
-        return json.loads(body)

@@ -42,6 +42,8 @@ class SimMeter:
             power_export_w=0,
             voltage_l1_v=round(voltage, 1),
             tariff=tariff,
+            power_failures=3,
+            long_power_failures=1,
         )
 
     @staticmethod

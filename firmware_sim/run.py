@@ -21,9 +21,9 @@ from pathlib import Path
 from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
 from firmware_sim.pty_port import PtyPort
+from protocols.readings import READING_FIELDS
 
-METER_COLUMNS = ("timestamp", "meter_id", "import_t1_wh", "import_t2_wh", "export_t1_wh",
-                 "export_t2_wh", "power_import_w", "power_export_w", "voltage_l1_v", "tariff")
+METER_COLUMNS = ("timestamp", *READING_FIELDS[1:])
 
 
 def _corrupt_crc(telegram: bytes, rng: random.Random) -> bytes:
@@ -129,9 +129,7 @@ def _run(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[st
             telegram = meter.telegram(reading)
             port.write(telegram)
             truth.writerow([ts, round(mains, 1), *watts.values()])
-            meter_out.writerow([reading.ts, reading.meter_id, reading.import_t1_wh, reading.import_t2_wh,
-                                reading.export_t1_wh, reading.export_t2_wh, reading.power_import_w,
-                                reading.power_export_w, reading.voltage_l1_v, reading.tariff])
+            meter_out.writerow([getattr(reading, name) for name in READING_FIELDS])
             result.telegrams += 1
             result.first_ts = result.first_ts or ts
             result.last_ts = ts

@@ -12,12 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
-
-from dsmr_parser import telegram_specifications
-from dsmr_parser.parsers import TelegramParser
 
 from protocols.crc16 import crc16_arc
 from protocols.readings import MeterReading
@@ -182,84 +178,8 @@ def split_frames(data: bytes) -> list[Frame]:
     return framer.feed(data) + framer.flush()
 
 
-# --- decoding -------------------------------------------------------------------------
-
-_VERSION = re.compile(rb"^1-3:0\.2\.8\((\d+)\)", re.MULTILINE)
-
-
-def _spec_for(raw: bytes) -> dict:
-    m = _VERSION.search(raw)
-    if m is None:
-        return telegram_specifications.V2_2
-    return telegram_specifications.V5 if m.group(1).startswith(b"5") else telegram_specifications.V4
-
-
-_PARSERS: dict[int, TelegramParser] = {}
-
-
-def _parser(spec: dict) -> TelegramParser:
-    key = id(spec)
-    if key not in _PARSERS:
-        _PARSERS[key] = TelegramParser(spec, apply_checksum_validation=False)
-    return _PARSERS[key]
-
-
 class DecodeError(ValueError):
     """A frame whose CRC is fine but whose content is not a usable reading."""
-
-
-def _wh(telegram: object, name: str) -> int:
-    obj = getattr(telegram, name, None)
-    if obj is None or obj.value is None:
-        return 0
-    unit = (obj.unit or "kWh").lower()
-    value = Decimal(obj.value)
-    return int(value if unit == "wh" else value * 1000)
-
-
-def _w(telegram: object, name: str) -> int:
-    obj = getattr(telegram, name, None)
-    if obj is None or obj.value is None:
-        return 0
-    unit = (obj.unit or "kW").lower()
-    value = Decimal(obj.value)
-    return int(value if unit == "w" else value * 1000)
-
-
-def decode_reading(raw: bytes) -> MeterReading:
-    """Decode one frame into a reading; raise :class:`DecodeError` naming what is missing."""
-    # dsmr-parser's patterns expect CRLF; some meters end lines with LF only (CRC checked on raw).
-    text = re.sub(r"(?<!\r)\n", "\r\n", raw.decode("latin-1"))
-    try:
-        telegram = _parser(_spec_for(raw)).parse(text)
-    except Exception as exc:  # dsmr-parser raises a variety of errors on odd input
-        raise DecodeError(f"dsmr-parser could not parse the telegram: {exc}") from exc
-    stamp = getattr(telegram, "P1_MESSAGE_TIMESTAMP", None)
-    if stamp is None or stamp.value is None:
-        raise DecodeError("telegram has no valid timestamp (0-0:1.0.0)")
-    meter = getattr(telegram, "EQUIPMENT_IDENTIFIER", None)
-    if meter is None or not meter.value:
-        raise DecodeError("telegram has no equipment identifier (0-0:96.1.1)")
-    if getattr(telegram, "ELECTRICITY_USED_TARIFF_1", None) is None:
-        raise DecodeError("telegram has no import register (1-0:1.8.1)")
-    voltage = getattr(telegram, "INSTANTANEOUS_VOLTAGE_L1", None)
-    tariff = getattr(telegram, "ELECTRICITY_ACTIVE_TARIFF", None)
-    return MeterReading(
-        ts=int(stamp.value.timestamp()),
-        meter_id=bytes.fromhex(meter.value).decode("latin-1") if _is_hex(meter.value) else meter.value,
-        import_t1_wh=_wh(telegram, "ELECTRICITY_USED_TARIFF_1"),
-        import_t2_wh=_wh(telegram, "ELECTRICITY_USED_TARIFF_2"),
-        export_t1_wh=_wh(telegram, "ELECTRICITY_DELIVERED_TARIFF_1"),
-        export_t2_wh=_wh(telegram, "ELECTRICITY_DELIVERED_TARIFF_2"),
-        power_import_w=_w(telegram, "CURRENT_ELECTRICITY_USAGE"),
-        power_export_w=_w(telegram, "CURRENT_ELECTRICITY_DELIVERY"),
-        voltage_l1_v=float(voltage.value) if voltage is not None and voltage.value is not None else None,
-        tariff=int(tariff.value) if tariff is not None and tariff.value is not None else None,
-    )
-
-
-def _is_hex(value: str) -> bool:
-    return len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
 # --- encoding (the simulated meter) ---------------------------------------------------
@@ -297,8 +217,8 @@ def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,
         f"0-0:96.14.0({reading.tariff or 1:04d})",
         f"1-0:1.7.0({_kw(reading.power_import_w)}*kW)",
         f"1-0:2.7.0({_kw(reading.power_export_w)}*kW)",
-        "0-0:96.7.21(00003)",
-        "0-0:96.7.9(00001)",
+        f"0-0:96.7.21({reading.power_failures or 0:05d})",
+        f"0-0:96.7.9({reading.long_power_failures or 0:05d})",
         "1-0:99.97.0(0)(0-0:96.7.19)",
         "1-0:32.32.0(00000)",
         "1-0:32.36.0(00000)",

@@ -33,6 +33,12 @@ class ReadingV1(BaseModel):
     power_export_w: int = Field(ge=0)
     voltage_l1_v: float | None = None
     tariff: int | None = None
+    voltage_l2_v: float | None = None
+    voltage_l3_v: float | None = None
+    gas_m3: float | None = Field(default=None, ge=0)
+    gas_ts: int | None = None
+    power_failures: int | None = Field(default=None, ge=0)
+    long_power_failures: int | None = Field(default=None, ge=0)
 
     @classmethod
     def from_reading(cls, reading: MeterReading, channel: str = "electricity") -> ReadingV1:

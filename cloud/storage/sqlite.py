@@ -13,11 +13,12 @@ from typing import TypeVar
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, Household
 from protocols.display import DisplayState
+from protocols.readings import READING_FIELDS, column_sql
 from protocols.uplink import ApplianceRunV1, ReadingV1
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS households (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, account_number TEXT NOT NULL, postcode TEXT NOT NULL,
     tz TEXT NOT NULL, tariff_json TEXT NOT NULL, billing_day INTEGER NOT NULL DEFAULT 1
@@ -34,10 +35,7 @@ CREATE TABLE IF NOT EXISTS batches (
     stored INTEGER NOT NULL, PRIMARY KEY (hub_id, seq)
 );
 CREATE TABLE IF NOT EXISTS readings (
-    household_id TEXT NOT NULL, hub_id TEXT NOT NULL, channel TEXT NOT NULL, ts INTEGER NOT NULL,
-    meter_id TEXT NOT NULL, import_t1_wh INTEGER NOT NULL, import_t2_wh INTEGER NOT NULL,
-    export_t1_wh INTEGER NOT NULL, export_t2_wh INTEGER NOT NULL, power_import_w INTEGER NOT NULL,
-    power_export_w INTEGER NOT NULL, voltage_l1_v REAL, tariff INTEGER,
+    household_id TEXT NOT NULL, hub_id TEXT NOT NULL, channel TEXT NOT NULL, {columns},
     PRIMARY KEY (hub_id, channel, ts)
 );
 CREATE INDEX IF NOT EXISTS readings_household_ts ON readings (household_id, ts);
@@ -55,8 +53,10 @@ CREATE TABLE IF NOT EXISTS display (
 );
 """
 
-_READING_COLUMNS = ("ts", "channel", "meter_id", "import_t1_wh", "import_t2_wh", "export_t1_wh",
-                    "export_t2_wh", "power_import_w", "power_export_w", "voltage_l1_v", "tariff")
+_SCHEMA = _SCHEMA_TEMPLATE.replace("{columns}", column_sql())
+_READING_COLUMNS = ("channel", *READING_FIELDS)
+_INSERT = (f"INSERT OR IGNORE INTO readings (household_id, hub_id, {', '.join(_READING_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * (len(_READING_COLUMNS) + 2))})")
 _SELECT = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
 
 
@@ -128,9 +128,7 @@ class SqliteStorage:
 
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
                           readings: list[ReadingV1]) -> BatchResult:
-        rows = [(household_id, hub_id, r.channel, r.ts, r.meter_id, r.import_t1_wh, r.import_t2_wh,
-                 r.export_t1_wh, r.export_t2_wh, r.power_import_w, r.power_export_w, r.voltage_l1_v, r.tariff)
-                for r in readings]
+        rows = [(household_id, hub_id, *(getattr(r, name) for name in _READING_COLUMNS)) for r in readings]
 
         def fn(db: sqlite3.Connection) -> BatchResult:
             db.execute("BEGIN IMMEDIATE")
@@ -141,7 +139,7 @@ class SqliteStorage:
                     db.execute("COMMIT")
                     return BatchResult(stored=0, duplicates=len(rows), replayed=True)
                 before = db.total_changes
-                db.executemany(f"INSERT OR IGNORE INTO readings VALUES ({', '.join('?' * 13)})", rows)
+                db.executemany(_INSERT, rows)
                 stored = db.total_changes - before
                 db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                            (hub_id, seq, time.time(), len(rows), stored))

@@ -16,19 +16,18 @@ from collections.abc import Sequence
 import serial
 
 from edge.sources.base import ReadingSink
-from protocols.p1 import CrcStatus, DecodeError, Frame, P1Framer, decode_reading
+from protocols.p1 import CrcStatus, DecodeError, Frame, P1Framer
+from protocols.p1_normalise import normalise, to_reading
+from protocols.p1_variants import detect
 from protocols.readings import MeterReading
 
 log = logging.getLogger("ohmni.hub.p1")
-
-_CRC_REQUIRED_FROM = b"1-3:0.2.8("  # DSMR 4 and later carry their version and a CRC
-
 
 def crc_acceptable(frame: Frame) -> bool:
     """Valid CRCs pass; an absent CRC only where the meter has none by design (DSMR 2.2/3)."""
     if frame.crc is CrcStatus.VALID:
         return True
-    return frame.crc is CrcStatus.ABSENT and _CRC_REQUIRED_FROM not in frame.raw
+    return frame.crc is CrcStatus.ABSENT and not detect(frame.raw).has_crc
 
 
 class P1Decoder:
@@ -51,7 +50,7 @@ class P1Decoder:
                 log.warning("P1 frame rejected: DSMR 4+ telegram without its CRC")
                 continue
             try:
-                readings.append(decode_reading(frame.raw))
+                readings.append(to_reading(normalise(frame)))
             except DecodeError as exc:
                 self.counters["rejected_undecodable"] += 1
                 log.warning("P1 frame rejected: %s", exc)

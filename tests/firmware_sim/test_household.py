@@ -4,7 +4,8 @@ import tomllib
 
 from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
-from protocols.p1 import decode_reading, split_frames
+from protocols.p1 import split_frames
+from protocols.p1_normalise import decode_reading
 
 START = 1_764_057_600  # 2025-11-25 08:00 UTC
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from protocols.crc16 import crc16_arc
-from protocols.p1 import CrcStatus, FrameError, P1Framer, decode_reading, encode_dsmr5, split_frames
+from protocols.p1 import CrcStatus, FrameError, P1Framer, encode_dsmr5, split_frames
+from protocols.p1_normalise import decode_reading
 from protocols.readings import MeterReading
 
 
 def reading(ts: int = 1_764_072_000, power_w: int = 2345) -> MeterReading:
     return MeterReading(ts=ts, meter_id="E0012345678901234", import_t1_wh=1_234_567, import_t2_wh=7_654_321,
                         export_t1_wh=0, export_t2_wh=5, power_import_w=power_w, power_export_w=0,
-                        voltage_l1_v=231.2, tariff=2)
+                        voltage_l1_v=231.2, tariff=2, power_failures=0, long_power_failures=0)
 
 
 def test_encoded_telegram_has_a_correct_crc_and_decodes_to_the_same_reading():

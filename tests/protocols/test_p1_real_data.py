@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from protocols.p1 import CrcStatus, decode_reading, split_frames
+from protocols.p1 import CrcStatus, split_frames
+from protocols.p1_normalise import decode_reading
 
 
 def test_real_stream_capture_yields_566_valid_readings(data_dir):
