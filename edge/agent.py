@@ -14,10 +14,13 @@ import uvicorn
 from edge.config import HubConfig
 from edge.display_server import EmbeddedServer, display_app
 from edge.face import FaceTracker
+from edge.mqtt_link import MqttLink
 from edge.sources.base import Source
 from edge.sources.serial_p1 import SerialP1Source
 from edge.store import HubStore
 from edge.uplink import Uplink
+from protocols import ha_discovery
+from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import MeterReading
 
@@ -32,12 +35,24 @@ class HubAgent:
         self.source = source or SerialP1Source(cfg.meter.port, cfg.meter.baudrate, cfg.meter.bytesize,
                                                cfg.meter.parity, cfg.meter.stopbits)
         self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
+        self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
         self.started = time.time()
         self.duplicates = 0
         self._stop = asyncio.Event()
 
+    def on_devices(self, readings: list[DeviceReading]) -> None:
+        self.store.add_device_readings(readings, time.time())
+        if self.mqtt is not None:
+            for r in readings:
+                self.mqtt.publish_state(r.device, r.device.split(":", 1)[-1], r.fields(), ha_discovery.PLUG_SENSORS)
+
     def on_readings(self, readings: Sequence[MeterReading]) -> None:
         new = self.store.add_readings(readings)
+        if self.mqtt is not None and readings:
+            r = readings[-1]
+            self.mqtt.publish_state("meter", f"Smart meter {r.meter_id}", {
+                "import_kwh": r.import_wh / 1000, "export_kwh": r.export_wh / 1000, "power_w": r.net_power_w,
+                "voltage_v": r.voltage_l1_v, "gas_m3": r.gas_m3}, ha_discovery.METER_SENSORS)
         self.duplicates += len(readings) - new
         previous = self.face.state.face if self.face.state else None
         state: DisplayState | None = None
@@ -61,6 +76,7 @@ class HubAgent:
             "uplink": {"cloud": self.cfg.cloud.url, "refused": self.uplink.refused,
                        "last_error": self.uplink.last_error, "counters": dict(self.uplink.counters)},
             "display": self.face.state.model_dump(mode="json") if self.face.state else None,
+            "mqtt": self.mqtt.status() if self.mqtt else None,
         }
 
     def request_stop(self) -> None:
@@ -77,18 +93,21 @@ class HubAgent:
         tasks = [asyncio.create_task(self.source.run(self.on_readings), name="source"),
                  asyncio.create_task(self.uplink.run(), name="uplink"),
                  asyncio.create_task(server.serve(), name="display")]
+        if self.mqtt is not None:
+            tasks.insert(2, asyncio.create_task(self.mqtt.run(), name="mqtt"))
         stopper = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t is not stopper and t.exception() is not None]
-        for task in tasks[:2]:
+        workers, display = tasks[:-1], tasks[-1]
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
         drained = await self.uplink.drain(drain_s)
         if not drained:
             backlog = self.store.status()["backlog_readings"]
             log.warning("stopping with %s readings kept in the outbox for the next start", backlog)
         server.should_exit = True
-        await asyncio.gather(tasks[2], return_exceptions=True)
+        await asyncio.gather(display, return_exceptions=True)
         await self.uplink.aclose()
         self.store.close()
         stopper.cancel()

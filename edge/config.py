@@ -51,6 +51,45 @@ class CloudConfig(BaseModel):
         return None
 
 
+class SmlConfig(BaseModel):
+    """The names a Tasmota SML meter script gives its values (users choose them)."""
+
+    prefix: str = "SML"
+    import_kwh: str = "Total_in"
+    export_kwh: str = "Total_out"
+    power_w: str = "Power_curr"
+
+
+class MqttConfig(BaseModel):
+    """The hub's broker: zigbee2mqtt, Shelly, Tasmota and Glow devices publish there."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = Field(default=None, description="CA that signed the broker: turns TLS on")
+    cert_file: Path | None = Field(default=None, description="the hub's client certificate")
+    key_file: Path | None = None
+    protocol: int = Field(default=5, description="5, or 4 for MQTT 3.1.1 (the embedded amqtt broker)")
+    client_id: str | None = None
+    connect_timeout_s: float = 10.0
+    max_backoff_s: float = 30.0
+    zigbee2mqtt_base: str = "zigbee2mqtt"
+    sml: SmlConfig = SmlConfig()
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    state_prefix: str = "ohmni"
+
+    def secret(self) -> str | None:
+        if self.password:
+            return self.password
+        if self.password_file and self.password_file.exists():
+            return self.password_file.read_text().strip()
+        return None
+
+
 class DisplayConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=0, le=65535)
@@ -81,6 +120,7 @@ class HubConfig(BaseModel):
     cloud: CloudConfig = CloudConfig()
     display: DisplayConfig = DisplayConfig()
     face: FaceConfig = FaceConfig()
+    mqtt: MqttConfig = MqttConfig()
 
     @classmethod
     def load(cls, path: Path | None) -> HubConfig:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS, MeterReading, column_sql
 from protocols.uplink import ReadingV1, UplinkBatch
@@ -34,6 +35,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS device_readings (
+    device TEXT NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    power_w REAL,
+    energy_kwh REAL,
+    export_kwh REAL,
+    voltage_v REAL,
+    current_a REAL
+);
+CREATE INDEX IF NOT EXISTS device_readings_device_ts ON device_readings (device, ts);
 CREATE TABLE IF NOT EXISTS face_log (
     ts INTEGER NOT NULL,
     face TEXT NOT NULL,
@@ -79,6 +91,21 @@ class HubStore:
                 f"INSERT OR IGNORE INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                 rows)
         return self.db.total_changes - before
+
+    def add_device_readings(self, readings: Iterable[DeviceReading], received_at: float) -> int:
+        rows = [(r.device, r.ts or received_at, r.kind, r.power_w, r.energy_kwh, r.export_kwh, r.voltage_v,
+                 r.current_a) for r in readings]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO device_readings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def device_readings(self, device: str | None = None) -> list[dict[str, object]]:
+        sql = "SELECT device, ts, kind, power_w, energy_kwh, export_kwh, voltage_v, current_a FROM device_readings"
+        cur = self.db.execute(sql + (" WHERE device = ? ORDER BY rowid" if device else " ORDER BY rowid"),
+                              (device,) if device else ())
+        names = ("device", "ts", "kind", "power_w", "energy_kwh", "export_kwh", "voltage_v", "current_a")
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
     def log_face(self, state: DisplayState) -> None:
         with self.db:

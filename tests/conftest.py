@@ -24,3 +24,13 @@ def data_dir() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory):
+    """A real Mosquitto 2 (MQTT 5, password + ACL, TLS with client certificates) for the session."""
+    from tests.fixtures.mosquitto import start_broker
+
+    broker = start_broker(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.stop()

@@ -1,0 +1,142 @@
+"""The hub's MQTT link against a real Mosquitto: devices in, Home Assistant out, reconnects, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiomqtt
+import pytest
+
+from edge.config import MqttConfig
+from edge.mqtt_link import MqttLink
+from protocols import ha_discovery
+from tests.fixtures.mosquitto import USERS
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def hub_config(broker, **extra) -> MqttConfig:
+    settings = {"enabled": True, "host": broker.host, "port": broker.port, "username": "hub",
+                "password": USERS["hub"], "connect_timeout_s": 3, "max_backoff_s": 1} | extra
+    return MqttConfig(**settings)
+
+
+def device(broker, **extra) -> aiomqtt.Client:
+    return aiomqtt.Client(broker.host, broker.port, username="device", password=USERS["device"],
+                          protocol=aiomqtt.ProtocolVersion.V5, **extra)
+
+
+class Running:
+    def __init__(self, link: MqttLink) -> None:
+        self.link = link
+
+    async def __aenter__(self) -> MqttLink:
+        self.task = asyncio.create_task(self.link.run())
+        return self.link
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def test_device_payloads_become_readings_and_bad_ones_are_counted(mosquitto):
+    got = []
+    link = MqttLink(hub_config(mosquitto, client_id="hub-devices"), "hub-1", got.extend)
+    async with Running(link):
+        await until(lambda: link.connected)
+        await asyncio.sleep(0.2)  # subscriptions in place
+        async with device(mosquitto) as d:
+            await d.publish("zigbee2mqtt/kettle_plug", json.dumps({"power": 2950, "energy": 12.5}), qos=1)
+            await d.publish("shellyplusplugs-9/events/rpc", json.dumps({"src": "shellyplusplugs-9",
+                            "method": "NotifyStatus", "params": {"switch:0": {"apower": 95.5}}}), qos=1)
+            await d.publish("tele/washer/SENSOR", json.dumps({"ENERGY": {"Power": 480, "Total": 321.5}}), qos=1)
+            await d.publish("zigbee2mqtt/kettle_plug", b"{broken", qos=1)
+            await d.publish("glow/ABC/SENSOR/electricitymeter", json.dumps({"electricitymeter": {
+                "energy": {"import": {"cumulative": 6613.405}}, "power": {"value": 0.951, "units": "kW"}}}), qos=1)
+        await until(lambda: len(got) >= 4)
+    by_device = {r.device: r for r in got}
+    assert by_device["zigbee2mqtt:kettle_plug"].power_w == 2950
+    assert by_device["shelly:shellyplusplugs-9:0"].power_w == 95.5
+    assert by_device["tasmota:washer"].energy_kwh == 321.5
+    assert by_device["glow:ABC:electricitymeter"].power_w == pytest.approx(951)
+    assert link.counters["rejected_payload"] == 1
+
+
+async def test_a_wrong_password_is_refused_with_a_clear_error(mosquitto):
+    link = MqttLink(hub_config(mosquitto, password="wrong"), "hub-1", lambda r: None)
+    async with Running(link):
+        await until(lambda: link.last_error is not None)
+    assert not link.connected
+    assert "authori" in link.last_error.lower() or "password" in link.last_error.lower()
+
+
+async def test_tls_with_a_client_certificate(mosquitto):
+    certs = mosquitto.certs
+    got = []
+    cfg = hub_config(mosquitto, client_id="hub-tls", ca_file=certs["ca.crt"], cert_file=certs["client.crt"],
+                     key_file=certs["client.key"])
+    cfg.port = mosquitto.tls_port
+    link = MqttLink(cfg, "hub-1", got.extend)
+    async with Running(link):
+        await until(lambda: link.connected)
+        await asyncio.sleep(0.2)
+        async with device(mosquitto) as d:
+            await d.publish("zigbee2mqtt/tls_plug", json.dumps({"power": 7}), qos=1)
+        await until(lambda: got)
+    assert got[0].power_w == 7
+
+
+async def test_a_certificate_from_another_ca_never_connects(mosquitto):
+    certs = mosquitto.certs
+    cfg = hub_config(mosquitto, ca_file=certs["ca.crt"], cert_file=certs["rogue.crt"], key_file=certs["rogue.key"])
+    cfg.port = mosquitto.tls_port
+    link = MqttLink(cfg, "hub-1", lambda r: None)
+    async with Running(link):
+        await until(lambda: link.last_error is not None, timeout=15)
+    assert not link.connected
+
+
+async def test_broker_restart_loses_nothing_it_accepted(mosquitto):
+    got = []
+    link = MqttLink(hub_config(mosquitto, client_id="hub-restart"), "hub-1", got.extend)
+    async with Running(link):
+        await until(lambda: link.connected)
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(mosquitto.restart)
+        # the hub is still reconnecting: a device publishes meanwhile, QoS 1
+        async with device(mosquitto) as d:
+            for i in range(50):
+                await d.publish("zigbee2mqtt/fridge_plug", json.dumps({"power": 100 + i}), qos=1)
+        await until(lambda: len(got) >= 50, timeout=20)
+        assert link.counters["reconnects"] >= 1
+    assert sorted(r.power_w for r in got) == [100 + i for i in range(50)]
+
+
+async def test_home_assistant_discovery_is_retained_and_resent_when_ha_comes_online(mosquitto):
+    link = MqttLink(hub_config(mosquitto, client_id="hub-ha"), "hub-ha", lambda r: None)
+    async with Running(link):
+        await until(lambda: link.connected)
+        link.publish_state("meter", "Smart meter E1", {"import_kwh": 1234.5, "export_kwh": 0.0, "power_w": 300},
+                           ha_discovery.METER_SENSORS)
+        await until(lambda: link.counters["published"] >= 4)
+        configs: dict[str, dict] = {}
+        async with device(mosquitto, identifier="ha-test") as ha:
+            await ha.subscribe("homeassistant/sensor/hub_ha/#", qos=1)
+
+            async def collect() -> None:
+                async for message in ha.messages:
+                    configs[str(message.topic)] = json.loads(message.payload)
+                    if len(configs) >= 3:
+                        return
+            await asyncio.wait_for(collect(), 10)  # retained: there without asking
+            energy = next(c for c in configs.values() if c["unique_id"].endswith("import_kwh"))
+            assert energy["device_class"] == "energy" and energy["state_class"] == "total_increasing"
+            assert energy["unit_of_measurement"] == "kWh"
+            before = link.counters["published"]
+            await ha.publish("homeassistant/status", "online", qos=1)
+            await until(lambda: link.counters["ha_online"] == 1 and link.counters["published"] >= before + 3)
