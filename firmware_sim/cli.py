@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from firmware_sim.run import SimConfig, install_stop_signals, run
+from firmware_sim.run import MqttTarget, SimConfig, install_stop_signals, run
 
 app = typer.Typer(help="Simulated household and devices (no hardware needed).", no_args_is_help=True)
 
@@ -31,6 +31,16 @@ def _parse_start(value: str | None) -> int:
     return int(stamp.timestamp())
 
 
+def _target(address: str | None, username: str | None, password_file: Path | None) -> MqttTarget | None:
+    if address is None:
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise typer.BadParameter(f"{address!r} is not HOST:PORT", param_hint="--mqtt")
+    password = password_file.read_text().strip() if password_file else None
+    return MqttTarget(host, int(port), username, password)
+
+
 @app.command("run")
 def run_cmd(
     speed: Annotated[float, typer.Option(min=0.1, max=1000, help="Simulated seconds per real second.")] = 1.0,
@@ -43,12 +53,15 @@ def run_cmd(
     out: Annotated[Path, typer.Option(help="Folder for truth.csv (per appliance) and meter.csv.")] = Path("."),
     link: Annotated[Path | None, typer.Option(help="Also expose the port as this symlink (like /dev/ttyUSB0).")] = None,
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
+    mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT the smart plugs publish to.")] = None,
+    mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the plugs.")] = None,
+    mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the plugs' broker password.")] = None,
 ) -> None:
     """A DSMR 5 meter writing one telegram per simulated second to a pseudo-terminal."""
     telegrams = int(round(duration * speed)) if duration is not None else 10**12
     cfg = SimConfig(start_ts=_parse_start(start), telegrams=telegrams, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,
-                    fault_every=fault_every)
+                    fault_every=fault_every, mqtt=_target(mqtt, mqtt_username, mqtt_password_file))
     stop = install_stop_signals()
 
     def ready(path: str) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from firmware_sim.plugs import plugs_from
+
 DAY_S = 86_400
 
 
@@ -153,6 +155,10 @@ class Household:
         if not appliances:
             raise ValueError("the household file lists no [[appliance]]")
         self.appliances = [_build(a, start_ts, self.tz, rng) for a in appliances]
+        self.plugs = plugs_from(spec)
+        unknown = {p.appliance for p in self.plugs} - set(self.names)
+        if unknown:
+            raise ValueError(f"plugs meter appliances the household does not have: {', '.join(sorted(unknown))}")
 
     @property
     def names(self) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
+from firmware_sim.plugs import step as plug_step
 from firmware_sim.pty_port import PtyPort
 from protocols.readings import READING_FIELDS
 
@@ -63,6 +64,39 @@ class SimResult:
 
 
 @dataclass
+class MqttTarget:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+class PlugPublisher:
+    """paho-mqtt in its own thread; QoS 1 so a plug's message reaches the broker or is retried."""
+
+    def __init__(self, target: MqttTarget) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ohmni-sim-plugs",
+                                  protocol=mqtt.MQTTv311)
+        if target.username:
+            self.client.username_pw_set(target.username, target.password)
+        self.client.max_queued_messages_set(0)
+        self.client.connect(target.host, target.port, keepalive=30)
+        self.client.loop_start()
+        self.sent = 0
+
+    def publish(self, messages: list[tuple[str, str]]) -> None:
+        for topic, payload in messages:
+            self.client.publish(topic, payload, qos=1)
+            self.sent += 1
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@dataclass
 class SimConfig:
     start_ts: int
     telegrams: int
@@ -73,6 +107,7 @@ class SimConfig:
     meter_csv: Path = Path("meter.csv")
     link: Path | None = None
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
+    mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
 
 
 def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], None] | None = None,
@@ -91,6 +126,16 @@ def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], N
 
 def _run(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
          stopping: Callable[[], bool]) -> SimResult:
+    publisher = PlugPublisher(cfg.mqtt) if cfg.mqtt and house.plugs else None
+    try:
+        return _loop(cfg, house, port, on_ready, stopping, publisher)
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _loop(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
+          stopping: Callable[[], bool], publisher: PlugPublisher | None) -> SimResult:
     meter = SimMeter()
     rng = random.Random(cfg.seed or 1)
     fault_names = sorted(FAULTS)
@@ -128,6 +173,8 @@ def _run(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[st
             reading = meter.tick(ts, mains)
             telegram = meter.telegram(reading)
             port.write(telegram)
+            if publisher is not None:
+                publisher.publish(plug_step(house.plugs, ts, watts))
             truth.writerow([ts, round(mains, 1), *watts.values()])
             meter_out.writerow([getattr(reading, name) for name in READING_FIELDS])
             result.telegrams += 1
