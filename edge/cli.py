@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from edge.agent import HubAgent
-from edge.config import HubConfig
+from edge.config import HubConfig, MqttConfig
 
 app = typer.Typer(help="The hub: run the agent; installer tools.", no_args_is_help=True)
 
@@ -44,3 +44,62 @@ def run_cmd(
     typer.echo(f"hub {cfg.hub.id}: meter {cfg.meter.port}, cloud {cfg.cloud.url}, "
                f"display http://{cfg.display.host}:{cfg.display.port}/display", err=True)
     asyncio.run(agent.run())
+
+
+def _mqtt_config(config: Path | None, mqtt: str | None, username: str | None, password_file: Path | None) -> MqttConfig:
+    cfg = HubConfig.load(config).mqtt
+    if mqtt:
+        host, _, port = mqtt.rpartition(":")
+        if not host or not port.isdigit():
+            raise typer.BadParameter(f"{mqtt!r} is not HOST:PORT", param_hint="--mqtt")
+        cfg.host, cfg.port = host, int(port)
+    if username:
+        cfg.username = username
+    if password_file:
+        cfg.password_file = password_file
+    return cfg
+
+
+@app.command("pair")
+def pair_cmd(
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML ([mqtt]).")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT (overrides [mqtt]).")] = None,
+    username: Annotated[str | None, typer.Option(help="Broker user name.")] = None,
+    password_file: Annotated[Path | None, typer.Option(help="File holding the broker password.")] = None,
+    seconds: Annotated[int, typer.Option("--time", min=1, max=254, help="How long joining stays open.")] = 120,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop once this many devices are ready.")] = None,
+    names: Annotated[str | None, typer.Option(help="Comma-separated names for the devices, in join order.")] = None,
+) -> None:
+    """Open zigbee2mqtt's permit-join, list the devices that join, and name them."""
+    import aiomqtt
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge.mqtt_link import MqttLink
+    from edge.pairing import PairingError, pair
+
+    console = Console(stderr=True)
+    cfg = _mqtt_config(config, mqtt, username, password_file)
+    link = MqttLink(cfg, "pair", lambda r: None)
+
+    async def run() -> None:
+        async with link.client("ohmni-pair") as client:  # a session of its own, not the hub's
+            result = await pair(client, cfg.zigbee2mqtt_base, seconds, count,
+                                [n.strip() for n in names.split(",")] if names else None,
+                                progress=lambda s: console.print(s))
+        table = Table(title=f"Devices that joined ({len(result.devices)})")
+        for column in ("IEEE address", "Name", "Vendor", "Model", "Ready"):
+            table.add_column(column)
+        for d in result.devices:
+            table.add_row(d.ieee_address, d.renamed_to or d.friendly_name, d.vendor or "", d.model or "",
+                          "yes" if d.interviewed else "interviewing")
+        Console().print(table)
+
+    try:
+        asyncio.run(run())
+    except (aiomqtt.MqttError, OSError) as exc:
+        console.print(f"[red]cannot reach the broker {cfg.host}:{cfg.port}:[/] {exc}")
+        raise typer.Exit(2) from None
+    except (PairingError, TimeoutError) as exc:
+        console.print(f"[red]pairing failed:[/] {exc or 'zigbee2mqtt did not answer (is it running?)'}")
+        raise typer.Exit(1) from None

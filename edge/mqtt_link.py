@@ -51,7 +51,8 @@ class MqttLink:
     def availability_topic(self) -> str:
         return f"{self.cfg.state_prefix}/{ha_discovery.slug(self.hub_id)}/availability"
 
-    def _client(self) -> aiomqtt.Client:
+    def client(self, identifier: str | None = None) -> aiomqtt.Client:
+        """A client with the hub's broker settings (TLS, credentials, protocol)."""
         cfg = self.cfg
         tls = None
         if cfg.ca_file:
@@ -65,7 +66,7 @@ class MqttLink:
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
         return aiomqtt.Client(
             cfg.host, cfg.port, username=cfg.username, password=cfg.secret(),
-            identifier=cfg.client_id or f"ohmni-hub-{ha_discovery.slug(self.hub_id)}",
+            identifier=identifier or cfg.client_id or f"ohmni-hub-{ha_discovery.slug(self.hub_id)}",
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             clean_session=None if v5 else False, clean_start=False if v5 else 3, properties=properties,
             tls_context=tls, timeout=cfg.connect_timeout_s, keepalive=30,
@@ -131,7 +132,7 @@ class MqttLink:
         backoff = 0.5
         while True:
             try:
-                async with self._client() as client:
+                async with self.client() as client:
                     self.connected, self.last_error, backoff = True, None, 0.5
                     log.info("MQTT connected to %s:%s", self.cfg.host, self.cfg.port)
                     for topic in [*subscriptions(self.table), f"{self.cfg.discovery_prefix}/status"]:
