@@ -103,3 +103,32 @@ def pair_cmd(
     except (PairingError, TimeoutError) as exc:
         console.print(f"[red]pairing failed:[/] {exc or 'zigbee2mqtt did not answer (is it running?)'}")
         raise typer.Exit(1) from None
+
+
+@app.command("probe")
+def probe_cmd(
+    port: Annotated[str, typer.Option(help="The meter's serial port, e.g. /dev/ttyUSB0.")],
+    listen: Annotated[float, typer.Option(min=1, help="Seconds to listen at each speed.")] = 11.0,
+) -> None:
+    """Find the meter's line settings (115200 8N1 or 9600 7E1), DSMR version and variant."""
+    import serial
+    from rich.console import Console
+
+    from edge.probe import probe
+
+    console = Console(stderr=True)
+    try:
+        with console.status("probing …") as status:
+            found = probe(port, listen, progress=lambda s: status.update(s))
+    except serial.SerialException as exc:
+        console.print(f"[red]cannot open {port}:[/] {exc}")
+        raise typer.Exit(2) from None
+    if found is None:
+        console.print(f"[red]no P1 telegram on {port}[/] at 115200 or 9600 baud: check the cable and that the "
+                      "meter's P1 port is enabled")
+        raise typer.Exit(1)
+    interval = f", a telegram every {found.interval_s:.0f} s" if found.interval_s else ""
+    typer.echo(f"{port}: {found.baudrate} baud {found.framing}, {found.variant} (DSMR {found.version or '?'}), "
+               f"meter {found.meter_id or '?'}, CRC {found.crc}{interval}")
+    typer.echo(f"[meter]\nport = \"{port}\"\nbaudrate = {found.baudrate}\nbytesize = "
+               f"{7 if found.framing == '7E1' else 8}\nparity = \"{'E' if found.framing == '7E1' else 'N'}\"")

@@ -54,14 +54,17 @@ def run_cmd(
     link: Annotated[Path | None, typer.Option(help="Also expose the port as this symlink (like /dev/ttyUSB0).")] = None,
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
     mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT the smart plugs publish to.")] = None,
+    line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (DSMR 2.2/3).")] = "8N1",
     mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the plugs.")] = None,
     mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the plugs' broker password.")] = None,
 ) -> None:
     """A DSMR 5 meter writing one telegram per simulated second to a pseudo-terminal."""
+    if line.upper() not in ("8N1", "7E1"):
+        raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
     telegrams = int(round(duration * speed)) if duration is not None else 10**12
     cfg = SimConfig(start_ts=_parse_start(start), telegrams=telegrams, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,
-                    fault_every=fault_every, mqtt=_target(mqtt, mqtt_username, mqtt_password_file))
+                    fault_every=fault_every, line=line.upper(), mqtt=_target(mqtt, mqtt_username, mqtt_password_file))
     stop = install_stop_signals()
 
     def ready(path: str) -> None:

@@ -49,6 +49,14 @@ FAULTS: dict[str, Callable[[bytes, random.Random], bytes]] = {
 }
 
 
+EVEN_PARITY = bytes((b & 0x7F) | ((bin(b & 0x7F).count("1") & 1) << 7) for b in range(256))
+
+
+def with_parity(data: bytes) -> bytes:
+    """7E1 on the wire: seven data bits and an even-parity bit, as an 8N1 reader sees them."""
+    return data.translate(EVEN_PARITY)
+
+
 @dataclass
 class SimResult:
     telegrams: int = 0
@@ -108,6 +116,7 @@ class SimConfig:
     link: Path | None = None
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
     mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
+    line: str = "8N1"  # "7E1": even parity in each byte's top bit, as DSMR 2.2/3 meters send
 
 
 def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], None] | None = None,
@@ -172,7 +181,7 @@ def _loop(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[s
             mains = sum(watts.values())
             reading = meter.tick(ts, mains)
             telegram = meter.telegram(reading)
-            port.write(telegram)
+            port.write(with_parity(telegram) if cfg.line == "7E1" else telegram)
             if publisher is not None:
                 publisher.publish(plug_step(house.plugs, ts, watts))
             truth.writerow([ts, round(mains, 1), *watts.values()])

@@ -22,6 +22,7 @@ from protocols.p1_variants import detect
 from protocols.readings import MeterReading
 
 log = logging.getLogger("ohmni.hub.p1")
+STRIP_PARITY = bytes(b & 0x7F for b in range(256))
 
 def crc_acceptable(frame: Frame) -> bool:
     """Valid CRCs pass; an absent CRC only where the meter has none by design (DSMR 2.2/3)."""
@@ -73,6 +74,10 @@ class SerialP1Source:
         self.connected = False
         self.last_error: str | None = None
 
+    @property
+    def seven_bit(self) -> bool:
+        return self.settings["bytesize"] == 7
+
     def _reader(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes],
                 stop: threading.Event) -> None:
         backoff = 0.5
@@ -83,6 +88,8 @@ class SerialP1Source:
                     log.info("P1 port %s open", self.port)
                     while not stop.is_set():
                         data = ser.read(max(1, ser.in_waiting))
+                        if data and self.seven_bit:
+                            data = data.translate(STRIP_PARITY)  # a pty or lax adapter passes parity bits
                         if data:
                             loop.call_soon_threadsafe(queue.put_nowait, data)
             except (serial.SerialException, OSError) as exc:

@@ -81,3 +81,17 @@ async def test_port_that_vanishes_is_reopened():
         await asyncio.gather(task, return_exceptions=True)
         os.unlink(tmp)
         port.close()
+
+
+async def test_seven_bit_even_parity_line_is_read():
+    from firmware_sim.run import with_parity
+
+    port = PtyPort()
+    meter = SimMeter()
+    readings = [meter.tick(START + i, 300.0) for i in range(3)]
+    source = SerialP1Source(port.path, baudrate=9600, bytesize=7, parity="E")
+    collecting = asyncio.create_task(_collect(source, 3))
+    await asyncio.to_thread(port.wait_for_reader, lambda: False)
+    port.write(with_parity(b"".join(meter.telegram(r) for r in readings)))
+    assert await collecting == readings
+    port.close()

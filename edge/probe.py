@@ -1,0 +1,70 @@
+"""Find a meter's P1 line settings, version and variant: `ohmni hub probe --port P`.
+
+DSMR 4/5 talk at 115200 baud, DSMR 2.2/3 at 9600 with 7 data bits and even parity
+(7E1). Read at 8N1, a 7E1 line shows the parity in each byte's top bit, so one read at
+each speed tells both the speed and the framing: strip the top bit and see whether
+valid telegrams appear. Each speed is listened to for at most one DSMR 2.2 interval
+(10 s) plus a margin, or until two telegrams have come: within two telegram intervals.
+On a pseudo-terminal the speed is not emulated, so a simulated meter is always found
+at the first speed tried.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+
+from protocols.p1 import P1Framer
+from protocols.p1_normalise import normalise
+from protocols.p1_variants import detect
+
+SPEEDS = (115200, 9600)
+LISTEN_S = 11.0
+STRIP_PARITY = bytes(b & 0x7F for b in range(256))
+
+
+@dataclass
+class ProbeResult:
+    baudrate: int
+    framing: str  # "8N1" or "7E1"
+    variant: str
+    version: str | None
+    meter_id: str | None
+    interval_s: float | None
+    crc: str
+
+
+def _frames(data: bytes) -> list:
+    framer = P1Framer()
+    return [f for f in framer.feed(data) if f.error is None]
+
+
+def probe(port: str, listen_s: float = LISTEN_S, progress: Callable[[str], None] = lambda s: None,
+          opener: Callable[..., serial.Serial] = serial.Serial) -> ProbeResult | None:
+    for baud in SPEEDS:
+        progress(f"listening at {baud} baud …")
+        data = b""
+        stamps: list[float] = []
+        seen = 0
+        with opener(port, baudrate=baud, bytesize=8, parity="N", stopbits=1, timeout=0.2) as ser:
+            end = time.monotonic() + listen_s
+            while time.monotonic() < end:
+                chunk = ser.read(max(1, ser.in_waiting))
+                if not chunk:
+                    continue
+                data += chunk
+                for framing, payload in (("8N1", data), ("7E1", data.translate(STRIP_PARITY))):
+                    frames = _frames(payload)
+                    if len(frames) > seen:
+                        stamps += [time.monotonic()] * (len(frames) - seen)
+                        seen = len(frames)
+                    if len(frames) >= 2 or (frames and time.monotonic() > end - 0.5):
+                        first = normalise(frames[-1])
+                        interval = stamps[-1] - stamps[-2] if len(stamps) >= 2 else None
+                        return ProbeResult(baud, framing, detect(frames[-1].raw).name, first["version"],
+                                           first["meter_id"], interval, first["crc"])
+        progress(f"no telegram at {baud} baud" + (f" ({len(data)} bytes of noise)" if data else ""))
+    return None
