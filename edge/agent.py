@@ -33,7 +33,8 @@ class HubAgent:
         self.store = HubStore(cfg.hub.data_dir / "hub.sqlite3")
         self.face = FaceTracker(cfg.face)
         self.source = source or SerialP1Source(cfg.meter.port, cfg.meter.baudrate, cfg.meter.bytesize,
-                                               cfg.meter.parity, cfg.meter.stopbits)
+                                               cfg.meter.parity, cfg.meter.stopbits, key=cfg.meter.key,
+                                               auth_key=cfg.meter.auth_key)
         self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
         self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
         self.started = time.time()

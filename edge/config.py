@@ -32,6 +32,8 @@ class MeterConfig(BaseModel):
     bytesize: int = 8
     parity: str = "N"
     stopbits: int = 1
+    key: str | None = Field(default=None, description="AES-128 key (hex) of an encrypting meter (Luxembourg)")
+    auth_key: str | None = Field(default=None, description="GCM authentication key if not the Smarty default")
 
 
 class CloudConfig(BaseModel):

@@ -12,6 +12,7 @@ import serial
 import typer
 
 from protocols.p1 import P1Framer
+from protocols.p1_gcm import SMARTY_AUTH_KEY, GcmDecryptor, KeyError_, parse_key
 from protocols.p1_normalise import normalise
 
 app = typer.Typer(help="DSMR P1: decode telegrams from files, pipes and serial ports.", no_args_is_help=True)
@@ -40,6 +41,9 @@ def decode(
     baudrate: Annotated[int, typer.Option(help="Serial speed (DSMR 4/5: 115200; 2.2/3: 9600).")] = 115200,
     bytesize: Annotated[int, typer.Option(help="Data bits (8, or 7 for DSMR 2.2/3).")] = 8,
     parity: Annotated[str, typer.Option(help="N, E or O (E for DSMR 2.2/3).")] = "N",
+    key: Annotated[str | None, typer.Option(help="AES-128 key (32 hex digits) of an encrypting meter "
+                                                 "(Luxembourg Smarty); from the grid operator.")] = None,
+    auth_key: Annotated[str | None, typer.Option(help="GCM authentication key, if not the Smarty default.")] = None,
 ) -> None:
     """Find every telegram frame and print one JSON object per frame (JSON Lines).
 
@@ -50,6 +54,13 @@ def decode(
         raise typer.BadParameter("give a FILE or --port, not both")
     framer = P1Framer()
     out = sys.stdout
+    decryptor = None
+    if key:
+        try:
+            decryptor = GcmDecryptor(parse_key(key), parse_key(auth_key, "authentication key") if auth_key
+                                     else SMARTY_AUTH_KEY)
+        except KeyError_ as exc:
+            raise typer.BadParameter(str(exc), param_hint="--key") from None
     try:
         if port:
             chunks: Iterator[bytes] = _port_chunks(port, baudrate, bytesize, parity)
@@ -61,6 +72,8 @@ def decode(
                 raise typer.BadParameter(f"{source}: no such file", param_hint="SOURCE")
             chunks = _chunks(path.open("rb"))
         for chunk in chunks:
+            if decryptor is not None:
+                chunk = decryptor.feed(chunk)
             for frame in framer.feed(chunk):
                 out.write(json.dumps(normalise(frame)) + "\n")
             out.flush()
@@ -71,6 +84,9 @@ def decode(
         raise typer.Exit(2) from None
     for frame in framer.flush():
         out.write(json.dumps(normalise(frame)) + "\n")
+    if decryptor is not None and decryptor.counters["rejected_tag"]:
+        typer.echo(f"{decryptor.counters['rejected_tag']} encrypted frame(s) rejected: {decryptor.last_error}",
+                   err=True)
     stats = framer.stats
     typer.echo(f"{stats.frames} frame(s), {sum(stats.errors.values())} rejected "
                f"({', '.join(f'{k} {v}' for k, v in sorted(stats.errors.items())) or 'none'}), "

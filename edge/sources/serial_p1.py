@@ -17,6 +17,7 @@ import serial
 
 from edge.sources.base import ReadingSink
 from protocols.p1 import CrcStatus, DecodeError, Frame, P1Framer
+from protocols.p1_gcm import SMARTY_AUTH_KEY, GcmDecryptor, parse_key
 from protocols.p1_normalise import normalise, to_reading
 from protocols.p1_variants import detect
 from protocols.readings import MeterReading
@@ -32,13 +33,23 @@ def crc_acceptable(frame: Frame) -> bool:
 
 
 class P1Decoder:
-    """Bytes in, accepted readings out; every rejected frame counted by reason."""
+    """Bytes in, accepted readings out; every rejected frame counted by reason.
 
-    def __init__(self) -> None:
+    With a key, the bytes are encrypted frames (Luxembourg Smarty) decrypted first.
+    """
+
+    def __init__(self, decryptor: GcmDecryptor | None = None) -> None:
         self.framer = P1Framer()
+        self.decryptor = decryptor
         self.counters: Counter[str] = Counter()
 
     def feed(self, data: bytes) -> list[MeterReading]:
+        if self.decryptor is not None:
+            before = self.decryptor.counters["rejected_tag"]
+            data = self.decryptor.feed(data)
+            if self.decryptor.counters["rejected_tag"] > before:
+                self.counters["rejected_decryption"] += self.decryptor.counters["rejected_tag"] - before
+                log.warning("P1 frame rejected: %s", self.decryptor.last_error)
         readings = []
         for frame in self.framer.feed(data):
             self.counters["frames"] += 1
@@ -65,11 +76,16 @@ class SerialP1Source:
     name = "p1"
 
     def __init__(self, port: str, baudrate: int = 115200, bytesize: int = 8, parity: str = "N",
-                 stopbits: int = 1, max_backoff_s: float = 30.0) -> None:
+                 stopbits: int = 1, max_backoff_s: float = 30.0, key: str | None = None,
+                 auth_key: str | None = None) -> None:
         self.port = port
         self.settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
         self.max_backoff_s = max_backoff_s
-        self.decoder = P1Decoder()
+        decryptor = None
+        if key:
+            decryptor = GcmDecryptor(parse_key(key), parse_key(auth_key, "authentication key") if auth_key
+                                     else SMARTY_AUTH_KEY)
+        self.decoder = P1Decoder(decryptor)
         self.counters = self.decoder.counters
         self.connected = False
         self.last_error: str | None = None
