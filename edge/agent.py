@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import uvicorn
 
@@ -40,9 +41,22 @@ class HubAgent:
         self.started = time.time()
         self.duplicates = 0
         self._stop = asyncio.Event()
+        self._pending_devices: list[DeviceReading] = []
+
+    def flush_devices(self) -> None:
+        """Plug readings are written once a second in one transaction, not one commit each."""
+        if self._pending_devices:
+            pending, self._pending_devices = self._pending_devices, []
+            self.store.add_device_readings(pending, time.time())
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.flush_devices()
 
     def on_devices(self, readings: list[DeviceReading]) -> None:
-        self.store.add_device_readings(readings, time.time())
+        now = time.time()
+        self._pending_devices += [replace(r, ts=r.ts or now) for r in readings]
         if self.mqtt is not None:
             for r in readings:
                 self.mqtt.publish_state(r.device, r.device.split(":", 1)[-1], r.fields(), ha_discovery.PLUG_SENSORS)
@@ -96,6 +110,7 @@ class HubAgent:
                  asyncio.create_task(server.serve(), name="display")]
         if self.mqtt is not None:
             tasks.insert(2, asyncio.create_task(self.mqtt.run(), name="mqtt"))
+            tasks.insert(3, asyncio.create_task(self._flusher(), name="device-flush"))
         stopper = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t is not stopper and t.exception() is not None]
@@ -103,6 +118,7 @@ class HubAgent:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        self.flush_devices()
         drained = await self.uplink.drain(drain_s)
         if not drained:
             backlog = self.store.status()["backlog_readings"]

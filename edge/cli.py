@@ -24,6 +24,7 @@ def run_cmd(
     hub_id: Annotated[str | None, typer.Option(help="Hub id (overrides [hub].id).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the hub keeps its SQLite store.")] = None,
     display_port: Annotated[int | None, typer.Option(help="Port of the display page (0 = any free).")] = None,
+    uplink_interval: Annotated[float | None, typer.Option(min=0.1, help="Seconds between uploads.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read the meter, keep every reading locally, show the face, uplink to the cloud."""
@@ -36,6 +37,7 @@ def run_cmd(
     overrides = {
         ("meter", "port"): port, ("cloud", "url"): cloud, ("cloud", "token_file"): token_file,
         ("hub", "id"): hub_id, ("hub", "data_dir"): data_dir, ("display", "port"): display_port,
+        ("cloud", "interval_s"): uplink_interval,
     }
     for (section, key), value in overrides.items():
         if value is not None:

@@ -41,7 +41,7 @@ class CloudConfig(BaseModel):
     token: str | None = Field(default=None, description="hub credential; prefer token_file")
     token_file: Path | None = None
     batch_max: int = Field(default=1000, ge=1, le=5000)
-    interval_s: float = Field(default=1.0, gt=0)
+    interval_s: float = Field(default=10.0, gt=0, description="seconds between uploads when all is well")
     timeout_s: float = Field(default=10.0, gt=0)
     max_backoff_s: float = Field(default=60.0, gt=0)
 
@@ -82,6 +82,7 @@ class MqttConfig(BaseModel):
     sml: SmlConfig = SmlConfig()
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    state_interval_s: float = Field(default=10.0, ge=0, description="at most one state per device this often")
     state_prefix: str = "ohmni"
 
     def secret(self) -> str | None:

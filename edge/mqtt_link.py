@@ -43,9 +43,10 @@ class MqttLink:
         self.counters: Counter[str] = Counter()
         self.connected = False
         self.last_error: str | None = None
-        self._outbox: asyncio.Queue[tuple[str, str, bool]] = asyncio.Queue(OUTBOX_MAX)
+        self._outbox: asyncio.Queue[tuple[str, str, bool]] = asyncio.Queue(OUTBOX_MAX)  # (topic, payload, retain)
         self._discovered: dict[str, tuple[str, tuple[ha_discovery.SensorDescription, ...], set[str]]] = {}
         self._logged_bad: Counter[str] = Counter()
+        self._last_state: dict[str, float] = {}
 
     @property
     def availability_topic(self) -> str:
@@ -88,11 +89,16 @@ class MqttLink:
         keys = {k for k, v in state.items() if v is not None}
         known = self._discovered.get(device)
         if known is None or not keys <= known[2]:
+            self._last_state.pop(device, None)  # a new sensor gets its first state at once
             merged = keys | (known[2] if known else set())
             self._discovered[device] = (name, sensors, merged)
             for topic, payload in ha_discovery.configs(self.cfg.discovery_prefix, self.cfg.state_prefix, self.hub_id,
                                                        device, name, sensors, merged):
                 self._queue(topic, payload, True)
+        now = time.monotonic()
+        if now - self._last_state.get(device, -1e9) < self.cfg.state_interval_s:
+            return  # Home Assistant needs no more; the hub's CPU is kept for reading
+        self._last_state[device] = now
         self._queue(ha_discovery.state_topic(self.cfg.state_prefix, self.hub_id, device), json.dumps(state), False)
 
     def _rediscover(self) -> None:
@@ -104,7 +110,8 @@ class MqttLink:
     async def _publisher(self, client: aiomqtt.Client) -> None:
         while True:
             topic, payload, retain = await self._outbox.get()
-            await client.publish(topic, payload, qos=1, retain=retain)
+            # retained discovery configs must arrive (QoS 1); states are superseded each second (QoS 0)
+            await client.publish(topic, payload, qos=1 if retain else 0, retain=retain)
             self.counters["published"] += 1
 
     # --- incoming ---------------------------------------------------------------------------

@@ -221,7 +221,7 @@ def demo(
         wait_for("simulated meter", tty.exists, sim, 15)
         hub = spawn("hub", ["hub", "run", "--port", str(tty), "--cloud", cloud_url, "--token-file",
                              str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
-                             str(display_port), "--hub-id", "hub-demo"], data)
+                             str(display_port), "--hub-id", "hub-demo", "--uplink-interval", "1"], data)
         children.append(hub)
         hub_url = f"http://{host}:{display_port}"
         wait_for("hub", lambda: httpx.get(f"{hub_url}/api/status", timeout=1).status_code == 200, hub, 30)

@@ -79,7 +79,7 @@ def running_home(tmp_path_factory: pytest.TempPathFactory):
         wait_for("meter", (tmp_path / "meter.tty").exists, sim, 15)
         hub = spawn("hub", ["hub", "run", "--port", str(tmp_path / "meter.tty"), "--cloud", cloud_url,
                             "--token-file", str(tmp_path / "hub.token"), "--data-dir", str(tmp_path / "hub"),
-                            "--display-port", str(display_port)], tmp_path)
+                            "--display-port", str(display_port), "--uplink-interval", "1"], tmp_path)
         children.append(hub)
         sim.proc.wait(60)
         assert sim.proc.returncode == 0, sim.tail()

@@ -99,7 +99,7 @@ class SerialP1Source:
         backoff = 0.5
         while not stop.is_set():
             try:
-                with serial.Serial(self.port, timeout=0.2, **self.settings) as ser:
+                with serial.Serial(self.port, timeout=1.0, **self.settings) as ser:
                     self.connected, self.last_error, backoff = True, None, 0.5
                     log.info("P1 port %s open", self.port)
                     while not stop.is_set():
