@@ -14,6 +14,7 @@ import uvicorn
 
 from edge.config import HubConfig
 from edge.display_server import EmbeddedServer, display_app
+from edge.embedded_broker import EmbeddedBroker
 from edge.face import FaceTracker
 from edge.mqtt_link import MqttLink
 from edge.sources.base import Source
@@ -38,6 +39,7 @@ class HubAgent:
                                                auth_key=cfg.meter.auth_key)
         self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
         self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
+        self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None
         self.started = time.time()
         self.duplicates = 0
         self._stop = asyncio.Event()
@@ -102,6 +104,8 @@ class HubAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        if self.broker is not None:
+            await self.broker.start()
         app = display_app(lambda: self.face.state, self.status, self.store.face_log)
         server = EmbeddedServer(uvicorn.Config(app, host=self.cfg.display.host, port=self.cfg.display.port,
                                                log_level="warning", lifespan="off"))
@@ -126,6 +130,8 @@ class HubAgent:
         server.should_exit = True
         await asyncio.gather(display, return_exceptions=True)
         await self.uplink.aclose()
+        if self.broker is not None:
+            await self.broker.stop()
         self.store.close()
         stopper.cancel()
         if failed:

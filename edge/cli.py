@@ -25,6 +25,8 @@ def run_cmd(
     data_dir: Annotated[Path | None, typer.Option(help="Where the hub keeps its SQLite store.")] = None,
     display_port: Annotated[int | None, typer.Option(help="Port of the display page (0 = any free).")] = None,
     uplink_interval: Annotated[float | None, typer.Option(min=0.1, help="Seconds between uploads.")] = None,
+    embedded_broker: Annotated[int | None, typer.Option(help="Run the embedded MQTT broker on this port "
+                                                             "and read plugs from it.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read the meter, keep every reading locally, show the face, uplink to the cloud."""
@@ -42,6 +44,11 @@ def run_cmd(
     for (section, key), value in overrides.items():
         if value is not None:
             setattr(getattr(cfg, section), key, value)
+    if embedded_broker is not None:
+        cfg.mqtt.enabled, cfg.mqtt.embedded, cfg.mqtt.host, cfg.mqtt.port = True, True, "127.0.0.1", embedded_broker
+        cfg.mqtt.protocol = 4  # amqtt speaks MQTT 3.1.1
+    if cfg.mqtt.embedded:
+        cfg.mqtt.protocol = 4
     agent = HubAgent(cfg)
     typer.echo(f"hub {cfg.hub.id}: meter {cfg.meter.port}, cloud {cfg.cloud.url}, "
                f"display http://{cfg.display.host}:{cfg.display.port}/display", err=True)

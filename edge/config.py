@@ -66,6 +66,7 @@ class MqttConfig(BaseModel):
     """The hub's broker: zigbee2mqtt, Shelly, Tasmota and Glow devices publish there."""
 
     enabled: bool = False
+    embedded: bool = Field(default=False, description="run amqtt inside the hub on host:port (MQTT 3.1.1)")
     host: str = "127.0.0.1"
     port: int = 1883
     username: str | None = None

@@ -89,8 +89,9 @@ class PlugPublisher:
                                   protocol=mqtt.MQTTv311)
         if target.username:
             self.client.username_pw_set(target.username, target.password)
-        self.client.max_queued_messages_set(0)
-        self.client.connect(target.host, target.port, keepalive=30)
+        self.client.max_queued_messages_set(0)  # keep everything until the broker is there
+        self.client.reconnect_delay_set(0.2, 5)
+        self.client.connect_async(target.host, target.port, keepalive=30)  # the broker may start after us
         self.client.loop_start()
         self.sent = 0
 
@@ -99,9 +100,15 @@ class PlugPublisher:
             self.client.publish(topic, payload, qos=1)
             self.sent += 1
 
-    def close(self) -> None:
-        self.client.loop_stop()
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Give queued messages a moment to leave, then disconnect."""
+        import time as _time
+
+        end = _time.monotonic() + timeout_s
+        while self.client.want_write() and _time.monotonic() < end:
+            _time.sleep(0.05)
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @dataclass

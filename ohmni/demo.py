@@ -194,6 +194,7 @@ def demo(
     _write_secret(data / "hub.token")
     cloud_url = f"http://{host}:{cloud_port}"
     tty = data / "meter.tty"
+    broker_port = free_port()
 
     children: list[Child] = []
     interrupted = False
@@ -212,7 +213,7 @@ def demo(
         children.append(cloud)
         wait_for("cloud", lambda: httpx.get(f"{cloud_url}/login", timeout=1).status_code == 200, cloud, 30)
         sim_args = ["sim", "run", "--speed", str(speed), "--out", str(data / "sim"), "--link", str(tty),
-                    "--fault-every", str(fault_every)]
+                    "--fault-every", str(fault_every), "--mqtt", f"{host}:{broker_port}"]
         sim_args += ["--duration", str(duration)] if duration else []
         sim_args += ["--household", str(household)] if household else []
         sim_args += ["--start", start] if start else []
@@ -221,7 +222,8 @@ def demo(
         wait_for("simulated meter", tty.exists, sim, 15)
         hub = spawn("hub", ["hub", "run", "--port", str(tty), "--cloud", cloud_url, "--token-file",
                              str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
-                             str(display_port), "--hub-id", "hub-demo", "--uplink-interval", "1"], data)
+                             str(display_port), "--hub-id", "hub-demo", "--uplink-interval", "1",
+                             "--embedded-broker", str(broker_port)], data)
         children.append(hub)
         hub_url = f"http://{host}:{display_port}"
         wait_for("hub", lambda: httpx.get(f"{hub_url}/api/status", timeout=1).status_code == 200, hub, 30)
@@ -256,12 +258,17 @@ def demo(
         console.print("Stopping: waiting for the hub to upload everything the meter wrote…")
         wait_drained(hub_url, summary.get("last_ts"), hub)
         comparison = compare(data / "sim" / "meter.csv", fetch_cloud_readings(cloud_url, key))
-        counters = {k: v for k, v in httpx.get(f"{hub_url}/api/status", timeout=5).json()["meter"]["counters"]
-                    .items() if k.startswith("rejected_")}
+        final = httpx.get(f"{hub_url}/api/status", timeout=5).json()
+        counters = {k: v for k, v in final["meter"]["counters"].items() if k.startswith("rejected_")}
+        plugs = final["mqtt"] or {}
         hub.stop()
         cloud.stop()
         colour = "green" if comparison.ok else "red"
         console.print(f"[{colour}]{comparison.line()}[/]")
+        if plugs:
+            console.print(f"Smart plugs: {plugs['counters'].get('device_readings', 0)} readings from "
+                          f"{len(plugs['devices']) - 1 if 'meter' in plugs['devices'] else len(plugs['devices'])} "
+                          f"devices over the hub's embedded MQTT broker")
         if summary.get("faults"):
             console.print(f"Injected faults: {summary['faults']}; hub rejected: {counters}")
         console.print(f"Ground truth: {data / 'sim' / 'truth.csv'}  meter log: {data / 'sim' / 'meter.csv'}")

@@ -184,6 +184,9 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
     assert proc.returncode == 0, out
     assert "meter wrote 300 telegrams; cloud holds 300 readings: missing=0 duplicated=0" in out
     assert "/login?key=" in out and "/display" in out
+    # the three simulated plugs publish every 10 simulated seconds to the hub's embedded broker
+    plugs = re.search(r"Smart plugs: (\d+) readings from 3 devices", out)
+    assert plugs and int(plugs.group(1)) >= 80, out
     assert "Traceback" not in out
     for log in (tmp_path / "demo").glob("*.log"):
         assert "Traceback" not in log.read_text(), log
