@@ -61,7 +61,10 @@ class HubAgent:
         self._pending_devices += [replace(r, ts=r.ts or now) for r in readings]
         if self.mqtt is not None:
             for r in readings:
-                self.mqtt.publish_state(r.device, r.device.split(":", 1)[-1], r.fields(), ha_discovery.PLUG_SENSORS)
+                name = r.device.split(":", 1)[-1]
+                model = self.mqtt.zigbee_devices.get(name, {}).get("model")
+                self.mqtt.publish_state(r.device, f"{name} ({model})" if model else name, r.fields(),
+                                        ha_discovery.PLUG_SENSORS)
 
     def on_readings(self, readings: Sequence[MeterReading]) -> None:
         new = self.store.add_readings(readings)

@@ -25,7 +25,15 @@ from paho.mqtt.properties import Properties
 
 from edge.config import MqttConfig
 from protocols import ha_discovery
-from protocols.devices import DeviceReading, PayloadError, SmlKeys, decode, mappings, subscriptions
+from protocols.devices import (
+    DeviceReading,
+    PayloadError,
+    SmlKeys,
+    decode,
+    mappings,
+    subscriptions,
+    z2m_bridge_devices,
+)
 
 log = logging.getLogger("ohmni.hub.mqtt")
 SESSION_EXPIRY_S = 86_400
@@ -47,6 +55,7 @@ class MqttLink:
         self._discovered: dict[str, tuple[str, tuple[ha_discovery.SensorDescription, ...], set[str]]] = {}
         self._logged_bad: Counter[str] = Counter()
         self._last_state: dict[str, float] = {}
+        self.zigbee_devices: dict[str, dict[str, Any]] = {}  # from zigbee2mqtt's bridge/devices
 
     @property
     def availability_topic(self) -> str:
@@ -124,6 +133,9 @@ class MqttLink:
             return
         self.counters["messages"] += 1
         try:
+            if topic == f"{self.cfg.zigbee2mqtt_base}/bridge/devices":
+                self.zigbee_devices = z2m_bridge_devices(payload)
+                return
             readings = decode(topic, payload, self.table)
         except PayloadError as exc:
             self.counters["rejected_payload"] += 1
@@ -165,4 +177,4 @@ class MqttLink:
     def status(self) -> dict[str, Any]:
         return {"broker": f"{self.cfg.host}:{self.cfg.port}", "connected": self.connected,
                 "last_error": self.last_error, "counters": dict(self.counters),
-                "devices": sorted(self._discovered), "at": time.time()}
+                "devices": sorted(self._discovered), "zigbee_devices": self.zigbee_devices, "at": time.time()}

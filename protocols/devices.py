@@ -92,6 +92,21 @@ def z2m_attribute(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     return [DeviceReading(device=f"zigbee2mqtt:{m['device']}", kind="zigbee2mqtt", **{name: value * scale})]
 
 
+def z2m_bridge_devices(payload: bytes) -> dict[str, dict[str, Any]]:
+    """zigbee2mqtt's retained ``bridge/devices`` list -> {friendly_name: {ieee, model, vendor, type}}."""
+    devices = _json(payload)
+    if not isinstance(devices, list):
+        raise PayloadError("bridge/devices must be a JSON list")
+    out: dict[str, dict[str, Any]] = {}
+    for d in devices:
+        if not isinstance(d, dict) or d.get("type") == "Coordinator" or not d.get("friendly_name"):
+            continue
+        definition = d.get("definition") or {}
+        out[str(d["friendly_name"])] = {"ieee": d.get("ieee_address"), "model": definition.get("model"),
+                                        "vendor": definition.get("vendor"), "type": d.get("type")}
+    return out
+
+
 # --- Shelly ---------------------------------------------------------------------------------
 
 SHELLY1_FIELDS = {  # topic suffix -> (field, scale); energy counters in watt-minutes

@@ -140,3 +140,35 @@ async def test_home_assistant_discovery_is_retained_and_resent_when_ha_comes_onl
             before = link.counters["published"]
             await ha.publish("homeassistant/status", "online", qos=1)
             await until(lambda: link.counters["ha_online"] == 1 and link.counters["published"] >= before + 3)
+
+
+async def test_zigbee2mqtt_device_list_is_learned(mosquitto):
+    link = MqttLink(hub_config(mosquitto, client_id="hub-bridge"), "hub-1", lambda r: None)
+    devices = [{"friendly_name": "Coordinator", "type": "Coordinator", "ieee_address": "0x00"},
+               {"friendly_name": "kettle_plug", "type": "Router", "ieee_address": "0x00158d0001a2b3c4",
+                "definition": {"model": "TS011F_plug_1", "vendor": "TuYa"}}]
+    async with Running(link):
+        await until(lambda: link.connected)
+        await asyncio.sleep(0.2)
+        async with device(mosquitto) as d:
+            await d.publish("zigbee2mqtt/bridge/devices", json.dumps(devices), qos=1)
+        await until(lambda: "kettle_plug" in link.zigbee_devices)
+    assert link.zigbee_devices == {"kettle_plug": {"ieee": "0x00158d0001a2b3c4", "model": "TS011F_plug_1",
+                                                   "vendor": "TuYa", "type": "Router"}}
+
+
+async def test_the_broker_acl_keeps_other_users_out_of_device_topics(mosquitto):
+    got: list = []
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, username="intruder", password=USERS["intruder"],
+                              protocol=aiomqtt.ProtocolVersion.V5) as intruder:
+        await intruder.subscribe("zigbee2mqtt/#", qos=1)  # accepted, and receives nothing
+
+        async def listen() -> None:
+            async for message in intruder.messages:
+                got.append(message)
+        listening = asyncio.create_task(listen())
+        async with device(mosquitto) as d:
+            await d.publish("zigbee2mqtt/private_plug", json.dumps({"power": 5}), qos=1)
+        await asyncio.sleep(1.0)
+        listening.cancel()
+    assert got == []
