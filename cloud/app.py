@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from cloud import problems
 from cloud.bootstrap import bootstrap_demo
-from cloud.routers import householders, hubs, pages
+from cloud.routers import householders, hubs, installers, pages
 from cloud.settings import CloudSettings
 from cloud.storage.base import Storage
 from cloud.storage.sqlite import SqliteStorage
@@ -34,6 +34,7 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     app.state.storage = store
     problems.install(app)
     app.include_router(hubs.router)
+    app.include_router(installers.router)
     app.include_router(householders.router)
     app.include_router(pages.router)
     return app

@@ -15,6 +15,22 @@ from enum import StrEnum
 class Role(StrEnum):
     HUB = "hub"
     HOUSEHOLDER = "householder"
+    INSTALLER = "installer"  # household_id "*": installers serve every household of the utility
+
+
+ALL_HOUSEHOLDS = "*"
+#: Claim codes: 12 characters a person can read out and type, in groups of four.
+CLAIM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_claim_code() -> str:
+    raw = "".join(secrets.choice(CLAIM_ALPHABET) for _ in range(12))
+    return "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+
+
+def normalise_claim_code(code: str) -> str:
+    raw = "".join(c for c in code.upper() if c.isalnum())
+    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 
 from cloud.app import create_app
+from cloud.auth import ALL_HOUSEHOLDS, Principal, Role, hash_secret, new_secret
+from cloud.provisioning import UnknownHousehold, create_claim_code, revoke_hub
 from cloud.settings import CloudSettings
+from cloud.storage.sqlite import SqliteStorage
 
 app = typer.Typer(help="The cloud service.", no_args_is_help=True)
+T = TypeVar("T")
 
 
 class _Server(uvicorn.Server):
@@ -52,3 +58,58 @@ def serve(
     asyncio.run(main())
     if not server.started:
         raise typer.Exit(1)
+
+
+def _store(data_dir: Path | None) -> SqliteStorage:
+    settings = CloudSettings(**({"data_dir": data_dir} if data_dir else {}))
+    return SqliteStorage(settings.data_dir / "cloud.sqlite3")
+
+
+async def _with_store(data_dir: Path | None, fn: Callable[[SqliteStorage], Awaitable[T]]) -> T:
+    store = _store(data_dir)
+    await store.init()
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+@app.command("claim-code")
+def claim_code(
+    household: Annotated[str, typer.Option(help="The household the hub will belong to.")],
+    ttl_hours: Annotated[float, typer.Option(min=0.0001, max=720, help="Hours until the code expires.")] = 72,
+    data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
+) -> None:
+    """Create a one-time claim code for a household (for `ohmni hub provision`)."""
+    try:
+        code, expires = asyncio.run(_with_store(data_dir, lambda s: create_claim_code(s, household, ttl_hours)))
+    except UnknownHousehold as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(code)
+    typer.echo(f"works once, until {datetime.fromtimestamp(expires, UTC).isoformat()}", err=True)
+
+
+@app.command("revoke-hub")
+def revoke_hub_cmd(
+    hub_id: Annotated[str, typer.Argument(help="The hub to revoke.")],
+    data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
+) -> None:
+    """Revoke a hub's credential: its uploads are refused at once."""
+    n = asyncio.run(_with_store(data_dir, lambda s: revoke_hub(s, hub_id)))
+    if not n:
+        typer.echo(f"hub {hub_id} has no live credential", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {n} credential(s) of hub {hub_id}", err=True)
+
+
+@app.command("installer-token")
+def installer_token(
+    name: Annotated[str, typer.Option(help="Who the token is for (shown in audits).")],
+    data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
+) -> None:
+    """Create an installer API token (printed once; the cloud keeps only its hash)."""
+    token = new_secret()
+    asyncio.run(_with_store(data_dir, lambda s: s.add_credential(
+        hash_secret(token), Principal(Role.INSTALLER, name, ALL_HOUSEHOLDS))))
+    typer.echo(token)

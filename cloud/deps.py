@@ -34,6 +34,10 @@ async def hub(request: Request) -> Principal:
     return await _principal(request, Role.HUB, _bearer(request))
 
 
+async def installer(request: Request) -> Principal:
+    return await _principal(request, Role.INSTALLER, _bearer(request))
+
+
 async def householder(request: Request) -> Principal:
     """A householder by API token (Authorization: Bearer) or by the page session cookie."""
     return await _principal(request, Role.HOUSEHOLDER, _bearer(request) or request.cookies.get(SESSION_COOKIE))

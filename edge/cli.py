@@ -141,3 +141,67 @@ def probe_cmd(
                f"meter {found.meter_id or '?'}, CRC {found.crc}{interval}")
     typer.echo(f"[meter]\nport = \"{port}\"\nbaudrate = {found.baudrate}\nbytesize = "
                f"{7 if found.framing == '7E1' else 8}\nparity = \"{'E' if found.framing == '7E1' else 'N'}\"")
+
+
+@app.command("provision")
+def provision_cmd(
+    cloud: Annotated[str, typer.Option(help="The cloud's base URL, e.g. https://cloud.example.")],
+    code: Annotated[str, typer.Option(help="The one-time claim code from the installer or the utility.")],
+    hub_id: Annotated[str | None, typer.Option(help="This hub's id (default: from the machine id).")] = None,
+    config_dir: Annotated[Path | None, typer.Option(help="Where hub.toml and hub.token go "
+                                                         "(default /etc/ohmni as root, else ~/.config/ohmni).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Where the hub keeps its store.")] = Path("/var/lib/ohmni"),
+    ca_file: Annotated[Path | None, typer.Option(help="CA bundle for a cloud with a private certificate.")] = None,
+) -> None:
+    """Join this hub to the cloud with a claim code, showing each step."""
+    from rich.console import Console
+
+    from edge.provision import ProvisionError, default_config_dir, default_hub_id, provision
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        path = provision(cloud, code, hub_id or default_hub_id(), config_dir or default_config_dir(), data_dir,
+                         step=lambda s: console.print(f"• {s}"), verify=str(ca_file) if ca_file else True)
+    except ProvisionError as exc:
+        console.print(f"[red]✗ {exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]✓ provisioned.[/] Start the hub: ohmni hub run --config {path}")
+
+
+@app.command("status")
+def status_cmd(
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML "
+                                                "(default: hub.toml in the config folder).")] = None,
+) -> None:
+    """Meter, broker, last reading, backlog, last upload, cloud, clock and disk, each with a verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge.provision import checks, default_config_dir
+
+    path = config or default_config_dir() / "hub.toml"
+    try:
+        cfg = HubConfig.load(path if path.exists() else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    results = checks(cfg)
+    table = Table(title=f"Hub {cfg.hub.id}")
+    for column in ("check", "verdict", "detail", "what to do"):
+        table.add_column(column)
+    colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for c in results:
+        table.add_row(c.name, f"[{colours[c.verdict]}]{c.verdict}[/]", c.detail, c.advice)
+    Console(width=160).print(table)
+    if any(c.verdict == "fail" for c in results):
+        raise typer.Exit(1)
+
+
+app.command("doctor", help="The same checks as `status`.")(status_cmd)
+
+
+@app.command("systemd-unit")
+def systemd_unit() -> None:
+    """Print the systemd unit that runs the hub (ships with the package)."""
+    from importlib import resources
+
+    typer.echo(resources.files("edge").joinpath("systemd/ohmni-hub.service").read_text(), nl=False)

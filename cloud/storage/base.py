@@ -21,6 +21,10 @@ class Household:
     billing_day: int = 1  # the day of the month the household's bills start
 
 
+class ClaimError(ValueError):
+    """A claim code that cannot be used: unknown, expired or already used."""
+
+
 @dataclass(frozen=True)
 class BatchResult:
     stored: int
@@ -38,6 +42,14 @@ class Storage(Protocol):
     async def hub_household(self, hub_id: str) -> str | None: ...
     async def add_credential(self, secret_hash: str, principal: Principal) -> None: ...
     async def principal(self, secret_hash: str, role: Role) -> Principal | None: ...
+
+    async def add_claim_code(self, code_hash: str, household_id: str, expires_at: float) -> None: ...
+
+    async def use_claim_code(self, code_hash: str, hub_id: str, now: float) -> str:
+        """Spend a claim code for ``hub_id``: the household id, or ClaimError saying why not."""
+
+    async def revoke_hub(self, hub_id: str, now: float) -> int:
+        """Revoke every credential of the hub; how many were live."""
 
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
                           readings: list[ReadingV1]) -> BatchResult:

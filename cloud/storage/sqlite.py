@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from cloud.auth import Principal, Role
-from cloud.storage.base import BatchResult, Household
+from cloud.storage.base import BatchResult, ClaimError, Household
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS, column_sql
 from protocols.uplink import ApplianceRunV1, ReadingV1
@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS hubs (
 CREATE TABLE IF NOT EXISTS credentials (
     secret_hash TEXT PRIMARY KEY, role TEXT NOT NULL, subject TEXT NOT NULL, household_id TEXT NOT NULL,
     revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS claim_codes (
+    code_hash TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id), created_at REAL NOT NULL,
+    expires_at REAL NOT NULL, used_at REAL, used_by_hub TEXT
 );
 CREATE TABLE IF NOT EXISTS batches (
     hub_id TEXT NOT NULL, seq INTEGER NOT NULL, received_at REAL NOT NULL, n_readings INTEGER NOT NULL,
@@ -125,6 +129,44 @@ class SqliteStorage:
             "SELECT subject, household_id FROM credentials WHERE secret_hash = ? AND role = ? "
             "AND revoked_at IS NULL", (secret_hash, role.value)).fetchone())
         return Principal(role, row[0], row[1]) if row else None
+
+    async def add_claim_code(self, code_hash: str, household_id: str, expires_at: float) -> None:
+        await self._run(lambda db: db.execute("INSERT INTO claim_codes VALUES (?, ?, ?, ?, NULL, NULL)",
+                                              (code_hash, household_id, time.time(), expires_at)))
+
+    async def use_claim_code(self, code_hash: str, hub_id: str, now: float) -> str:
+        def fn(db: sqlite3.Connection) -> str:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT household_id, expires_at, used_at FROM claim_codes WHERE code_hash = ?",
+                                 (code_hash,)).fetchone()
+                if row is None:
+                    raise ClaimError("unknown claim code")
+                household_id, expires_at, used_at = row
+                if used_at is not None:
+                    raise ClaimError("this claim code has already been used")
+                if expires_at <= now:
+                    raise ClaimError("this claim code has expired; ask for a new one")
+                owner = db.execute("SELECT household_id FROM hubs WHERE id = ?", (hub_id,)).fetchone()
+                if owner is not None and owner[0] != household_id:
+                    raise ClaimError(f"hub {hub_id} belongs to another household; revoke it there first")
+                db.execute("UPDATE claim_codes SET used_at = ?, used_by_hub = ? WHERE code_hash = ?",
+                           (now, hub_id, code_hash))
+                db.execute("INSERT INTO hubs VALUES (?, ?) ON CONFLICT(id) DO NOTHING", (hub_id, household_id))
+                db.execute("COMMIT")
+                return household_id
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return await self._run(fn)
+
+    async def revoke_hub(self, hub_id: str, now: float) -> int:
+        def fn(db: sqlite3.Connection) -> int:
+            before = db.total_changes
+            db.execute("UPDATE credentials SET revoked_at = ? WHERE role = 'hub' AND subject = ? "
+                       "AND revoked_at IS NULL", (now, hub_id))
+            return db.total_changes - before
+        return await self._run(fn)
 
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
                           readings: list[ReadingV1]) -> BatchResult:

@@ -1,0 +1,192 @@
+"""Joining a hub to the cloud (`ohmni hub provision`) and checking it (`ohmni hub status`).
+
+Provisioning shows each step: reach the cloud, register with the claim code, keep the
+credential (mode 0600; the cloud keeps only its hash), write the hub's TOML, and check
+the whole path by calling the cloud with the new credential.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import time
+import tomllib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tomli_w
+
+from edge.config import HubConfig
+
+
+class ProvisionError(RuntimeError):
+    pass
+
+
+def default_config_dir() -> Path:
+    env = os.environ.get("OHMNI_CONFIG_DIR")
+    if env:
+        return Path(env)
+    return Path("/etc/ohmni") if os.geteuid() == 0 else Path.home() / ".config" / "ohmni"
+
+
+def default_hub_id() -> str:
+    try:
+        machine = Path("/etc/machine-id").read_text().strip()[:12]
+    except OSError:
+        machine = ""
+    return f"hub-{machine or uuid.uuid4().hex[:12]}"
+
+
+def _problem(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+        return str(body.get("detail") or body)
+    except ValueError:
+        return resp.text[:200]
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # also when the file already existed with a wider mode
+
+
+def provision(cloud: str, code: str, hub_id: str, config_dir: Path, data_dir: Path,
+              step: Callable[[str], None] = lambda s: None, verify: bool | str = True) -> Path:
+    url = cloud.rstrip("/")
+    with httpx.Client(base_url=url, timeout=15, verify=verify) as client:
+        step(f"Reaching the cloud at {url}")
+        try:
+            client.get("/healthz").raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ProvisionError(f"cannot reach the cloud at {url}: {exc}") from None
+        step(f"Registering hub {hub_id} with the claim code")
+        resp = client.post("/api/v1/hubs/register", json={"code": code, "hub_id": hub_id})
+        if resp.status_code != 201:
+            raise ProvisionError(f"the cloud refused the claim code: {_problem(resp)}")
+        registered = resp.json()
+        config_dir.mkdir(parents=True, exist_ok=True)
+        token_file = config_dir / "hub.token"
+        step(f"Keeping the hub's credential in {token_file} (mode 0600)")
+        _write_private(token_file, registered["token"] + "\n")
+        config_path = config_dir / "hub.toml"
+        step(f"Writing the hub configuration {config_path}")
+        existing: dict[str, Any] = tomllib.loads(config_path.read_text()) if config_path.exists() else {}
+        existing.setdefault("hub", {}).update({"id": hub_id, "data_dir": str(data_dir)})
+        existing.setdefault("cloud", {}).update({"url": url, "token_file": str(token_file)})
+        existing["cloud"].pop("token", None)
+        existing.setdefault("meter", {}).setdefault("port", "/dev/ttyUSB0")
+        HubConfig.model_validate(existing)  # never write a config the hub cannot read
+        config_path.write_text(tomli_w.dumps(existing))
+        step("Checking the whole path with the new credential")
+        ping = client.post("/api/v1/hub/ping", headers={"Authorization": f"Bearer {registered['token']}"})
+        if ping.status_code != 200 or ping.json().get("hub_id") != hub_id:
+            raise ProvisionError(f"the cloud did not accept the new credential: {_problem(ping)}")
+        step(f"Hub {hub_id} joined household {registered['household_id']}")
+    return config_path
+
+
+# --- status / doctor ---------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    name: str
+    verdict: str  # "ok", "warn", "fail"
+    detail: str
+    advice: str = ""
+
+
+def _ago(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    seconds = time.time() - ts
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+def _live_status(cfg: HubConfig) -> dict[str, Any] | None:
+    try:
+        return httpx.get(f"http://{cfg.display.host}:{cfg.display.port}/api/status", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def checks(cfg: HubConfig) -> list[Check]:
+    out: list[Check] = []
+    live = _live_status(cfg)
+    out.append(Check("hub agent", "ok" if live else "warn", "running" if live else "not answering on "
+                     f"{cfg.display.host}:{cfg.display.port}", "" if live else "start it: systemctl start ohmni-hub"))
+    meter = (live or {}).get("meter") or {}
+    port_exists = Path(cfg.meter.port).exists()
+    if live:
+        ok = bool(meter.get("connected"))
+        out.append(Check("meter", "ok" if ok else "fail", f"{cfg.meter.port}: " + (
+            "open" if ok else (meter.get("last_error") or "not open")), "" if ok else
+            "check the P1 cable; `ohmni hub probe --port …` finds the settings"))
+    else:
+        out.append(Check("meter", "ok" if port_exists else "fail", f"{cfg.meter.port} "
+                         + ("exists" if port_exists else "does not exist"),
+                         "" if port_exists else "plug the P1 cable in, or set [meter].port"))
+    if cfg.mqtt.enabled:
+        try:
+            socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=3).close()
+            out.append(Check("broker", "ok", f"{cfg.mqtt.host}:{cfg.mqtt.port} reachable"))
+        except OSError as exc:
+            out.append(Check("broker", "fail", f"{cfg.mqtt.host}:{cfg.mqtt.port}: {exc}",
+                             "start Mosquitto, or set [mqtt].embedded = true"))
+    db = cfg.hub.data_dir / "hub.sqlite3"
+    if db.exists():
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            last_ts, = con.execute("SELECT max(ts) FROM readings").fetchone()
+            unbatched, = con.execute("SELECT count(*) FROM readings WHERE batch_seq IS NULL").fetchone()
+            pending, = con.execute("SELECT coalesce(sum(n_readings), 0) FROM outbox WHERE acked_at IS NULL"
+                                   ).fetchone()
+            last_ack, = con.execute("SELECT max(acked_at) FROM outbox").fetchone()
+        finally:
+            con.close()
+        age = time.time() - last_ts if last_ts else None
+        out.append(Check("last reading", "ok" if age is not None and age < 120 else "warn",
+                         _ago(last_ts), "" if age is not None and age < 120 else "is the meter sending?"))
+        backlog = unbatched + pending
+        out.append(Check("backlog", "ok" if backlog < 10_000 else "warn", f"{backlog} readings waiting to upload",
+                         "" if backlog < 10_000 else "the cloud has not taken readings for a while"))
+        out.append(Check("last upload", "ok" if last_ack and time.time() - last_ack < 600 else "warn",
+                         _ago(last_ack)))
+    else:
+        out.append(Check("store", "warn", f"no store at {db} yet", "the hub creates it when it first runs"))
+    token = cfg.cloud.credential()
+    if token is None:
+        out.append(Check("cloud", "fail", "no credential", "run `ohmni hub provision --cloud URL --code CODE`"))
+    else:
+        try:
+            t0 = time.time()
+            resp = httpx.post(f"{cfg.cloud.url.rstrip('/')}/api/v1/hub/ping",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            t1 = time.time()
+            if resp.status_code == 200:
+                out.append(Check("cloud", "ok", f"{cfg.cloud.url} accepts hub {resp.json()['hub_id']}"))
+                offset = resp.json()["server_time"] - (t0 + t1) / 2
+                verdict = "ok" if abs(offset) < 5 else "warn" if abs(offset) < 60 else "fail"
+                out.append(Check("clock", verdict, f"{offset:+.1f} s from the cloud",
+                                 "" if verdict == "ok" else "enable NTP: timedatectl set-ntp true"))
+            elif resp.status_code in (401, 403):
+                out.append(Check("cloud", "fail", f"{cfg.cloud.url} refused the credential ({_problem(resp)})",
+                                 "the hub was revoked or its token is wrong: provision it again"))
+            else:
+                out.append(Check("cloud", "warn", f"{cfg.cloud.url} answered {resp.status_code}"))
+        except httpx.HTTPError as exc:
+            out.append(Check("cloud", "warn", f"{cfg.cloud.url} unreachable: {exc}",
+                             "readings wait in the outbox; check the network"))
+    free = shutil.disk_usage(cfg.hub.data_dir if cfg.hub.data_dir.exists() else cfg.hub.data_dir.parent
+                             if cfg.hub.data_dir.parent.exists() else Path("/")).free
+    verdict = "ok" if free > 500e6 else "warn" if free > 50e6 else "fail"
+    out.append(Check("disk", verdict, f"{free / 1e9:.1f} GB free", "" if verdict == "ok" else "free some space"))
+    return out

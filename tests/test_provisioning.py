@@ -1,0 +1,155 @@
+"""Hubs join with one-time claim codes and leave when revoked: a real cloud process, the real commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.app import create_app
+from cloud.auth import ALL_HOUSEHOLDS, Principal, Role, hash_secret, new_secret
+from cloud.settings import CloudSettings
+from edge.config import CloudConfig
+from edge.store import HubStore
+from edge.uplink import Uplink
+from ohmni.demo import free_port, spawn, wait_for
+from protocols.readings import MeterReading
+
+
+def ohmni(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ohmni", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("cloud")
+    for name in ("hub.token", "householder.key"):
+        (tmp / name).write_text(new_secret())
+    port = free_port()
+    proc = spawn("cloud", ["cloud", "serve", "--port", str(port), "--data-dir", str(tmp / "cloud"), "--bootstrap-demo",
+                           "--hub-token-file", str(tmp / "hub.token"), "--householder-key-file",
+                           str(tmp / "householder.key")], tmp)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("cloud", lambda: httpx.get(f"{url}/healthz").status_code == 200, proc, 30)
+        yield {"url": url, "data": tmp / "cloud", "tmp": tmp}
+    finally:
+        proc.stop()
+
+
+def claim(cloud, ttl: str = "72") -> str:
+    result = ohmni("cloud", "claim-code", "--household", "hh-demo", "--ttl-hours", ttl, "--data-dir",
+                   str(cloud["data"]))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def provision(cloud, code: str, hub_id: str, folder: Path) -> subprocess.CompletedProcess:
+    return ohmni("hub", "provision", "--cloud", cloud["url"], "--code", code, "--hub-id", hub_id,
+                 "--config-dir", str(folder), "--data-dir", str(folder / "data"))
+
+
+def test_provision_writes_a_private_credential_and_a_config_and_checks_the_path(cloud, tmp_path):
+    result = provision(cloud, claim(cloud), "hub-kitchen", tmp_path)
+    assert result.returncode == 0, result.stderr
+    for step in ("Reaching the cloud", "Registering hub hub-kitchen", "mode 0600", "Writing the hub configuration",
+                 "Checking the whole path", "joined household hh-demo"):
+        assert step in result.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "hub.token").st_mode) == 0o600
+    config = tomllib.loads((tmp_path / "hub.toml").read_text())
+    assert config["hub"]["id"] == "hub-kitchen" and config["cloud"]["url"] == cloud["url"]
+    assert "token" not in config["cloud"]  # only the path to the private file
+    status = ohmni("hub", "status", "--config", str(tmp_path / "hub.toml"))
+    assert "accepts hub hub-kitchen" in status.stdout and "clock" in status.stdout
+    assert "does not exist" in status.stdout  # no meter on /dev/ttyUSB0 here: a clear verdict
+    assert status.returncode == 1
+
+
+def test_a_claim_code_works_once(cloud, tmp_path):
+    code = claim(cloud)
+    assert provision(cloud, code, "hub-once", tmp_path / "a").returncode == 0
+    again = provision(cloud, code, "hub-twice", tmp_path / "b")
+    assert again.returncode == 1 and "already been used" in again.stderr
+    assert not (tmp_path / "b" / "hub.token").exists()
+
+
+def test_an_expired_claim_code_is_refused(cloud, tmp_path):
+    code = claim(cloud, ttl="0.0003")  # about a second
+    time.sleep(1.5)
+    result = provision(cloud, code, "hub-late", tmp_path)
+    assert result.returncode == 1 and "expired" in result.stderr
+
+
+def test_claim_code_for_an_unknown_household(cloud):
+    result = ohmni("cloud", "claim-code", "--household", "hh-nobody", "--data-dir", str(cloud["data"]))
+    assert result.returncode == 2 and "no household 'hh-nobody'" in result.stderr
+
+
+def test_revoking_a_hub_stops_its_uploads_at_once(cloud, tmp_path):
+    assert provision(cloud, claim(cloud), "hub-revoked", tmp_path).returncode == 0
+    store = HubStore(tmp_path / "hub.sqlite3")
+    store.add_readings([MeterReading(ts=1_764_057_600 + i, meter_id="E1", import_t1_wh=i, import_t2_wh=0,
+                                     export_t1_wh=0, export_t2_wh=0, power_import_w=100, power_export_w=0)
+                        for i in range(3)])
+    uplink = Uplink(store, "hub-revoked", CloudConfig(url=cloud["url"], token_file=tmp_path / "hub.token"))
+
+    async def upload() -> bool:
+        uplink.seal()
+        return await uplink.send_pending()
+
+    assert asyncio.run(upload()) is True
+    revoked = ohmni("cloud", "revoke-hub", "hub-revoked", "--data-dir", str(cloud["data"]))
+    assert revoked.returncode == 0
+    store.add_readings([MeterReading(ts=1_764_057_700, meter_id="E1", import_t1_wh=9, import_t2_wh=0,
+                                     export_t1_wh=0, export_t2_wh=0, power_import_w=100, power_export_w=0)])
+    uplink = Uplink(store, "hub-revoked", CloudConfig(url=cloud["url"], token_file=tmp_path / "hub.token"))
+    assert asyncio.run(upload()) is False
+    assert "refused" in uplink.refused and store.status()["backlog_readings"] == 1  # kept, not lost
+    status = ohmni("hub", "status", "--config", str(tmp_path / "hub.toml"))
+    assert "refused the credential" in status.stdout
+
+
+def test_installer_api_and_refusals(tmp_path):
+    settings = CloudSettings(data_dir=tmp_path)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        store = app.state.storage
+        installer = new_secret()
+        limited = new_secret()
+        from cloud.bootstrap import DEMO_HOUSEHOLD
+        client.portal.call(store.upsert_household, DEMO_HOUSEHOLD)
+        client.portal.call(store.add_credential, hash_secret(installer),
+                           Principal(Role.INSTALLER, "ada", ALL_HOUSEHOLDS))
+        client.portal.call(store.add_credential, hash_secret(limited), Principal(Role.INSTALLER, "bob", "hh-other"))
+        body = {"household_id": "hh-demo", "ttl_hours": 1}
+        assert client.post("/api/v1/installer/claim-codes", json=body).status_code == 401
+        assert client.post("/api/v1/installer/claim-codes", json=body,
+                           headers={"Authorization": f"Bearer {limited}"}).status_code == 403
+        made = client.post("/api/v1/installer/claim-codes", json=body, headers={"Authorization": f"Bearer {installer}"})
+        assert made.status_code == 201
+        code = made.json()["code"]
+        joined = client.post("/api/v1/hubs/register", json={"code": code.lower().replace("-", ""), "hub_id": "hub-x"})
+        assert joined.status_code == 201 and joined.json()["household_id"] == "hh-demo"
+        token = joined.json()["token"]
+        assert client.post("/api/v1/hub/ping", headers={"Authorization": f"Bearer {token}"}).json()["hub_id"] == "hub-x"
+        missing = client.post("/api/v1/installer/claim-codes", json={"household_id": "hh-nobody"},
+                              headers={"Authorization": f"Bearer {installer}"})
+        assert missing.status_code == 404
+        for _ in range(10):
+            refused = client.post("/api/v1/hubs/register", json={"code": "AAAA-BBBB-CCCC", "hub_id": "hub-y"})
+            assert refused.status_code == 403 and refused.json()["detail"] == "unknown claim code"
+        too_many = client.post("/api/v1/hubs/register", json={"code": "AAAA-BBBB-CCCC", "hub_id": "hub-y"})
+        assert too_many.status_code == 429
+        revoke = client.post("/api/v1/installer/hubs/hub-x/revoke", headers={"Authorization": f"Bearer {installer}"})
+        assert revoke.json()["revoked_credentials"] == 1
+        assert client.post("/api/v1/hub/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 401
