@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from cloud import problems
 from cloud.bootstrap import bootstrap_demo
-from cloud.routers import householders, hubs, installers, pages
+from cloud.metrics import IngestMetrics
+from cloud.routers import householders, hubs, installers, ops, pages
 from cloud.settings import CloudSettings
 from cloud.storage.base import Storage
 from cloud.storage.sqlite import SqliteStorage
@@ -32,9 +33,11 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
                               "app's contract; hubs upload through /api/v1/hub.")
     app.state.settings = settings
     app.state.storage = store
+    app.state.metrics = IngestMetrics()
     problems.install(app)
     app.include_router(hubs.router)
     app.include_router(installers.router)
     app.include_router(householders.router)
     app.include_router(pages.router)
+    app.include_router(ops.router)
     return app

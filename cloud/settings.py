@@ -21,3 +21,5 @@ class CloudSettings(BaseSettings):
     demo_hub_id: str = "hub-demo"
     #: Cookies carry the Secure flag unless serving plain HTTP on loopback for a demo.
     secure_cookies: bool = False
+    #: Bearer token for /metrics; without one, only loopback clients may scrape.
+    metrics_token: str | None = None

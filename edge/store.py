@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     body TEXT NOT NULL,
     acked_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    rejected_at REAL,
+    items_rejected INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS device_readings (
     device TEXT NOT NULL,
@@ -75,6 +77,14 @@ class HubStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a store was first made (SQLite adds them in place)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}
+        for column, ddl in (("rejected_at", "REAL"), ("items_rejected", "INTEGER NOT NULL DEFAULT 0")):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {ddl}")
 
     def close(self) -> None:
         self.db.close()
@@ -137,7 +147,7 @@ class HubStore:
 
     def pending(self, limit: int = 100) -> list[OutboxItem]:
         cur = self.db.execute("SELECT seq, body, n_readings, attempts FROM outbox WHERE acked_at IS NULL "
-                              "ORDER BY seq LIMIT ?", (limit,))
+                              "AND rejected_at IS NULL ORDER BY seq LIMIT ?", (limit,))
         return [OutboxItem(*row) for row in cur]
 
     def mark_attempt(self, seq: int, error: str | None) -> None:
@@ -145,24 +155,33 @@ class HubStore:
             self.db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
                             (error, seq))
 
-    def ack(self, seq: int) -> None:
+    def ack(self, seq: int, items_rejected: int = 0) -> None:
         with self.db:
-            self.db.execute("UPDATE outbox SET acked_at = ?, last_error = NULL WHERE seq = ?",
-                            (time.time(), seq))
+            self.db.execute("UPDATE outbox SET acked_at = ?, last_error = NULL, items_rejected = ? WHERE seq = ?",
+                            (time.time(), items_rejected, seq))
+
+    def reject(self, seq: int, error: str) -> None:
+        """The cloud will never take this batch as it is: park it (kept for inspection) and go on."""
+        with self.db:
+            self.db.execute("UPDATE outbox SET rejected_at = ?, last_error = ? WHERE seq = ?",
+                            (time.time(), error, seq))
 
     def status(self) -> dict[str, object]:
         readings, last_ts = self.db.execute("SELECT count(*), max(ts) FROM readings").fetchone()
         unbatched = self.db.execute("SELECT count(*) FROM readings WHERE batch_seq IS NULL").fetchone()[0]
         pending_batches, pending_readings = self.db.execute(
-            "SELECT count(*), coalesce(sum(n_readings), 0) FROM outbox WHERE acked_at IS NULL").fetchone()
+            "SELECT count(*), coalesce(sum(n_readings), 0) FROM outbox WHERE acked_at IS NULL "
+            "AND rejected_at IS NULL").fetchone()
+        parked, = self.db.execute("SELECT count(*) FROM outbox WHERE rejected_at IS NOT NULL").fetchone()
         last_ack = self.db.execute("SELECT max(acked_at) FROM outbox").fetchone()[0]
-        last_error = self.db.execute("SELECT last_error FROM outbox WHERE acked_at IS NULL AND last_error "
-                                     "IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
+        last_error = self.db.execute("SELECT last_error FROM outbox WHERE acked_at IS NULL AND rejected_at IS NULL "
+                                     "AND last_error IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
         return {
             "readings": readings,
             "last_reading_ts": last_ts,
             "backlog_readings": unbatched + pending_readings,
             "pending_batches": pending_batches,
+            "batches_rejected_by_cloud": parked,
             "last_upload_at": last_ack,
             "last_upload_error": last_error[0] if last_error else None,
         }

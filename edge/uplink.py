@@ -4,11 +4,14 @@ Network errors and 5xx answers back off exponentially with jitter and retry the 
 batch; the cloud deduplicates by (hub, seq) and by reading, so a retry after a lost
 acknowledgement changes nothing. A 401/403 stops uploads (the hub's credential was
 refused: revoked or wrong) until the credential changes; nothing is dropped meanwhile.
+A batch the cloud refuses for good (400/413/422) is parked in the outbox, kept for
+inspection, so it never blocks the readings behind it. Bodies travel gzipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import random
 import time
@@ -25,6 +28,8 @@ from protocols.uplink import UplinkAck
 log = logging.getLogger("ohmni.hub.uplink")
 
 BATCH_PATH = "/api/v1/hub/batches"
+#: Answers that a retry cannot change: the batch is parked, kept, and the outbox goes on.
+PERMANENT = (400, 413, 422)
 
 
 class Uplink:
@@ -57,15 +62,20 @@ class Uplink:
         for item in self.store.pending():
             try:
                 resp = await self._client.post(
-                    BATCH_PATH, content=item.body,
-                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                    BATCH_PATH, content=gzip.compress(item.body.encode(), compresslevel=5),
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                             "Content-Encoding": "gzip"})
             except httpx.HTTPError as exc:
                 self._fail(item.seq, f"cloud unreachable: {exc.__class__.__name__}: {exc}")
                 return False
             if resp.status_code == 200:
                 ack = UplinkAck.model_validate_json(resp.content)
-                self.store.ack(item.seq)
+                self.store.ack(item.seq, len(ack.rejected))
                 self.counters["batches_acked"] += 1
+                if ack.rejected:
+                    self.counters["readings_rejected_by_cloud"] += len(ack.rejected)
+                    log.warning("cloud refused %d reading(s) of batch %d, e.g. %s", len(ack.rejected), item.seq,
+                                ack.rejected[0].get("detail"))
                 self.counters["readings_acked"] += item.n_readings
                 self.counters["duplicates_reported"] += ack.duplicates
                 self._backoff, self.last_error, self.refused = 0.0, None, None
@@ -75,6 +85,11 @@ class Uplink:
                 self.refused = f"cloud refused the hub credential ({resp.status_code}): {detail}"
                 self._fail(item.seq, self.refused)
                 return False
+            if resp.status_code in PERMANENT:
+                self.store.reject(item.seq, f"cloud refused the batch ({resp.status_code}): {detail}")
+                self.counters["batches_rejected"] += 1
+                log.error("cloud refused batch %d for good (%s): %s", item.seq, resp.status_code, detail)
+                continue
             self._fail(item.seq, f"cloud answered {resp.status_code}: {detail}")
             return False
         return True

@@ -7,7 +7,7 @@ state and appliance runs; later additions come as new optional fields.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -71,6 +71,19 @@ class UplinkBatch(BaseModel):
     readings: list[ReadingV1] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
+    backlog: int | None = Field(default=None, ge=0, description="readings still waiting in the hub's outbox")
+
+
+class UplinkEnvelope(BaseModel):
+    """A batch whose readings are not yet checked: each is validated on its own."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    hub_id: str = Field(max_length=64)
+    seq: int = Field(ge=1)
+    readings: list[Any] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
+    display: DisplayState | None = None
+    runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
+    backlog: int | None = Field(default=None, ge=0)
 
 
 class UplinkAck(BaseModel):
@@ -81,3 +94,5 @@ class UplinkAck(BaseModel):
     stored: int = Field(description="readings newly stored by this request")
     duplicates: int = Field(description="readings the cloud already had (a retry)")
     replayed: bool = Field(default=False, description="the whole batch had been acknowledged before")
+    rejected: list[dict[str, Any]] = Field(default_factory=list, description="RFC 7807 problems, one per bad item "
+                                                                               "(instance = #/readings/N)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -9,8 +10,9 @@ from pydantic import ValidationError
 
 from cloud import deps
 from cloud.auth import Principal
+from cloud.ingest import Checked, check, parse_items
 from cloud.problems import Problem
-from protocols.uplink import UplinkAck, UplinkBatch
+from protocols.uplink import UplinkAck, UplinkBatch, UplinkEnvelope
 
 router = APIRouter(prefix="/api/v1/hub", tags=["hubs"])
 
@@ -23,21 +25,50 @@ async def post_batch(
     hub: Annotated[Principal, Depends(deps.hub)],
 ) -> UplinkAck:
     """Store a batch of readings; acknowledge what was stored. A replayed (hub, seq) stores nothing."""
-    # The body is validated straight from bytes (pydantic's fast path), not via FastAPI's parser.
+    metrics = request.app.state.metrics
+    body = await request.body()
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError) as exc:
+            metrics.batches.labels("invalid").inc()
+            raise Problem(400, "Invalid body", f"Content-Encoding gzip, but the body is not gzip: {exc}") from None
+    checked = Checked()
+    # The fast path validates straight from bytes; a batch with bad items is read item by item.
     try:
-        batch = UplinkBatch.model_validate_json(await request.body())
-    except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
-        raise Problem(422, "Invalid batch", f"{exc.error_count()} problem(s) in the batch", errors=errors) from exc
+        batch: UplinkBatch | UplinkEnvelope = UplinkBatch.model_validate_json(body)
+        items = list(enumerate(batch.readings))
+    except ValidationError:
+        try:
+            batch = UplinkEnvelope.model_validate_json(body)
+        except ValidationError as exc:
+            metrics.batches.labels("invalid").inc()
+            errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
+            raise Problem(422, "Invalid batch", f"{exc.error_count()} problem(s) in the batch envelope",
+                          errors=errors) from None
+        items = parse_items(batch.readings, checked)
     if batch.hub_id != hub.subject:
+        metrics.batches.labels("forbidden").inc()
         raise Problem(403, "Forbidden", f"this credential belongs to hub {hub.subject!r}, "
                                         f"not {batch.hub_id!r}")
     store = deps.storage(request)
-    result = await store.store_batch(hub.household_id, hub.subject, batch.seq, batch.readings)
+    check(items, await store.last_hub_readings(hub.subject), checked=checked)
+    with metrics.store_seconds.time():
+        result = await store.store_batch(hub.household_id, hub.subject, batch.seq, checked.good)
     if not result.replayed:
         if batch.display is not None:
             await store.set_display(hub.household_id, batch.display)
         if batch.runs:
             await store.store_runs(hub.household_id, hub.subject, batch.runs)
+        for problem in checked.rejected:
+            metrics.rejected.labels(problem["reason"]).inc()
+        for event, n in checked.events.items():
+            metrics.events.labels(event).inc(n)
+    metrics.stored.inc(result.stored)
+    metrics.duplicates.inc(result.duplicates)
+    metrics.batches.labels("replayed" if result.replayed else "stored").inc()
+    if batch.backlog is not None:
+        metrics.backlog.labels(hub.subject).set(batch.backlog)
     return UplinkAck(hub_id=batch.hub_id, seq=batch.seq, stored=result.stored,
-                     duplicates=result.duplicates, replayed=result.replayed)
+                     duplicates=result.duplicates, replayed=result.replayed,
+                     rejected=[] if result.replayed else checked.rejected)

@@ -65,6 +65,8 @@ class Storage(Protocol):
         """(bucket start, last import register in Wh in that bucket), for settlement periods."""
 
     async def latest_reading(self, household_id: str) -> ReadingV1 | None: ...
+    async def last_hub_readings(self, hub_id: str) -> dict[str, ReadingV1]:
+        """The latest stored reading of each of the hub's channels (for register checks)."""
     async def reading_before(self, household_id: str, ts: int) -> ReadingV1 | None:
         """The last reading strictly before ``ts`` (the register at a day's start)."""
 

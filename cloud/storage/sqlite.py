@@ -215,6 +215,12 @@ class SqliteStorage:
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
         return _reading(row) if row else None
 
+    async def last_hub_readings(self, hub_id: str) -> dict[str, ReadingV1]:
+        rows = await self._run(lambda db: db.execute(
+            f"{_SELECT} r WHERE hub_id = ? AND ts = (SELECT max(ts) FROM readings WHERE hub_id = r.hub_id "
+            "AND channel = r.channel)", (hub_id,)).fetchall())
+        return {row[0]: _reading(row) for row in rows}
+
     async def latest_reading(self, household_id: str) -> ReadingV1 | None:
         return await self._one(f"{_SELECT} WHERE household_id = ? ORDER BY ts DESC LIMIT 1", (household_id,))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -85,17 +86,65 @@ def test_retry_after_lost_ack_stores_nothing_twice(cloud):
     assert [r["ts"] for r in rows] == [DAY + i for i in range(15)]
 
 
-def test_malformed_batch_gets_a_problem_naming_the_field(cloud):
+def test_a_bad_item_is_named_and_the_good_ones_around_it_are_kept(cloud):
     client, secrets = cloud
-    resp = client.post("/api/v1/hub/batches", content=b'{"hub_id": "hub-demo", "seq": 1, "readings": '
-                                                      b'[{"ts": "soon", "meter_id": "E1"}]}',
+    good = [reading(DAY + i, 1000 + i).model_dump() for i in range(3)]
+    body = {"hub_id": "hub-demo", "seq": 1, "readings": [good[0], {"ts": "soon", "meter_id": "E1"}, good[1],
+                                                          dict(good[2], power_import_w=5_000_000)]}
+    resp = client.post("/api/v1/hub/batches", content=json.dumps(body),
                        headers={"Authorization": f"Bearer {secrets['hub']}"})
-    assert resp.status_code == 422
-    body = resp.json()
-    assert body["title"] == "Invalid batch"
-    assert any(e["loc"][:3] == ["readings", 0, "ts"] for e in body["errors"])
-    assert client.post("/api/v1/hub/batches", content=b"{not json",
-                       headers={"Authorization": f"Bearer {secrets['hub']}"}).status_code == 422
+    assert resp.status_code == 200
+    ack = resp.json()
+    assert ack["stored"] == 2
+    problems = {p["instance"]: p for p in ack["rejected"]}
+    assert problems["#/readings/1"]["reason"] == "invalid_reading" and "ts" in problems["#/readings/1"]["detail"]
+    assert problems["#/readings/3"]["reason"] == "absurd_value"
+    assert all(p["status"] == 422 and p["type"].startswith("https://") for p in ack["rejected"])
+    bad_json = client.post("/api/v1/hub/batches", content=b"{not json",
+                           headers={"Authorization": f"Bearer {secrets['hub']}"})
+    assert bad_json.status_code == 422 and bad_json.headers["content-type"].startswith("application/problem+json")
+
+
+def test_ingest_rules_timestamps_registers_replacement_rollover(cloud):
+    client, secrets = cloud
+    auth = {"Authorization": f"Bearer {secrets['hub']}"}
+
+    def send(seq: int, *readings: dict) -> dict:
+        body = {"hub_id": "hub-demo", "seq": seq, "readings": list(readings)}
+        return client.post("/api/v1/hub/batches", content=json.dumps(body), headers=auth).json()
+
+    base = reading(DAY, 500_000).model_dump()
+    assert send(1, base)["stored"] == 1
+    future = dict(base, ts=int(time.time()) + 3 * 86400)
+    backwards = dict(base, ts=DAY + 10, import_t1_wh=400_000)
+    old = dict(base, ts=100)
+    nan = dict(base, ts=DAY + 20, voltage_l1_v="NaN")
+    ack = send(2, future, backwards, old, nan)
+    assert ack["stored"] == 0
+    assert sorted(p["reason"] for p in ack["rejected"]) == ["future_timestamp", "negative_delta", "not_finite",
+                                                             "past_timestamp"]
+    replaced = dict(base, ts=DAY + 30, meter_id="E2-new", import_t1_wh=0, import_t2_wh=0)
+    assert send(3, replaced)["stored"] == 1  # a new meter starts again from zero: kept
+    near_wrap = dict(replaced, ts=DAY + 40, import_t1_wh=999_999_000)
+    wrapped = dict(replaced, ts=DAY + 50, import_t1_wh=1_500)
+    assert send(4, near_wrap, wrapped)["stored"] == 2  # a register rollover is kept
+    metrics = client.get("/metrics").text
+    assert 'ohmni_readings_rejected_total{reason="negative_delta"} 1.0' in metrics
+    assert 'ohmni_meter_events_total{event="register_rollover"} 1.0' in metrics
+    assert 'ohmni_meter_events_total{event="meter_replaced"} 1.0' in metrics
+    assert "ohmni_readings_stored_total 4.0" in metrics
+
+
+def test_gzip_batches_are_accepted(cloud):
+    import gzip
+    client, secrets = cloud
+    body = UplinkBatch(hub_id="hub-demo", seq=1, readings=[reading(DAY, 1)]).model_dump_json().encode()
+    resp = client.post("/api/v1/hub/batches", content=gzip.compress(body),
+                       headers={"Authorization": f"Bearer {secrets['hub']}", "Content-Encoding": "gzip"})
+    assert resp.status_code == 200 and resp.json()["stored"] == 1
+    broken = client.post("/api/v1/hub/batches", content=b"not gzip",
+                         headers={"Authorization": f"Bearer {secrets['hub']}", "Content-Encoding": "gzip"})
+    assert broken.status_code == 400
 
 
 def test_householder_sees_only_their_own_home(cloud):
