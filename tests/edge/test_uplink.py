@@ -1,0 +1,164 @@
+"""Store-and-forward against a real cloud process: lost acks, a day offline, kill -9, refused batches."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cloud.auth import new_secret
+from edge.config import CloudConfig
+from edge.store import HubStore
+from edge.uplink import Uplink
+from ohmni.demo import free_port, spawn, wait_drained, wait_for
+from protocols.readings import MeterReading
+
+DAY0 = 1_764_028_800
+
+
+def readings(n: int, step_s: int = 10, start: int = DAY0) -> list[MeterReading]:
+    return [MeterReading(ts=start + i * step_s, meter_id="E1", import_t1_wh=1000 + i, import_t2_wh=0,
+                         export_t1_wh=0, export_t2_wh=0, power_import_w=360, power_export_w=0) for i in range(n)]
+
+
+class Cloud:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (folder / "hub.token").write_text(new_secret())
+        (folder / "householder.key").write_text(new_secret())
+        self.child = None
+
+    def start(self) -> None:
+        self.child = spawn("cloud", ["cloud", "serve", "--port", str(self.port), "--data-dir", str(self.folder / "db"),
+                                     "--bootstrap-demo", "--hub-token-file", str(self.folder / "hub.token"),
+                                     "--householder-key-file", str(self.folder / "householder.key")], self.folder)
+        wait_for("cloud", lambda: httpx.get(f"{self.url}/healthz").status_code == 200, self.child, 30)
+
+    def stop(self) -> None:
+        if self.child:
+            self.child.stop()
+
+    def stored(self) -> list[int]:
+        key = (self.folder / "householder.key").read_text().strip()
+        rows = httpx.get(f"{self.url}/api/v1/household/readings", headers={"Authorization": f"Bearer {key}"},
+                         timeout=30).json()
+        return [r["ts"] for r in rows]
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    c = Cloud(tmp_path)
+    c.start()
+    yield c
+    c.stop()
+
+
+def uplink_for(store: HubStore, cloud: Cloud, transport: httpx.AsyncBaseTransport | None = None,
+               batch_max: int = 500) -> Uplink:
+    return Uplink(store, "hub-demo", CloudConfig(url=cloud.url, token_file=cloud.folder / "hub.token",
+                                                 batch_max=batch_max, interval_s=0.05, max_backoff_s=0.2),
+                  transport=transport)
+
+
+class LoseFirstAck(httpx.AsyncBaseTransport):
+    """Forwards to the real cloud, which stores the batch; the first answer is lost on the way back."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        if not self.lost:
+            self.lost += 1
+            raise httpx.ReadError("connection reset before the acknowledgement arrived", request=request)
+        return response
+
+
+async def test_a_retry_after_a_lost_acknowledgement_duplicates_nothing(cloud, tmp_path):
+    store = HubStore(tmp_path / "hub.sqlite3")
+    store.add_readings(readings(1200))
+    lossy = LoseFirstAck()
+    uplink = uplink_for(store, cloud, transport=lossy)
+    assert await uplink.drain(30)
+    assert lossy.lost == 1 and uplink.counters["upload_failures"] == 1
+    assert uplink.counters["duplicates_reported"] == 500  # the first batch again: the cloud already had it
+    stored = cloud.stored()
+    assert stored == sorted(set(stored)) and len(stored) == 1200
+
+
+async def test_a_day_offline_then_everything_arrives_once(tmp_path):
+    cloud = Cloud(tmp_path)  # not started: the cloud is down
+    store = HubStore(tmp_path / "hub.sqlite3")
+    uplink = uplink_for(store, cloud, batch_max=5000)
+    day = readings(8640)  # a simulated day at one reading every 10 s
+    for i in range(0, len(day), 360):
+        store.add_readings(day[i:i + 360])
+        uplink.seal()
+        assert await uplink.send_pending() is False
+    assert store.status()["backlog_readings"] == 8640
+    assert "unreachable" in uplink.last_error
+    cloud.start()
+    try:
+        assert await uplink.drain(60)
+        assert cloud.stored() == [r.ts for r in day]
+    finally:
+        cloud.stop()
+
+
+async def test_a_refused_batch_is_parked_and_does_not_block_the_rest(cloud, tmp_path):
+    store = HubStore(tmp_path / "hub.sqlite3")
+    store.add_readings(readings(10))
+    uplink = uplink_for(store, cloud)
+    uplink.seal()
+    # a batch the cloud can never take (here: corrupted on disk) must not hold up the next ones
+    store.db.execute("UPDATE outbox SET body = ? WHERE seq = 1", ('{"seq": "x"}',))
+    store.add_readings(readings(10, start=DAY0 + 1000))
+    assert await uplink.drain(30)
+    assert uplink.counters["batches_rejected"] == 1
+    assert store.status()["batches_rejected_by_cloud"] == 1
+    assert len(cloud.stored()) == 10
+
+
+def test_kill_9_during_writes_loses_nothing_that_was_committed(cloud, tmp_path):
+    """The hub is killed while the meter writes at 200x; what its store committed reaches the cloud."""
+    hub_args = ["hub", "run", "--port", str(tmp_path / "tty"), "--cloud", cloud.url, "--token-file",
+                str(cloud.folder / "hub.token"), "--data-dir", str(tmp_path / "hub"), "--uplink-interval", "0.5"]
+    sim = subprocess.Popen([sys.executable, "-m", "ohmni", "sim", "run", "--speed", "200", "--duration", "12",
+                            "--out", str(tmp_path / "sim"), "--link", str(tmp_path / "tty")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (tmp_path / "tty").exists():
+            time.sleep(0.05)
+        port = free_port()
+        hub = spawn("hub", [*hub_args, "--display-port", str(port)], tmp_path)
+        time.sleep(4)
+        hub.proc.send_signal(signal.SIGKILL)  # a power cut, mid-write
+        hub.proc.wait()
+        db = sqlite3.connect(tmp_path / "hub" / "hub.sqlite3")
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        committed = [row[0] for row in db.execute("SELECT ts FROM readings ORDER BY ts")]
+        db.close()
+        assert len(committed) > 100
+        port = free_port()
+        hub = spawn("hub", [*hub_args, "--display-port", str(port)], tmp_path)
+        sim.wait(60)
+        with (tmp_path / "sim" / "meter.csv").open() as f:
+            last_ts = int(f.read().splitlines()[-1].split(",")[0])
+        wait_drained(f"http://127.0.0.1:{port}", last_ts, hub)
+        stored = set(cloud.stored())
+        assert set(committed) <= stored  # nothing committed before the kill is lost
+        hub.stop()
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
