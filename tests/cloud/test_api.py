@@ -231,3 +231,14 @@ def test_coach_report_preview_explanation_shock_and_a_shift_nudge(cloud):
     nudges = client.get("/api/v1/household/coach", headers=auth).json()["nudges"]
     shift = [n for n in nudges if n["kind"] == "shift"]
     assert shift and shift[0]["saving"] == "0.27" and "washing machine ran at 09:10" in shift[0]["message"]
+
+
+def test_settlement_half_hours_are_maintained_at_ingest(cloud):
+    client, secrets = cloud
+    rows = [reading(DAY + 60 * i, 10_000 + 20 * i) for i in range(120)]  # two hours, a reading a minute
+    # out of order and split over two batches: the last register of each half-hour still wins
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=rows[60:]))
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=2, readings=rows[:60]))
+    store = client.app.state.storage
+    buckets = client.portal.call(store.register_buckets, "hh-demo", DAY, DAY + 7200, 1800)
+    assert buckets == [(DAY + 1800 * k, 10_000 + 20 * (30 * k + 29)) for k in range(4)]
