@@ -241,4 +241,4 @@ def test_settlement_half_hours_are_maintained_at_ingest(cloud):
     post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=2, readings=rows[:60]))
     store = client.app.state.storage
     buckets = client.portal.call(store.register_buckets, "hh-demo", DAY, DAY + 7200, 1800)
-    assert buckets == [(DAY + 1800 * k, 10_000 + 20 * (30 * k + 29)) for k in range(4)]
+    assert buckets == [(DAY + 1800 * k, 1_010_000 + 20 * (30 * k + 29)) for k in range(4)]  # t1 + t2
