@@ -44,6 +44,7 @@ class Summary(BaseModel):
     display: DisplayState | None
     today: Today | None
     series: list[Point]
+    notices: list[str] = []  # from the hub, e.g. readings kept at a lower resolution while offline
 
 
 def local_day_start(ts: int, tz: ZoneInfo) -> int:
@@ -100,9 +101,10 @@ async def household_summary(store: Storage, household: Household, hours: float =
     tz = ZoneInfo(household.tz)
     latest = await store.latest_reading(household.id)
     display = await store.display(household.id)
+    notices = [str(n["message"]) for n in await store.notifications(household.id) if n["kind"] == "hub_notice"]
     if latest is None:
         return Summary(household_id=household.id, household_name=household.name, now_ts=None, power_w=None,
-                       display=display, today=None, series=[])
+                       display=display, today=None, series=[], notices=notices)
     tariff = Tariff.model_validate_json(household.tariff_json)
     day_start = local_day_start(latest.ts, tz)
     usage = await settlement_usage(store, household.id, day_start, latest.ts + 1)
@@ -125,4 +127,4 @@ async def household_summary(store: Storage, household: Household, hours: float =
     series = minute_means(await store.power_series(household.id, since, latest.ts + 1))
     return Summary(household_id=household.id, household_name=household.name, now_ts=latest.ts,
                    power_w=latest.power_import_w - latest.power_export_w, display=display, today=today,
-                   series=series)
+                   series=series, notices=notices)

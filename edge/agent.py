@@ -56,6 +56,14 @@ class HubAgent:
             await asyncio.sleep(1.0)
             self.flush_devices()
 
+    async def _housekeeping(self, every_s: float = 60.0) -> None:
+        """Keep the store within its disk budget while the cloud is away (compaction, not loss)."""
+        while True:
+            await asyncio.sleep(every_s)
+            removed = self.store.enforce_budget(int(self.cfg.cloud.disk_budget_mb * 1e6))
+            if removed:
+                log.warning("disk budget reached: %d unsent readings compacted (energy totals kept)", removed)
+
     def on_devices(self, readings: list[DeviceReading]) -> None:
         now = time.time()
         self._pending_devices += [replace(r, ts=r.ts or now) for r in readings]
@@ -114,6 +122,7 @@ class HubAgent:
                                                log_level="warning", lifespan="off"))
         tasks = [asyncio.create_task(self.source.run(self.on_readings), name="source"),
                  asyncio.create_task(self.uplink.run(), name="uplink"),
+                 asyncio.create_task(self._housekeeping(), name="housekeeping"),
                  asyncio.create_task(server.serve(), name="display")]
         if self.mqtt is not None:
             tasks.insert(2, asyncio.create_task(self.mqtt.run(), name="mqtt"))

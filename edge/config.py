@@ -44,6 +44,7 @@ class CloudConfig(BaseModel):
     interval_s: float = Field(default=10.0, gt=0, description="seconds between uploads when all is well")
     timeout_s: float = Field(default=10.0, gt=0)
     max_backoff_s: float = Field(default=60.0, gt=0)
+    disk_budget_mb: float = Field(default=512, gt=0, description="past it, unsent readings are compacted")
 
     def credential(self) -> str | None:
         if self.token:

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from protocols.devices import DeviceReading
@@ -48,6 +49,14 @@ CREATE TABLE IF NOT EXISTS device_readings (
     current_a REAL
 );
 CREATE INDEX IF NOT EXISTS device_readings_device_ts ON device_readings (device, ts);
+CREATE TABLE IF NOT EXISTS compactions (
+    at REAL NOT NULL,
+    from_ts INTEGER NOT NULL,
+    to_ts INTEGER NOT NULL,
+    resolution_s INTEGER NOT NULL,
+    removed INTEGER NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS face_log (
     ts INTEGER NOT NULL,
     face TEXT NOT NULL,
@@ -85,6 +94,8 @@ class HubStore:
         for column, ddl in (("rejected_at", "REAL"), ("items_rejected", "INTEGER NOT NULL DEFAULT 0")):
             if column not in have:
                 self.db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {ddl}")
+        if "resolution_s" not in {row[1] for row in self.db.execute("PRAGMA table_info(readings)")}:
+            self.db.execute("ALTER TABLE readings ADD COLUMN resolution_s INTEGER")
 
     def close(self) -> None:
         self.db.close()
@@ -127,6 +138,58 @@ class HubStore:
                               "ORDER BY rowid", (since_ts,))
         return [dict(zip(("ts", "face", "power_w", "baseline_w", "reason"), row, strict=True)) for row in cur]
 
+    # --- disk budget -------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Bytes of the store in use (free pages left by deletes do not count)."""
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * page_size
+
+    def compact(self, resolution_s: int) -> int:
+        """Unsent readings down to one per ``resolution_s`` window: the window's last reading keeps
+        its registers exactly (no energy is lost) and gets the window's mean power. Returns rows removed."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            groups = self.db.execute(
+                "SELECT channel, ts / ?1 AS w, max(ts), avg(power_import_w), avg(power_export_w), count(*) "
+                "FROM readings WHERE batch_seq IS NULL AND coalesce(resolution_s, 1) < ?1 "
+                "GROUP BY channel, w HAVING count(*) > 1", (resolution_s,)).fetchall()
+            removed = 0
+            for channel, w, last_ts, p_in, p_out, n in groups:
+                self.db.execute("UPDATE readings SET power_import_w = ?, power_export_w = ?, resolution_s = ? "
+                                "WHERE channel = ? AND ts = ?", (round(p_in), round(p_out), resolution_s, channel,
+                                                                 last_ts))
+                self.db.execute("DELETE FROM readings WHERE batch_seq IS NULL AND channel = ? AND ts / ? = ? "
+                                "AND ts < ?", (channel, resolution_s, w, last_ts))
+                removed += n - 1
+            if removed:
+                first, last = groups[0][1] * resolution_s, groups[-1][2]
+                self.db.execute("INSERT INTO compactions (at, from_ts, to_ts, resolution_s, removed) "
+                                "VALUES (?, ?, ?, ?, ?)", (time.time(), first, last, resolution_s, removed))
+        return removed
+
+    def enforce_budget(self, budget_bytes: int, steps: tuple[int, ...] = (60, 900, 1800)) -> int:
+        """Compact, coarser step by step, until the store fits its budget; nothing is dropped."""
+        removed = 0
+        for resolution in steps:
+            if self.used_bytes() <= budget_bytes:
+                break
+            removed += self.compact(resolution)
+        return removed
+
+    def unreported_compactions(self) -> list[str]:
+        rows = self.db.execute("SELECT rowid, from_ts, to_ts, resolution_s FROM compactions WHERE reported = 0 "
+                               "ORDER BY rowid").fetchall()
+        return [f"While the cloud was unreachable the hub ran short of space: readings from "
+                f"{datetime.fromtimestamp(a, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(b, UTC):%Y-%m-%d %H:%M}"
+                f" UTC were kept at {res // 60}-minute resolution (energy totals are exact)." for _, a, b, res in rows]
+
+    def mark_compactions_reported(self) -> None:
+        with self.db:
+            self.db.execute("UPDATE compactions SET reported = 1 WHERE reported = 0")
+
     def seal_batch(self, hub_id: str, max_readings: int, display: DisplayState | None) -> int | None:
         """Move up to ``max_readings`` unbatched readings into a new outbox batch; return its seq."""
         with self.db:
@@ -139,7 +202,10 @@ class HubStore:
             seq = self.db.execute("INSERT INTO outbox (created_at, n_readings, body) VALUES (?, ?, '')",
                                   (time.time(), len(rows))).lastrowid
             readings = [ReadingV1(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
-            batch = UplinkBatch(hub_id=hub_id, seq=seq, readings=readings, display=display)
+            notices = self.unreported_compactions()
+            batch = UplinkBatch(hub_id=hub_id, seq=seq, readings=readings, display=display, notices=notices)
+            if notices:
+                self.db.execute("UPDATE compactions SET reported = 1 WHERE reported = 0")
             self.db.execute("UPDATE outbox SET body = ? WHERE seq = ?", (batch.model_dump_json(), seq))
             self.db.executemany("UPDATE readings SET batch_seq = ? WHERE rowid = ?",
                                 [(seq, row[0]) for row in rows])
@@ -181,6 +247,8 @@ class HubStore:
             "last_reading_ts": last_ts,
             "backlog_readings": unbatched + pending_readings,
             "pending_batches": pending_batches,
+            "compactions": self.db.execute("SELECT count(*) FROM compactions").fetchone()[0],
+            "used_bytes": self.used_bytes(),
             "batches_rejected_by_cloud": parked,
             "last_upload_at": last_ack,
             "last_upload_error": last_error[0] if last_error else None,

@@ -50,16 +50,25 @@ class Uplink:
         await self._client.aclose()
 
     def seal(self) -> None:
-        while self.store.seal_batch(self.hub_id, self.cfg.batch_max, self.display()) is not None:
+        """Seal the next batch, only when none is waiting: while the cloud is away, readings stay
+        unbatched, where compaction can reach them if the disk budget runs out."""
+        if self.store.pending(limit=1):
+            return
+        if self.store.seal_batch(self.hub_id, self.cfg.batch_max, self.display()) is not None:
             self.counters["batches_sealed"] += 1
 
     async def send_pending(self) -> bool:
-        """Send every pending batch in order; True when the outbox is empty."""
+        """Send batches in order until none is left; True when the outbox is empty."""
         token = self.cfg.credential()
         if token is None:
             self.last_error = "no hub credential configured (cloud.token or cloud.token_file)"
             return False
-        for item in self.store.pending():
+        while True:
+            self.seal()
+            pending = self.store.pending(limit=1)
+            if not pending:
+                return True
+            item = pending[0]
             try:
                 resp = await self._client.post(
                     BATCH_PATH, content=gzip.compress(item.body.encode(), compresslevel=5),
@@ -92,7 +101,6 @@ class Uplink:
                 continue
             self._fail(item.seq, f"cloud answered {resp.status_code}: {detail}")
             return False
-        return True
 
     def _fail(self, seq: int, error: str) -> None:
         self.store.mark_attempt(seq, error)

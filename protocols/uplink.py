@@ -72,6 +72,8 @@ class UplinkBatch(BaseModel):
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
     backlog: int | None = Field(default=None, ge=0, description="readings still waiting in the hub's outbox")
+    notices: list[str] = Field(default_factory=list, max_length=100,
+                               description="what the household should know, e.g. readings kept at lower resolution")
 
 
 class UplinkEnvelope(BaseModel):
@@ -84,6 +86,7 @@ class UplinkEnvelope(BaseModel):
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
     backlog: int | None = Field(default=None, ge=0)
+    notices: list[str] = Field(default_factory=list, max_length=100)
 
 
 class UplinkAck(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -60,6 +61,9 @@ async def post_batch(
             await store.set_display(hub.household_id, batch.display)
         if batch.runs:
             await store.store_runs(hub.household_id, hub.subject, batch.runs)
+        for notice in batch.notices:
+            await store.add_notification(hub.household_id, "hub_notice", hashlib.sha256(notice.encode()).hexdigest(),
+                                         notice[:500])
         for problem in checked.rejected:
             metrics.rejected.labels(problem["reason"]).inc()
         for event, n in checked.events.items():

@@ -27,6 +27,12 @@ function show(s) {
     document.getElementById("currency-symbol").textContent = s.today.currency_symbol;
   }
   document.getElementById("updated").textContent = fmtTime(s.now_ts);
+  document.getElementById("notices").replaceChildren(...(s.notices || []).map((text) => {
+    const li = document.createElement("li");
+    li.className = "warning";
+    li.textContent = text;
+    return li;
+  }));
   drawChart(s.series);
 }
 

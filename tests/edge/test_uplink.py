@@ -162,3 +162,27 @@ def test_kill_9_during_writes_loses_nothing_that_was_committed(cloud, tmp_path):
         sim.terminate()
         sim.wait(10)
 
+
+
+async def test_past_the_disk_budget_readings_are_compacted_not_lost(cloud, tmp_path):
+    store = HubStore(tmp_path / "hub.sqlite3")
+    seconds = [MeterReading(ts=DAY0 + i, meter_id="E1", import_t1_wh=5000 + i // 3, import_t2_wh=0, export_t1_wh=0,
+                            export_t2_wh=0, power_import_w=1200 if (i // 60) % 2 else 0, power_export_w=0)
+               for i in range(7200)]  # two hours at 1 s, the cloud away
+    store.add_readings(seconds)
+    budget = store.used_bytes() // 4
+    assert store.enforce_budget(budget) > 0
+    assert store.used_bytes() <= budget
+    kept = store.db.execute("SELECT ts, import_t1_wh, power_import_w, resolution_s FROM readings "
+                            "ORDER BY ts").fetchall()
+    assert len(kept) == 120  # one reading a minute
+    # each minute keeps its last register exactly, with the minute's mean power
+    assert all(ts % 60 == 59 and wh == 5000 + (ts - DAY0) // 3 for ts, wh, _, _ in kept)
+    assert [p for _, _, p, _ in kept[:2]] == [0, 1200] and {r for *_, r in kept} == {60}
+    uplink = uplink_for(store, cloud)
+    assert await uplink.drain(30)
+    stored = cloud.stored()
+    assert len(stored) == 120 and stored[-1] == DAY0 + 7199  # the last register, exactly as the meter had it
+    key = (cloud.folder / "householder.key").read_text().strip()
+    summary = httpx.get(f"{cloud.url}/api/v1/household/summary", headers={"Authorization": f"Bearer {key}"}).json()
+    assert any("1-minute resolution" in n for n in summary["notices"])
