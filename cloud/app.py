@@ -16,9 +16,18 @@ from cloud.storage.base import Storage
 from cloud.storage.sqlite import SqliteStorage
 
 
+def open_storage(settings: CloudSettings) -> Storage:
+    """PostgreSQL when a database URL is set, else SQLite in the data folder."""
+    if settings.database_url:
+        from cloud.storage.postgres import PostgresStorage
+
+        return PostgresStorage(settings.database_url)
+    return SqliteStorage(settings.data_dir / "cloud.sqlite3")
+
+
 def create_app(settings: CloudSettings | None = None, storage: Storage | None = None) -> FastAPI:
     settings = settings or CloudSettings()
-    store: Storage = storage or SqliteStorage(settings.data_dir / "cloud.sqlite3")
+    store: Storage = storage or open_storage(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,6 +13,8 @@ class CloudSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("ohmni-data/cloud")
+    #: postgresql://… to store in PostgreSQL; empty for the embedded SQLite store in data_dir.
+    database_url: str | None = None
     #: Create the demo household, its flat tariff and credentials at start (idempotent).
     bootstrap_demo: bool = False
     #: Files holding the demo credentials (the cloud stores only their hashes).

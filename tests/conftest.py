@@ -34,3 +34,19 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory):
     broker = start_broker(tmp_path_factory.mktemp("mosquitto"))
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL, started with initdb + pg_ctl on a free port, stopped after the session."""
+    import shutil
+    import tempfile
+
+    from tests.fixtures.postgres import start_postgres
+
+    # not under pytest's own folder: that one is private to root, and the server runs as postgres
+    folder = Path(tempfile.mkdtemp(prefix="ohmni-pg-"))
+    server = start_postgres(folder)
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -23,13 +23,32 @@ from protocols.uplink import ReadingV1, UplinkBatch
 DAY = 1_764_028_800  # 2025-11-25 00:00 Europe/London (UTC in winter)
 
 
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def fresh_database(postgres) -> str:
+    """A new, empty database in the session's PostgreSQL, so every test starts clean."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        con = await asyncpg.connect(postgres.url)
+        await con.execute(f"CREATE DATABASE {name}")
+        await con.close()
+    asyncio.run(create())
+    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def cloud(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """The cloud app on each storage backend: the same tests hold for SQLite and PostgreSQL."""
     secrets = {"hub": new_secret(), "key": new_secret(), "other_hub": new_secret(), "other_key": new_secret()}
     (tmp_path / "hub").write_text(secrets["hub"])
     (tmp_path / "key").write_text(secrets["key"])
+    database = fresh_database(request.getfixturevalue("postgres")) if request.param == "postgres" else None
     settings = CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, demo_hub_token_file=tmp_path / "hub",
-                             demo_householder_key_file=tmp_path / "key")
+                             demo_householder_key_file=tmp_path / "key", database_url=database)
     app = create_app(settings)
     with TestClient(app) as client:
         store = app.state.storage

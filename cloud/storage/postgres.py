@@ -1,0 +1,254 @@
+"""PostgreSQL backend (asyncpg): migrations, readings partitioned by day, COPY for bulk writes.
+
+A batch is written in one transaction: its rows are COPYed into a temporary table and
+moved with ``INSERT … ON CONFLICT DO NOTHING``, so a retried batch or an overlapping one
+stores nothing twice; the batch row (hub, seq) makes a replay a no-op. Daily partitions
+are created as readings for a new day arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+
+from cloud.auth import Principal, Role
+from cloud.storage.base import BatchResult, ClaimError, Household
+from cloud.storage.sqlite import SETTLEMENT_S, _settlement_rows
+from protocols.display import DisplayState
+from protocols.readings import READING_COLUMNS
+from protocols.uplink import ApplianceRunV1, ReadingV1
+
+DAY_S = 86_400
+_PG_TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION", "TEXT": "TEXT"}
+_READING_COLUMNS = ("channel", *(name for name, _, _ in READING_COLUMNS))
+
+#: Migrations, applied in order once each; a new one is appended, never edited.
+MIGRATIONS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE households (id TEXT PRIMARY KEY, name TEXT NOT NULL, account_number TEXT NOT NULL,
+        postcode TEXT NOT NULL, tz TEXT NOT NULL, tariff_json TEXT NOT NULL, billing_day INTEGER NOT NULL DEFAULT 1);
+    CREATE TABLE hubs (id TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id));
+    CREATE TABLE credentials (secret_hash TEXT PRIMARY KEY, role TEXT NOT NULL, subject TEXT NOT NULL,
+        household_id TEXT NOT NULL, revoked_at DOUBLE PRECISION);
+    CREATE INDEX credentials_subject ON credentials (role, subject);
+    CREATE TABLE claim_codes (code_hash TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id),
+        created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION,
+        used_by_hub TEXT);
+    CREATE TABLE batches (hub_id TEXT NOT NULL, seq BIGINT NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+        n_readings INTEGER NOT NULL, stored INTEGER NOT NULL, PRIMARY KEY (hub_id, seq));
+    CREATE TABLE readings (household_id TEXT NOT NULL, hub_id TEXT NOT NULL, channel TEXT NOT NULL,
+        {", ".join(f"{name} {_PG_TYPES[kind]}{' NOT NULL' if required else ''}"
+                   for name, kind, required in READING_COLUMNS if name != "channel")},
+        PRIMARY KEY (hub_id, channel, ts)) PARTITION BY RANGE (ts);
+    CREATE INDEX readings_household_ts ON readings (household_id, ts);
+    CREATE TABLE settlement (household_id TEXT NOT NULL, period_start BIGINT NOT NULL, last_ts BIGINT NOT NULL,
+        import_wh BIGINT NOT NULL, export_wh BIGINT NOT NULL, PRIMARY KEY (household_id, period_start));
+    CREATE TABLE appliance_runs (household_id TEXT NOT NULL, hub_id TEXT NOT NULL, appliance TEXT NOT NULL,
+        start BIGINT NOT NULL, run_json TEXT NOT NULL, PRIMARY KEY (hub_id, appliance, start));
+    CREATE INDEX runs_household_start ON appliance_runs (household_id, start);
+    CREATE TABLE notifications (household_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, message TEXT NOT NULL, PRIMARY KEY (household_id, kind, key));
+    CREATE TABLE display (household_id TEXT PRIMARY KEY, state_json TEXT NOT NULL);
+    """,
+)
+
+
+def _reading(row: asyncpg.Record) -> ReadingV1:
+    return ReadingV1(**{k: row[k] for k in _READING_COLUMNS})
+
+
+class PostgresStorage:
+    def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+        self._sizes = (min_size, max_size)
+        self._partitions: set[int] = set()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "storage used before init()"
+        return self._pool
+
+    async def init(self) -> None:
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=self._sizes[0], max_size=self._sizes[1])
+        async with self.pool.acquire() as con, con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock(4242)")  # one migrator at a time
+            await con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                              "applied_at DOUBLE PRECISION NOT NULL)")
+            done = {r["version"] for r in await con.fetch("SELECT version FROM schema_migrations")}
+            for version, sql in enumerate(MIGRATIONS, start=1):
+                if version not in done:
+                    await con.execute(sql)
+                    await con.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time())
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _ensure_partitions(self, con: asyncpg.Connection, days: set[int]) -> None:
+        for day in sorted(days - self._partitions):
+            start = day * DAY_S
+            await con.execute(f"CREATE TABLE IF NOT EXISTS readings_d{day} PARTITION OF readings "
+                              f"FOR VALUES FROM ({start}) TO ({start + DAY_S})")
+            self._partitions.add(day)
+
+    async def upsert_household(self, household: Household) -> None:
+        await self.pool.execute(
+            "INSERT INTO households VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET "
+            "name = EXCLUDED.name, account_number = EXCLUDED.account_number, postcode = EXCLUDED.postcode, "
+            "tz = EXCLUDED.tz, tariff_json = EXCLUDED.tariff_json, billing_day = EXCLUDED.billing_day",
+            household.id, household.name, household.account_number, household.postcode, household.tz,
+            household.tariff_json, household.billing_day)
+
+    async def household(self, household_id: str) -> Household | None:
+        row = await self.pool.fetchrow("SELECT * FROM households WHERE id = $1", household_id)
+        return Household(*row.values()) if row else None
+
+    async def upsert_hub(self, hub_id: str, household_id: str) -> None:
+        await self.pool.execute("INSERT INTO hubs VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET "
+                                "household_id = EXCLUDED.household_id", hub_id, household_id)
+
+    async def hub_household(self, hub_id: str) -> str | None:
+        return await self.pool.fetchval("SELECT household_id FROM hubs WHERE id = $1", hub_id)
+
+    async def add_credential(self, secret_hash: str, principal: Principal) -> None:
+        await self.pool.execute("INSERT INTO credentials VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (secret_hash) "
+                                "DO UPDATE SET role = EXCLUDED.role, subject = EXCLUDED.subject, "
+                                "household_id = EXCLUDED.household_id, revoked_at = NULL",
+                                secret_hash, principal.role.value, principal.subject, principal.household_id)
+
+    async def principal(self, secret_hash: str, role: Role) -> Principal | None:
+        row = await self.pool.fetchrow("SELECT subject, household_id FROM credentials WHERE secret_hash = $1 AND "
+                                       "role = $2 AND revoked_at IS NULL", secret_hash, role.value)
+        return Principal(role, row["subject"], row["household_id"]) if row else None
+
+    async def add_claim_code(self, code_hash: str, household_id: str, expires_at: float) -> None:
+        await self.pool.execute("INSERT INTO claim_codes VALUES ($1, $2, $3, $4, NULL, NULL)", code_hash,
+                                household_id, time.time(), expires_at)
+
+    async def use_claim_code(self, code_hash: str, hub_id: str, now: float) -> str:
+        async with self.pool.acquire() as con, con.transaction():
+            row = await con.fetchrow("SELECT household_id, expires_at, used_at FROM claim_codes WHERE code_hash = $1 "
+                                     "FOR UPDATE", code_hash)
+            if row is None:
+                raise ClaimError("unknown claim code")
+            if row["used_at"] is not None:
+                raise ClaimError("this claim code has already been used")
+            if row["expires_at"] <= now:
+                raise ClaimError("this claim code has expired; ask for a new one")
+            owner = await con.fetchval("SELECT household_id FROM hubs WHERE id = $1", hub_id)
+            if owner is not None and owner != row["household_id"]:
+                raise ClaimError(f"hub {hub_id} belongs to another household; revoke it there first")
+            await con.execute("UPDATE claim_codes SET used_at = $1, used_by_hub = $2 WHERE code_hash = $3", now,
+                              hub_id, code_hash)
+            await con.execute("INSERT INTO hubs VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", hub_id,
+                              row["household_id"])
+            return row["household_id"]
+
+    async def revoke_hub(self, hub_id: str, now: float) -> int:
+        status = await self.pool.execute("UPDATE credentials SET revoked_at = $1 WHERE role = 'hub' AND subject = $2 "
+                                         "AND revoked_at IS NULL", now, hub_id)
+        return int(status.split()[-1])
+
+    async def store_batch(self, household_id: str, hub_id: str, seq: int,
+                          readings: list[ReadingV1]) -> BatchResult:
+        rows = [(household_id, hub_id, *(getattr(r, name) for name in _READING_COLUMNS)) for r in readings]
+        async with self.pool.acquire() as con, con.transaction():
+            inserted = await con.execute("INSERT INTO batches VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
+                                         hub_id, seq, time.time(), len(rows))
+            if inserted.endswith(" 0"):
+                return BatchResult(stored=0, duplicates=len(rows), replayed=True)
+            stored = 0
+            if rows:
+                await self._ensure_partitions(con, {r.ts // DAY_S for r in readings})
+                await con.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE readings) ON COMMIT DELETE ROWS")
+                await con.copy_records_to_table("incoming", records=rows,
+                                                columns=["household_id", "hub_id", *_READING_COLUMNS])
+                status = await con.execute("INSERT INTO readings SELECT * FROM incoming ON CONFLICT DO NOTHING")
+                stored = int(status.split()[-1])
+                settle = _settlement_rows(household_id, readings)
+                if settle:
+                    await con.executemany(
+                        "INSERT INTO settlement VALUES ($1, $2, $3, $4, $5) ON CONFLICT (household_id, period_start) "
+                        "DO UPDATE SET last_ts = EXCLUDED.last_ts, import_wh = EXCLUDED.import_wh, "
+                        "export_wh = EXCLUDED.export_wh WHERE EXCLUDED.last_ts > settlement.last_ts", settle)
+            await con.execute("UPDATE batches SET stored = $1 WHERE hub_id = $2 AND seq = $3", stored, hub_id, seq)
+        return BatchResult(stored=stored, duplicates=len(rows) - stored, replayed=False)
+
+    _SELECT = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
+
+    async def readings(self, household_id: str, from_ts: int, to_ts: int, limit: int = 100_000) -> list[ReadingV1]:
+        rows = await self.pool.fetch(f"{self._SELECT} WHERE household_id = $1 AND ts >= $2 AND ts < $3 "
+                                     "ORDER BY ts, channel LIMIT $4", household_id, from_ts, to_ts, limit)
+        return [_reading(r) for r in rows]
+
+    async def power_series(self, household_id: str, from_ts: int, to_ts: int) -> list[tuple[int, int]]:
+        rows = await self.pool.fetch("SELECT ts, sum(power_import_w - power_export_w)::bigint AS w FROM readings "
+                                     "WHERE household_id = $1 AND ts >= $2 AND ts < $3 GROUP BY ts ORDER BY ts",
+                                     household_id, from_ts, to_ts)
+        return [(r["ts"], r["w"]) for r in rows]
+
+    async def register_buckets(self, household_id: str, from_ts: int, to_ts: int,
+                               bucket_s: int = 1800) -> list[tuple[int, int]]:
+        if bucket_s == SETTLEMENT_S:
+            rows = await self.pool.fetch("SELECT period_start, import_wh FROM settlement WHERE household_id = $1 AND "
+                                         "period_start >= $2 AND period_start < $3 ORDER BY period_start",
+                                         household_id, from_ts // SETTLEMENT_S * SETTLEMENT_S, to_ts)
+            return [(r["period_start"], r["import_wh"]) for r in rows]
+        rows = await self.pool.fetch("SELECT (ts / $1) * $1 AS bucket, max(import_t1_wh + import_t2_wh) AS wh "
+                                     "FROM readings WHERE household_id = $2 AND ts >= $3 AND ts < $4 GROUP BY bucket "
+                                     "ORDER BY bucket", bucket_s, household_id, from_ts, to_ts)
+        return [(r["bucket"], r["wh"]) for r in rows]
+
+    async def _one(self, sql: str, *args: Any) -> ReadingV1 | None:
+        row = await self.pool.fetchrow(sql, *args)
+        return _reading(row) if row else None
+
+    async def last_hub_readings(self, hub_id: str) -> dict[str, ReadingV1]:
+        rows = await self.pool.fetch(f"SELECT DISTINCT ON (channel) {', '.join(_READING_COLUMNS)} FROM readings "
+                                     "WHERE hub_id = $1 ORDER BY channel, ts DESC", hub_id)
+        return {r["channel"]: _reading(r) for r in rows}
+
+    async def latest_reading(self, household_id: str) -> ReadingV1 | None:
+        return await self._one(f"{self._SELECT} WHERE household_id = $1 ORDER BY ts DESC LIMIT 1", household_id)
+
+    async def reading_before(self, household_id: str, ts: int) -> ReadingV1 | None:
+        return await self._one(f"{self._SELECT} WHERE household_id = $1 AND ts < $2 ORDER BY ts DESC LIMIT 1",
+                               household_id, ts)
+
+    async def first_reading_from(self, household_id: str, ts: int) -> ReadingV1 | None:
+        return await self._one(f"{self._SELECT} WHERE household_id = $1 AND ts >= $2 ORDER BY ts LIMIT 1",
+                               household_id, ts)
+
+    async def store_runs(self, household_id: str, hub_id: str, runs: list[ApplianceRunV1]) -> int:
+        status = [await self.pool.execute("INSERT INTO appliance_runs VALUES ($1, $2, $3, $4, $5) ON CONFLICT "
+                                          "DO NOTHING", household_id, hub_id, r.appliance, r.start,
+                                          r.model_dump_json()) for r in runs]
+        return sum(int(s.split()[-1]) for s in status)
+
+    async def runs(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceRunV1]:
+        rows = await self.pool.fetch("SELECT run_json FROM appliance_runs WHERE household_id = $1 AND start >= $2 "
+                                     "AND start < $3 ORDER BY start", household_id, from_ts, to_ts)
+        return [ApplianceRunV1.model_validate_json(r["run_json"]) for r in rows]
+
+    async def add_notification(self, household_id: str, kind: str, key: str, message: str) -> bool:
+        status = await self.pool.execute("INSERT INTO notifications VALUES ($1, $2, $3, $4, $5) ON CONFLICT "
+                                         "DO NOTHING", household_id, kind, key, time.time(), message)
+        return status.endswith(" 1")
+
+    async def notifications(self, household_id: str) -> list[dict[str, object]]:
+        rows = await self.pool.fetch("SELECT kind, key, created_at, message FROM notifications WHERE "
+                                     "household_id = $1 ORDER BY created_at DESC", household_id)
+        return [dict(r) for r in rows]
+
+    async def set_display(self, household_id: str, state: DisplayState) -> None:
+        await self.pool.execute("INSERT INTO display VALUES ($1, $2) ON CONFLICT (household_id) DO UPDATE SET "
+                                "state_json = EXCLUDED.state_json", household_id, state.model_dump_json())
+
+    async def display(self, household_id: str) -> DisplayState | None:
+        raw = await self.pool.fetchval("SELECT state_json FROM display WHERE household_id = $1", household_id)
+        return DisplayState.model_validate_json(raw) if raw else None
+
