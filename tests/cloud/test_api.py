@@ -23,21 +23,23 @@ from protocols.uplink import ReadingV1, UplinkBatch
 DAY = 1_764_028_800  # 2025-11-25 00:00 Europe/London (UTC in winter)
 
 
-def fresh_database(postgres) -> str:
+async def create_database(postgres) -> str:
     """A new, empty database in the session's PostgreSQL, so every test starts clean."""
-    import asyncio
     import uuid
 
     import asyncpg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        con = await asyncpg.connect(postgres.url)
-        await con.execute(f"CREATE DATABASE {name}")
-        await con.close()
-    asyncio.run(create())
+    con = await asyncpg.connect(postgres.url)
+    await con.execute(f"CREATE DATABASE {name}")
+    await con.close()
     return postgres.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_database(postgres) -> str:
+    import asyncio
+
+    return asyncio.run(create_database(postgres))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -7,7 +7,7 @@ import asyncpg
 from cloud.bootstrap import DEMO_HOUSEHOLD
 from cloud.storage.postgres import MIGRATIONS, PostgresStorage
 from protocols.uplink import ReadingV1
-from tests.cloud.test_api import fresh_database
+from tests.cloud.test_api import create_database
 
 DAY = 1_764_028_800
 
@@ -18,7 +18,7 @@ def reading(ts: int) -> ReadingV1:
 
 
 async def test_partitions_migrations_and_duplicate_safe_copy(postgres):
-    url = fresh_database(postgres)
+    url = await create_database(postgres)
     store = PostgresStorage(url)
     await store.init()
     await store.close()
