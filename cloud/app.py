@@ -35,6 +35,8 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
         if settings.bootstrap_demo:
             await bootstrap_demo(store, settings)
         yield
+        if app.state.tsdb is not None:
+            app.state.tsdb.close()  # flushes what is still batched
         await store.close()
 
     app = FastAPI(title="Ohmni cloud", version="1", lifespan=lifespan,
@@ -43,6 +45,12 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     app.state.settings = settings
     app.state.storage = store
     app.state.metrics = IngestMetrics()
+    app.state.tsdb = None
+    if settings.tsdb_url:
+        from cloud.storage.tsdb import TimeSeriesSink
+
+        app.state.tsdb = TimeSeriesSink(settings.tsdb_url, settings.tsdb_token, settings.tsdb_org,
+                                        settings.tsdb_bucket)
     problems.install(app)
     app.include_router(hubs.router)
     app.include_router(installers.router)

@@ -15,6 +15,11 @@ class CloudSettings(BaseSettings):
     data_dir: Path = Path("ohmni-data/cloud")
     #: postgresql://… to store in PostgreSQL; empty for the embedded SQLite store in data_dir.
     database_url: str | None = None
+    #: Also write readings to a time-series server (InfluxDB 2/3, InfluxDB Cloud, VictoriaMetrics).
+    tsdb_url: str | None = None
+    tsdb_token: str = ""
+    tsdb_org: str = "ohmni"
+    tsdb_bucket: str = "ohmni"
     #: Create the demo household, its flat tariff and credentials at start (idempotent).
     bootstrap_demo: bool = False
     #: Files holding the demo credentials (the cloud stores only their hashes).

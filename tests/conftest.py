@@ -50,3 +50,13 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
     yield server
     server.stop()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory):
+    """A real VictoriaMetrics for the session (it takes influxdb-client's line protocol writes)."""
+    from tests.fixtures.victoria import start_victoria
+
+    server = start_victoria(tmp_path_factory.mktemp("victoria") / "data")
+    yield server
+    server.stop()

@@ -57,6 +57,8 @@ async def post_batch(
     with metrics.store_seconds.time():
         result = await store.store_batch(hub.household_id, hub.subject, batch.seq, checked.good)
     if not result.replayed:
+        if request.app.state.tsdb is not None and checked.good:
+            request.app.state.tsdb.write(hub.household_id, hub.subject, checked.good)
         if batch.display is not None:
             await store.set_display(hub.household_id, batch.display)
         if batch.runs:
