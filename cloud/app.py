@@ -57,4 +57,11 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     app.include_router(householders.router)
     app.include_router(pages.router)
     app.include_router(ops.router)
+    if settings.bench_endpoints:
+        app.include_router(ops.bench_router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from OHMNI_CLOUD_* variables (for uvicorn workers)."""
+    return create_app(CloudSettings())

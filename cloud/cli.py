@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -38,8 +39,24 @@ def serve(
     bootstrap_demo: Annotated[bool, typer.Option("--bootstrap-demo", help="Create the demo household.")] = False,
     hub_token_file: Annotated[Path | None, typer.Option(help="Demo hub credential file.")] = None,
     householder_key_file: Annotated[Path | None, typer.Option(help="Demo householder key file.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes (the API is stateless; "
+                                                              "use PostgreSQL with more than one).")] = 1,
 ) -> None:
     """Serve the API and the pages. Settings also come from OHMNI_CLOUD_* variables."""
+    if workers > 1:
+        # Workers are separate processes: they read the same settings from the environment.
+        env = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
+               "demo_householder_key_file": householder_key_file}
+        for key, value in env.items():
+            if value is not None:
+                os.environ[f"OHMNI_CLOUD_{key.upper()}"] = str(value)
+        if bootstrap_demo:
+            os.environ["OHMNI_CLOUD_BOOTSTRAP_DEMO"] = "true"
+        settings = CloudSettings()
+        typer.echo(f"cloud on http://{settings.host}:{settings.port}/ ({workers} workers)", err=True)
+        uvicorn.run("cloud.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, log_level="warning", access_log=False)
+        return
     overrides = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
                  "demo_householder_key_file": householder_key_file}
     settings = CloudSettings(**{k: v for k, v in overrides.items() if v is not None})

@@ -30,3 +30,5 @@ class CloudSettings(BaseSettings):
     secure_cookies: bool = False
     #: Bearer token for /metrics; without one, only loopback clients may scrape.
     metrics_token: str | None = None
+    #: Expose POST /api/v1/bench/noop (the ingest benchmark's baseline); never in production.
+    bench_endpoints: bool = False

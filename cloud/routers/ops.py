@@ -26,3 +26,13 @@ async def metrics(request: Request) -> Response:
     elif (request.client.host if request.client else "") not in _LOOPBACK:
         raise Problem(403, "Forbidden", "metrics are only served to this machine unless a metrics token is set")
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+bench_router = APIRouter(tags=["benchmark"], include_in_schema=False)
+
+
+@bench_router.post("/api/v1/bench/noop")
+async def noop(request: Request) -> Response:
+    """Reads the body and answers: what HTTP alone costs, for bench.ingest's baseline."""
+    body = await request.body()
+    return Response(f'{{"bytes": {len(body)}}}', media_type="application/json")

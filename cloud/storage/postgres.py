@@ -8,6 +8,7 @@ are created as readings for a new day arrive.
 
 from __future__ import annotations
 
+import operator
 import time
 from typing import Any
 
@@ -55,6 +56,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+_ROW = operator.attrgetter(*_READING_COLUMNS)
+
+
 def _reading(row: asyncpg.Record) -> ReadingV1:
     return ReadingV1(**{k: row[k] for k in _READING_COLUMNS})
 
@@ -89,7 +93,13 @@ class PostgresStorage:
             self._pool = None
 
     async def _ensure_partitions(self, con: asyncpg.Connection, days: set[int]) -> None:
-        for day in sorted(days - self._partitions):
+        missing = sorted(days - self._partitions)
+        if not missing:
+            return
+        # Workers and replicas create partitions concurrently: one at a time, or PostgreSQL's
+        # catalogue reports a duplicate even with IF NOT EXISTS.
+        await con.execute("SELECT pg_advisory_xact_lock(4243)")
+        for day in missing:
             start = day * DAY_S
             await con.execute(f"CREATE TABLE IF NOT EXISTS readings_d{day} PARTITION OF readings "
                               f"FOR VALUES FROM ({start}) TO ({start + DAY_S})")
@@ -155,7 +165,7 @@ class PostgresStorage:
 
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
                           readings: list[ReadingV1]) -> BatchResult:
-        rows = [(household_id, hub_id, *(getattr(r, name) for name in _READING_COLUMNS)) for r in readings]
+        rows = [(household_id, hub_id, *_ROW(r)) for r in readings]
         async with self.pool.acquire() as con, con.transaction():
             inserted = await con.execute("INSERT INTO batches VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
                                          hub_id, seq, time.time(), len(rows))
