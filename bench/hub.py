@@ -33,7 +33,7 @@ from edge.sources.serial_p1 import P1Decoder
 from edge.store import HubStore
 from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
-from ohmni.demo import free_port, spawn, wait_for
+from ohmni.demo import free_port, spawn, start_cloud, wait_for
 from tests.fixtures.mosquitto import Broker
 
 START = 1_764_057_600
@@ -145,12 +145,8 @@ client_id = "bench-realtime-hub"
     cloud_port, display_port = free_port(), free_port()
     children = []
     try:
-        cloud = spawn("cloud", ["cloud", "serve", "--port", str(cloud_port), "--data-dir", str(folder / "cloud"),
-                                "--bootstrap-demo", "--hub-token-file", str(folder / "hub.token"),
-                                "--householder-key-file", str(folder / "householder.key")], folder)
-        children.append(cloud)
+        children.append(start_cloud(folder, cloud_port))
         import httpx
-        wait_for("cloud", lambda: httpx.get(f"http://127.0.0.1:{cloud_port}/login").status_code == 200, cloud, 30)
         sim = spawn("sim", ["sim", "run", "--speed", "1", "--household", str(folder / "house.toml"), "--out",
                             str(folder / "sim"), "--link", str(folder / "tty"), "--mqtt",
                             f"{broker.host}:{broker.port}", "--mqtt-username", "device", "--mqtt-password-file",

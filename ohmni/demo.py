@@ -88,6 +88,17 @@ def spawn(name: str, args: list[str], data_dir: Path) -> Child:
     return Child(name, proc, log)
 
 
+def start_cloud(folder: Path, port: int, host: str = "127.0.0.1", data_dir: Path | None = None) -> Child:
+    """`ohmni cloud serve` with the demo household, its credentials read from ``folder``
+    (hub.token, householder.key); returns once the cloud answers."""
+    cloud = spawn("cloud", ["cloud", "serve", "--host", host, "--port", str(port), "--data-dir",
+                            str(data_dir or folder / "cloud"), "--bootstrap-demo", "--hub-token-file",
+                            str(folder / "hub.token"), "--householder-key-file", str(folder / "householder.key")],
+                  folder)
+    wait_for("cloud", lambda: httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200, cloud, 30)
+    return cloud
+
+
 def _write_secret(path: Path) -> str:
     secret = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -206,12 +217,8 @@ def demo(
     previous = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     try:
-        cloud = spawn("cloud", ["cloud", "serve", "--host", host, "--port", str(cloud_port), "--data-dir",
-                                 str(data / "cloud"), "--bootstrap-demo", "--hub-token-file",
-                                 str(data / "hub.token"), "--householder-key-file", str(data / "householder.key")],
-                       data)
+        cloud = start_cloud(data, cloud_port, host)
         children.append(cloud)
-        wait_for("cloud", lambda: httpx.get(f"{cloud_url}/login", timeout=1).status_code == 200, cloud, 30)
         sim_args = ["sim", "run", "--speed", str(speed), "--out", str(data / "sim"), "--link", str(tty),
                     "--fault-every", str(fault_every), "--mqtt", f"{host}:{broker_port}"]
         sim_args += ["--duration", str(duration)] if duration else []

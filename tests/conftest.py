@@ -19,10 +19,9 @@ def data_dir() -> Path:
     """../shared/data (or $OHMNI_DATA). Absent on a user's clone: skip there, fail in CI."""
     path = shared_data()
     if not path.is_dir():
-        reason = f"real meter data not found at {path} (set OHMNI_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        from tests.fixtures import missing
+
+        missing(f"real meter data not found at {path} (set OHMNI_DATA)")
     return path
 
 

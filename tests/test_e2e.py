@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ohmni.demo import free_port, spawn, wait_drained, wait_for
+from ohmni.demo import free_port, spawn, start_cloud, wait_drained, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -67,11 +67,7 @@ def running_home(tmp_path_factory: pytest.TempPathFactory):
     cloud_url, hub_url = f"http://127.0.0.1:{cloud_port}", f"http://127.0.0.1:{display_port}"
     children = []
     try:
-        cloud = spawn("cloud", ["cloud", "serve", "--port", str(cloud_port), "--data-dir", str(tmp_path / "cloud"),
-                                "--bootstrap-demo", "--hub-token-file", str(tmp_path / "hub.token"),
-                                "--householder-key-file", str(tmp_path / "householder.key")], tmp_path)
-        children.append(cloud)
-        wait_for("cloud", lambda: httpx.get(f"{cloud_url}/login").status_code == 200, cloud, 30)
+        children.append(start_cloud(tmp_path, cloud_port))
         sim = spawn("sim", ["sim", "run", "--speed", "120", "--duration", "30", "--start", START, "--household",
                             str(tmp_path / "house.toml"), "--out", str(tmp_path / "sim"), "--link",
                             str(tmp_path / "meter.tty"), "--fault-every", "40"], tmp_path)

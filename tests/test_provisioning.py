@@ -11,7 +11,6 @@ import time
 import tomllib
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,7 +20,7 @@ from cloud.settings import CloudSettings
 from edge.config import CloudConfig
 from edge.store import HubStore
 from edge.uplink import Uplink
-from ohmni.demo import free_port, spawn, wait_for
+from ohmni.demo import free_port, start_cloud
 from protocols.readings import MeterReading
 
 
@@ -36,12 +35,9 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):
     for name in ("hub.token", "householder.key"):
         (tmp / name).write_text(new_secret())
     port = free_port()
-    proc = spawn("cloud", ["cloud", "serve", "--port", str(port), "--data-dir", str(tmp / "cloud"), "--bootstrap-demo",
-                           "--hub-token-file", str(tmp / "hub.token"), "--householder-key-file",
-                           str(tmp / "householder.key")], tmp)
+    proc = start_cloud(tmp, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("cloud", lambda: httpx.get(f"{url}/healthz").status_code == 200, proc, 30)
         yield {"url": url, "data": tmp / "cloud", "tmp": tmp}
     finally:
         proc.stop()

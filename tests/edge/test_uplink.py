@@ -16,7 +16,7 @@ from cloud.auth import new_secret
 from edge.config import CloudConfig
 from edge.store import HubStore
 from edge.uplink import Uplink
-from ohmni.demo import free_port, spawn, wait_drained, wait_for
+from ohmni.demo import free_port, spawn, start_cloud, wait_drained
 from protocols.readings import MeterReading
 
 DAY0 = 1_764_028_800
@@ -37,10 +37,7 @@ class Cloud:
         self.child = None
 
     def start(self) -> None:
-        self.child = spawn("cloud", ["cloud", "serve", "--port", str(self.port), "--data-dir", str(self.folder / "db"),
-                                     "--bootstrap-demo", "--hub-token-file", str(self.folder / "hub.token"),
-                                     "--householder-key-file", str(self.folder / "householder.key")], self.folder)
-        wait_for("cloud", lambda: httpx.get(f"{self.url}/healthz").status_code == 200, self.child, 30)
+        self.child = start_cloud(self.folder, self.port, data_dir=self.folder / "db")
 
     def stop(self) -> None:
         if self.child:
