@@ -102,11 +102,9 @@ class PlugPublisher:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Give queued messages a moment to leave, then disconnect."""
-        import time as _time
-
-        end = _time.monotonic() + timeout_s
-        while self.client.want_write() and _time.monotonic() < end:
-            _time.sleep(0.05)
+        end = time.monotonic() + timeout_s
+        while self.client.want_write() and time.monotonic() < end:
+            time.sleep(0.05)
         self.client.disconnect()
         self.client.loop_stop()
 
