@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from edge.nilm.appliances import NAMES
 from edge.nilm.convert import convert_redd, convert_refit
-from edge.nilm.house_csv import HouseCsvError, read_house
+from edge.nilm.disaggregate import disaggregate
+from edge.nilm.house_csv import HouseCsvError, read_house, write_house
 from edge.nilm.metrics import score
+from edge.nilm.model import learn, load, save
 
-app = typer.Typer(help="Disaggregation data: convert datasets to house CSVs, score estimates.", no_args_is_help=True)
+app = typer.Typer(help="Disaggregation: train, disaggregate, evaluate; convert datasets; score estimates.",
+                  no_args_is_help=True)
 convert_app = typer.Typer(help="Convert REFIT or REDD files into house CSVs.", no_args_is_help=True)
 app.add_typer(convert_app, name="convert")
 
@@ -41,6 +45,83 @@ def redd_cmd(
     typer.echo(f"wrote {out}: mains + {', '.join(columns)}", err=True)
 
 
+def _houses(paths: list[Path], need_truth: bool) -> list:
+    try:
+        return [read_house(p, need_truth=need_truth) for p in paths]
+    except HouseCsvError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _model(path: Path) -> dict:
+    try:
+        return load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        typer.echo(f"error: cannot read the model {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("train")
+def train_cmd(
+    houses: Annotated[list[Path], typer.Argument(help="House CSVs with submetered appliance columns.")],
+    out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")],
+) -> None:
+    """Learn each appliance's switching signature from submetered houses."""
+    model = learn(_houses(houses, need_truth=True))
+    save(model, out)
+    for name, sig in model.items():
+        typer.echo(f"{name}: {sig.runs} runs learned" + ("" if sig.runs else " (none: it will not be detected)"),
+                   err=True)
+    typer.echo(f"wrote {out} ({out.stat().st_size} bytes)", err=True)
+
+
+@app.command("disaggregate")
+def disaggregate_cmd(
+    house: Annotated[Path, typer.Argument(help="House CSV (only timestamp and mains are read).")],
+    model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
+    out: Annotated[Path, typer.Option(help="Estimates CSV: timestamp + one column per appliance (W).")],
+) -> None:
+    """Estimate each appliance's power from the whole-house signal alone, one row per input row."""
+    model = _model(model_path)
+    [h] = _houses([house], need_truth=False)
+    estimates = disaggregate(h.timestamp, h.mains, model)
+    write_house(out, h.timestamp, None, estimates)
+    typer.echo(f"wrote {out}: {len(h.timestamp)} rows, {', '.join(estimates)}", err=True)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    houses: Annotated[list[Path], typer.Argument(help="House CSVs with the submetered truth.")],
+    model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
+) -> None:
+    """Disaggregate each house and print per appliance and on average: MAE, F1, energy share."""
+    model = _model(model_path)
+    pooled: dict[str, tuple[list, list]] = {}
+    for h in _houses(houses, need_truth=True):
+        est = disaggregate(h.timestamp, h.mains, model)
+        for name, truth in h.appliances.items():
+            t, e = pooled.setdefault(name, ([], []))
+            t.append(truth)
+            e.append(est[name])
+    _print_scores({name: score(name, np.concatenate(t), np.concatenate(e)) for name, (t, e) in pooled.items()},
+                  "evaluation")
+
+
+def _print_scores(scores: dict, title: str) -> None:
+    table = Table(title=title)
+    for column in ("appliance", "MAE W", "F1", "energy share", "always-on F1", "always-off MAE W"):
+        table.add_column(column)
+    for name, s in scores.items():
+        table.add_row(name, f"{s.mae_w:.1f}", "n/a" if s.f1 is None else f"{s.f1:.3f}",
+                      "n/a" if s.energy_share is None else f"{s.energy_share:.3f}", f"{s.always_on_f1:.3f}",
+                      f"{s.always_off_mae_w:.1f}")
+    Console(width=120).print(table)
+    f1s = [s.f1 for s in scores.values() if s.f1 is not None]
+    maes = [s.mae_w for s in scores.values()]
+    typer.echo(f"mean_f1={sum(f1s) / len(f1s):.3f} mean_mae_w={sum(maes) / len(maes):.1f}" if f1s
+               else "mean_f1=nan")
+
+
 @app.command("score")
 def score_cmd(
     truth: Annotated[Path, typer.Argument(help="House CSV with the submetered truth.")],
@@ -53,21 +134,8 @@ def score_cmd(
     except HouseCsvError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    table = Table(title=f"{truth.name} vs {estimates.name}")
-    for column in ("appliance", "MAE W", "F1", "energy share", "always-on F1", "always-off MAE W"):
-        table.add_column(column)
-    f1s = []
-    for name, values in house.appliances.items():
-        if name not in est:
-            continue
-        s = score(name, values, est[name])
-        if s.f1 is not None:
-            f1s.append(s.f1)
-        table.add_row(name, f"{s.mae_w:.1f}", "n/a" if s.f1 is None else f"{s.f1:.3f}",
-                      "n/a" if s.energy_share is None else f"{s.energy_share:.3f}", f"{s.always_on_f1:.3f}",
-                      f"{s.always_off_mae_w:.1f}")
-    Console().print(table)
-    typer.echo(f"mean_f1={sum(f1s) / len(f1s):.3f}" if f1s else "mean_f1=nan")
+    _print_scores({name: score(name, values, est[name]) for name, values in house.appliances.items()
+                   if name in est}, f"{truth.name} vs {estimates.name}")
 
 
 def read_house_estimates(path: Path, rows: int) -> dict[str, object]:
