@@ -63,30 +63,68 @@ def disaggregate(ts: np.ndarray, mains: np.ndarray, model: dict[str, Signature])
                     used[r] = used[f] = True
                     out[name][at[r]:at[f]] = (size[r] - size[f]) / 2
                     break
-    for name in CYCLES:
-        sig = model.get(name)
-        if sig is None or not sig.heat_w:
-            continue
-        lo, hi = sig.heat_w * 0.6, sig.heat_w * 1.5
-        for r in np.flatnonzero((size >= lo) & (size <= hi) & ~used):
-            if used[r]:
-                continue
-            t_on = ts[at[r]]
-            for f in range(r + 1, len(at)):
-                dt = ts[at[f]] - t_on
-                if dt > sig.heat_dur_hi:
-                    break
-                if used[f] or size[f] >= 0:
-                    continue
-                if abs(-size[f] - size[r]) <= 0.35 * size[r] and dt >= max(sig.heat_dur_lo, _kettle_max(model)):
-                    used[r] = used[f] = True
-                    start = np.searchsorted(ts, t_on - sig.before_heat_s)
-                    end = np.searchsorted(ts, ts[at[f]] + sig.after_heat_s)
-                    window = out[name][start:end]
-                    window[window < sig.idle_w] = sig.idle_w
-                    out[name][at[r]:at[f]] = (size[r] - size[f]) / 2
-                    break
+    _fill_unpaired(ts, at, size, used, model.get("fridge"), out.get("fridge"))
+    _cycles(ts, at, size, used, model, out)
     return out
+
+
+def _fill_unpaired(ts: np.ndarray, at: np.ndarray, size: np.ndarray, used: np.ndarray, sig: Signature | None,
+                   est: np.ndarray | None) -> None:
+    """A fridge start whose stop drowned in other loads: on for its usual run length."""
+    if sig is None or est is None or not sig.runs or not sig.dur_median:
+        return
+    starts = np.flatnonzero((size >= sig.step_lo) & (size <= sig.step_hi) & ~used)
+    for k, r in enumerate(starts):
+        t_end = ts[at[r]] + sig.dur_median
+        if k + 1 < len(starts):
+            t_end = min(t_end, ts[at[starts[k + 1]]])
+        end = np.searchsorted(ts, t_end)
+        segment = est[at[r]:end]
+        segment[segment == 0] = size[r]
+        used[r] = True
+
+
+def _cycles(ts: np.ndarray, at: np.ndarray, size: np.ndarray, used: np.ndarray, model: dict[str, Signature],
+            out: dict[str, np.ndarray]) -> None:
+    """Washing machine and dishwasher: heating runs (longer than any kettle), grouped into cycles; a
+    group goes to the appliance whose learned heatings-per-cycle it matches (a dishwasher heats twice)."""
+    sigs = {n: model[n] for n in CYCLES if n in model and model[n].heat_w}
+    if not sigs:
+        return
+    lo = min(s.heat_w for s in sigs.values()) * 0.6
+    hi = max(s.heat_w for s in sigs.values()) * 1.5
+    longest = max(s.heat_dur_hi for s in sigs.values())
+    shortest = max(min(s.heat_dur_lo for s in sigs.values()), _kettle_max(model))
+    heats: list[tuple[int, int, float]] = []  # (start index, end index, power)
+    for r in np.flatnonzero((size >= lo) & (size <= hi) & ~used):
+        if used[r]:
+            continue
+        for f in range(r + 1, len(at)):
+            dt = ts[at[f]] - ts[at[r]]
+            if dt > longest:
+                break
+            if used[f] or size[f] >= 0:
+                continue
+            if abs(-size[f] - size[r]) <= 0.35 * size[r] and dt >= shortest:
+                used[r] = used[f] = True
+                heats.append((at[r], at[f], (size[r] - size[f]) / 2))
+                break
+    gap = max(s.before_heat_s + s.after_heat_s for s in sigs.values())
+    groups: list[list[tuple[int, int, float]]] = []
+    for heat in heats:
+        if groups and ts[heat[0]] - ts[groups[-1][-1][1]] <= gap:
+            groups[-1].append(heat)
+        else:
+            groups.append([heat])
+    for group in groups:
+        name = min(sigs, key=lambda n: abs(len(group) - sigs[n].heats_per_cycle))
+        sig = sigs[name]
+        start = np.searchsorted(ts, ts[group[0][0]] - sig.before_heat_s)
+        end = np.searchsorted(ts, ts[group[-1][1]] + sig.after_heat_s)
+        window = out[name][start:end]
+        window[window < sig.idle_w] = sig.idle_w
+        for a, b, power in group:
+            out[name][a:b] = power
 
 
 def _kettle_max(model: dict[str, Signature]) -> float:

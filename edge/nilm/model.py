@@ -35,6 +35,8 @@ class Signature:
     before_heat_s: float = 0.0  # median time from the cycle's start to its first heating
     after_heat_s: float = 0.0  # median time from the last heating to the cycle's end
     idle_w: float = 0.0  # median power in the cycle outside heating
+    dur_median: float = 0.0  # median run length
+    heats_per_cycle: float = 0.0  # how many heating runs a cycle has (a dishwasher heats twice)
 
 
 def runs_of(on: np.ndarray, ts: np.ndarray, max_gap_s: float) -> list[tuple[int, int]]:
@@ -77,7 +79,7 @@ def learn(houses: list[House]) -> dict[str, Signature]:
         model[name] = Signature(
             on_w=float(np.median(allp)), step_lo=float(np.percentile(s, 10) * 0.8),
             step_hi=float(np.percentile(s, 90) * 1.2), dur_lo=float(np.percentile(d, 5) * 0.7),
-            dur_hi=float(np.percentile(d, 95) * 1.3), runs=len(durations))
+            dur_hi=float(np.percentile(d, 95) * 1.3), runs=len(durations), dur_median=float(np.median(d)))
         if name in MULTI_STATE:
             model[name] = _heating(model[name], houses, name)
     return model
@@ -89,7 +91,7 @@ HEAT_FLOOR_W = 1000.0
 
 def _heating(sig: Signature, houses: list[House], name: str) -> Signature:
     """Learn the heating element: its power, how long it heats, and where in the cycle."""
-    heat_p, heat_d, before, after, idle = [], [], [], [], []
+    heat_p, heat_d, before, after, idle, counts = [], [], [], [], [], []
     for house in houses:
         p = house.appliances.get(name)
         if p is None:
@@ -101,6 +103,7 @@ def _heating(sig: Signature, houses: list[House], name: str) -> Signature:
             if not heating.any():
                 continue
             heats = runs_of(heating, t, 60)
+            counts.append(len(heats))
             for x, y in heats:
                 heat_p.append(float(np.median(seg[x:y])))
                 heat_d.append(float(t[y - 1] - t[x] + 7))
@@ -114,7 +117,8 @@ def _heating(sig: Signature, houses: list[House], name: str) -> Signature:
                         "heat_dur_lo": float(np.percentile(heat_d, 5) * 0.7),
                         "heat_dur_hi": float(np.percentile(heat_d, 95) * 1.3),
                         "before_heat_s": float(np.median(before)), "after_heat_s": float(np.median(after)),
-                        "idle_w": float(np.median(idle)) if idle else sig.on_w})
+                        "idle_w": float(np.median(idle)) if idle else sig.on_w,
+                        "heats_per_cycle": float(np.median(counts))})
 
 
 def save(model: dict[str, Signature], path: Path) -> None:
