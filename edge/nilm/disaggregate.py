@@ -9,7 +9,7 @@ step's size for the run.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, minimum_filter1d
 
 from edge.nilm.model import Signature
 
@@ -65,7 +65,22 @@ def disaggregate(ts: np.ndarray, mains: np.ndarray, model: dict[str, Signature])
                     break
     _fill_unpaired(ts, at, size, used, model.get("fridge"), out.get("fridge"))
     _cycles(ts, at, size, used, model, out)
+    _fridge_above_floor(ts, p, model.get("fridge"), out)
     return out
+
+
+def _fridge_above_floor(ts: np.ndarray, p: np.ndarray, sig: Signature | None, out: dict[str, np.ndarray]) -> None:
+    """Where no step was seen, a fridge is on when what the other appliances leave stands a
+    fridge's step above the home's floor over its longest rest (both learned)."""
+    est = out.get("fridge")
+    if sig is None or est is None or not sig.runs or not sig.off_hi or len(ts) < 3:
+        return
+    others = sum((v for k, v in out.items() if k != "fridge"), np.zeros(len(p)))
+    residual = p - others
+    width = max(3, int(2 * sig.off_hi / max(float(np.median(np.diff(ts))), 1e-6)))
+    above = residual - minimum_filter1d(residual, width, mode="nearest")
+    on = (above >= sig.step_lo) & (above <= sig.step_hi * 1.5) & (est == 0)
+    est[on] = sig.on_w
 
 
 def _fill_unpaired(ts: np.ndarray, at: np.ndarray, size: np.ndarray, used: np.ndarray, sig: Signature | None,

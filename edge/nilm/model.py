@@ -37,6 +37,7 @@ class Signature:
     idle_w: float = 0.0  # median power in the cycle outside heating
     dur_median: float = 0.0  # median run length
     heats_per_cycle: float = 0.0  # how many heating runs a cycle has (a dishwasher heats twice)
+    off_hi: float = 0.0  # 95th percentile of the time between runs (a cycling fridge's longest rest)
 
 
 def runs_of(on: np.ndarray, ts: np.ndarray, max_gap_s: float) -> list[tuple[int, int]]:
@@ -61,14 +62,17 @@ GAP_S = {"kettle": 20, "microwave": 30, "fridge": 60, "washing_machine": 600, "d
 def learn(houses: list[House]) -> dict[str, Signature]:
     model: dict[str, Signature] = {}
     for name in NAMES:
-        powers, steps, durations = [], [], []
+        powers, steps, durations, gaps = [], [], [], []
         for house in houses:
             p = house.appliances.get(name)
             if p is None:
                 continue
             on = p >= THRESHOLDS[name]
             powers.append(p[on])
-            for a, b in runs_of(on, house.timestamp, GAP_S[name]):
+            runs = runs_of(on, house.timestamp, GAP_S[name])
+            gaps += [float(house.timestamp[a2] - house.timestamp[b1 - 1]) for (_, b1), (a2, _) in zip(runs, runs[1:],
+                                                                                                       strict=False)]
+            for a, b in runs:
                 durations.append(house.timestamp[b - 1] - house.timestamp[a] + 7)
                 steps.append(float(np.max(p[a:b])) if name in ("kettle", "microwave") else float(np.median(p[a:b])))
         allp = np.concatenate(powers) if powers else np.array([])
@@ -79,7 +83,8 @@ def learn(houses: list[House]) -> dict[str, Signature]:
         model[name] = Signature(
             on_w=float(np.median(allp)), step_lo=float(np.percentile(s, 10) * 0.8),
             step_hi=float(np.percentile(s, 90) * 1.2), dur_lo=float(np.percentile(d, 5) * 0.7),
-            dur_hi=float(np.percentile(d, 95) * 1.3), runs=len(durations), dur_median=float(np.median(d)))
+            dur_hi=float(np.percentile(d, 95) * 1.3), runs=len(durations), dur_median=float(np.median(d)),
+            off_hi=float(np.percentile(gaps, 95)) if gaps else 0.0)
         if name in MULTI_STATE:
             model[name] = _heating(model[name], houses, name)
     return model
