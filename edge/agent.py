@@ -17,6 +17,9 @@ from edge.display_server import EmbeddedServer, display_app
 from edge.embedded_broker import EmbeddedBroker
 from edge.face import FaceTracker
 from edge.mqtt_link import MqttLink
+from edge.nilm.live import LiveDisaggregator
+from edge.nilm.model import load as load_model
+from edge.nilm.model import pretrained
 from edge.sources.base import Source
 from edge.sources.serial_p1 import SerialP1Source
 from edge.store import HubStore
@@ -39,6 +42,10 @@ class HubAgent:
                                                auth_key=cfg.meter.auth_key)
         self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
         self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
+        self.nilm = None
+        if cfg.nilm.enabled:
+            model = load_model(cfg.nilm.model) if cfg.nilm.model else pretrained()
+            self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s)
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None
         self.started = time.time()
         self.duplicates = 0
@@ -76,6 +83,10 @@ class HubAgent:
 
     def on_readings(self, readings: Sequence[MeterReading]) -> None:
         new = self.store.add_readings(readings)
+        if self.nilm is not None:
+            runs = [run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)]
+            if runs:
+                self.store.add_runs(run.to_uplink() for run in runs)
         if self.mqtt is not None and readings:
             r = readings[-1]
             self.mqtt.publish_state("meter", f"Smart meter {r.meter_id}", {
@@ -135,6 +146,8 @@ class HubAgent:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self.flush_devices()
+        if self.nilm is not None:  # runs that ended before the stop still count
+            self.store.add_runs(run.to_uplink() for run in self.nilm.flush(final=False))
         drained = await self.uplink.drain(drain_s)
         if not drained:
             backlog = self.store.status()["backlog_readings"]

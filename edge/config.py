@@ -114,6 +114,15 @@ class FaceConfig(BaseModel):
     similar_homes_w: float | None = Field(default=None, gt=0)
 
 
+class NilmConfig(BaseModel):
+    """Disaggregation on the hub: appliance runs from the meter's whole-house power."""
+
+    enabled: bool = True
+    model: Path | None = Field(default=None, description="a model from `ohmni nilm train`; default: the shipped one")
+    window_s: float = 6 * 3600
+    every_s: float = 300
+
+
 class HubSection(BaseModel):
     id: str = "hub-demo"
     data_dir: Path = Path("ohmni-data/hub")
@@ -126,6 +135,7 @@ class HubConfig(BaseModel):
     display: DisplayConfig = DisplayConfig()
     face: FaceConfig = FaceConfig()
     mqtt: MqttConfig = MqttConfig()
+    nilm: NilmConfig = NilmConfig()
 
     @classmethod
     def load(cls, path: Path | None) -> HubConfig:

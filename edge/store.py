@@ -17,7 +17,7 @@ from pathlib import Path
 from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS, MeterReading, column_sql
-from protocols.uplink import ReadingV1, UplinkBatch
+from protocols.uplink import ApplianceRunV1, ReadingV1, UplinkBatch
 
 _SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS device_readings (
     current_a REAL
 );
 CREATE INDEX IF NOT EXISTS device_readings_device_ts ON device_readings (device, ts);
+CREATE TABLE IF NOT EXISTS appliance_runs (
+    appliance TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    batch_seq INTEGER,
+    UNIQUE (appliance, start)
+);
 CREATE TABLE IF NOT EXISTS compactions (
     at REAL NOT NULL,
     from_ts INTEGER NOT NULL,
@@ -128,6 +135,19 @@ class HubStore:
         names = ("device", "ts", "kind", "power_w", "energy_kwh", "export_kwh", "voltage_v", "current_a")
         return [dict(zip(names, row, strict=True)) for row in cur]
 
+    def add_runs(self, runs: Iterable[ApplianceRunV1]) -> int:
+        rows = [(r.appliance, r.start, r.model_dump_json()) for r in runs]
+        before = self.db.total_changes
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES (?, ?, ?)",
+                                rows)
+        return self.db.total_changes - before
+
+    def runs(self) -> list[ApplianceRunV1]:
+        return [ApplianceRunV1.model_validate_json(b) for (b,) in
+                self.db.execute("SELECT body FROM appliance_runs ORDER BY start")]
+
     def log_face(self, state: DisplayState) -> None:
         with self.db:
             self.db.execute("INSERT INTO face_log VALUES (?, ?, ?, ?, ?)",
@@ -203,7 +223,13 @@ class HubStore:
                                   (time.time(), len(rows))).lastrowid
             readings = [ReadingV1(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
             notices = self.unreported_compactions()
-            batch = UplinkBatch(hub_id=hub_id, seq=seq, readings=readings, display=display, notices=notices)
+            run_rows = self.db.execute("SELECT rowid, body FROM appliance_runs WHERE batch_seq IS NULL "
+                                       "ORDER BY start LIMIT 1000").fetchall()
+            runs = [ApplianceRunV1.model_validate_json(body) for _, body in run_rows]
+            self.db.executemany("UPDATE appliance_runs SET batch_seq = ? WHERE rowid = ?",
+                                [(seq, rowid) for rowid, _ in run_rows])
+            batch = UplinkBatch(hub_id=hub_id, seq=seq, readings=readings, display=display, notices=notices,
+                                runs=runs)
             if notices:
                 self.db.execute("UPDATE compactions SET reported = 1 WHERE reported = 0")
             self.db.execute("UPDATE outbox SET body = ? WHERE seq = ?", (batch.model_dump_json(), seq))

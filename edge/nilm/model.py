@@ -136,3 +136,11 @@ def load(path: Path) -> dict[str, Signature]:
     if doc.get("version") != MODEL_VERSION:
         raise ValueError(f"{path}: model version {doc.get('version')!r}, this hub reads {MODEL_VERSION}")
     return {k: Signature(**v) for k, v in doc["appliances"].items()}
+
+
+def pretrained() -> dict[str, Signature]:
+    """The model that ships with the hub: learned from all 20 REFIT houses (`ohmni nilm train`)."""
+    from importlib import resources
+
+    path = resources.files("edge.nilm").joinpath("pretrained.json")
+    return load(Path(str(path)))

@@ -66,3 +66,22 @@ def test_a_missing_model_is_a_clear_error(refit, tmp_path):
     result = runner.invoke(app, ["nilm", "disaggregate", "--model", str(tmp_path / "none.json"), str(refit[2]),
                                  "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "cannot read the model" in result.output
+
+
+def test_the_live_path_gives_the_batch_path_runs(refit):
+    from edge.nilm.live import LiveDisaggregator, runs_from
+    from edge.nilm.model import pretrained
+
+    model = pretrained()  # the model the hub ships with
+    house = read_house(refit[9])
+    batch = {(r.appliance, r.start, round(r.energy_wh, 3)) for r in
+             runs_from(house.timestamp, disaggregate(house.timestamp, house.mains, model))}
+    live = LiveDisaggregator(model, window_s=86_400 + 60, every_s=300)
+    runs = []
+    for ts, watts in zip(house.timestamp, house.mains, strict=True):
+        runs += live.feed(ts, watts)
+    runs += live.flush()
+    assert {(r.appliance, r.start, round(r.energy_wh, 3)) for r in runs} == batch
+    assert len(runs) == len({(r.appliance, r.start) for r in runs})  # each run once
+    assert any(r.appliance == "kettle" for r in runs)
+    assert len(live._ts) <= live._ts.maxlen  # bounded

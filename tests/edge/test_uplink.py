@@ -183,3 +183,19 @@ async def test_past_the_disk_budget_readings_are_compacted_not_lost(cloud, tmp_p
     key = (cloud.folder / "householder.key").read_text().strip()
     summary = httpx.get(f"{cloud.url}/api/v1/household/summary", headers={"Authorization": f"Bearer {key}"}).json()
     assert any("1-minute resolution" in n for n in summary["notices"])
+
+
+async def test_appliance_runs_travel_with_the_readings(cloud, tmp_path):
+    from protocols.uplink import ApplianceRunV1
+
+    store = HubStore(tmp_path / "hub.sqlite3")
+    store.add_readings(readings(30))
+    run = ApplianceRunV1(appliance="kettle", start=DAY0 + 60, end=DAY0 + 230, energy_wh=137.0, peak_w=2900,
+                         confidence=0.6, profile_w=[2900.0, 2900.0, 2900.0])
+    assert store.add_runs([run, run]) == 1  # a run is kept once
+    assert await uplink_for(store, cloud).drain(30)
+    db = sqlite3.connect(cloud.folder / "db" / "cloud.sqlite3")
+    stored = db.execute("SELECT appliance, start, run_json FROM appliance_runs").fetchall()
+    db.close()
+    assert [(a, s) for a, s, _ in stored] == [("kettle", DAY0 + 60)]
+    assert ApplianceRunV1.model_validate_json(stored[0][2]) == run
