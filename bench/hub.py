@@ -122,13 +122,14 @@ every_s = 1
                                       ("dishwasher", "zigbee"), ("microwave", "shelly")] * 2))
 
 
-def bench_realtime(broker: Broker, folder: Path, seconds: float) -> tuple[float, float]:
+def bench_realtime(broker: Broker, folder: Path, seconds: float, nilm: bool) -> tuple[float, float]:
     from importlib import resources
 
     from tests.fixtures.mosquitto import USERS
 
     house = resources.files("firmware_sim").joinpath("household.toml").read_text()
     house = house[:house.index("# Smart plugs")] + PLUGS  # the demo home with ten plugs at 1 Hz
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "house.toml").write_text(house)
     for name in ("hub.token", "householder.key"):
         (folder / name).write_text(secrets.token_urlsafe(32))
@@ -141,6 +142,10 @@ port = {broker.port}
 username = "hub"
 password = "{USERS['hub']}"
 client_id = "bench-realtime-hub"
+
+[nilm]
+enabled = {"true" if nilm else "false"}
+every_s = 30
 """)
     cloud_port, display_port = free_port(), free_port()
     children = []
@@ -203,14 +208,18 @@ def main() -> None:
     try:
         mqtt_rate = asyncio.run(bench_mqtt(broker, 5000))
         print(f"MQTT: {mqtt_rate:,.0f} messages/s through the hub link (QoS 1, decoded and stored)")
-        cpu_pct, rss = bench_realtime(broker, folder, args.seconds)
+        cpu_pct, rss = bench_realtime(broker, folder / "plain", args.seconds, nilm=False)
         print(f"Real time (1 telegram/s + 10 plugs at 1 Hz, {args.seconds:.0f} s): hub CPU {cpu_pct:.2f}% of one "
               f"core, resident memory {rss:.1f} MB (goal: < 1% and < 80 MB)")
+        cpu_nilm, rss_nilm = bench_realtime(broker, folder / "nilm", args.seconds, nilm=True)
+        print(f"The same with disaggregation on (a pass every 30 s of meter time): CPU {cpu_nilm:.2f}%, "
+              f"resident memory {rss_nilm:.1f} MB (NumPy's share; goal for disaggregation: < 100 MB)")
     finally:
         broker.stop()
     figures = {"telegrams_per_s": f"{pipeline:.0f}", "dsmr_parser_per_s": f"{baseline:.0f}",
                "pipeline_vs_parser": f"{pipeline / baseline:.3f}", "mqtt_msgs_per_s": f"{mqtt_rate:.0f}",
-               "cpu_pct_realtime": f"{cpu_pct:.3f}", "rss_mb": f"{rss:.1f}"}
+               "cpu_pct_realtime": f"{cpu_pct:.3f}", "rss_mb": f"{rss:.1f}",
+               "cpu_pct_realtime_nilm": f"{cpu_nilm:.3f}", "rss_mb_nilm": f"{rss_nilm:.1f}"}
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
 
 

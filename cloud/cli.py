@@ -9,16 +9,16 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
 
-from cloud.app import create_app
 from cloud.auth import ALL_HOUSEHOLDS, Principal, Role, hash_secret, new_secret
-from cloud.provisioning import UnknownHousehold, create_claim_code, revoke_hub
 from cloud.settings import CloudSettings
-from cloud.storage.sqlite import SqliteStorage
+
+# The app, its storage and provisioning are imported inside the commands that use them: every
+# `ohmni` process registers this group, and a hub should not carry the cloud in its memory.
 
 app = typer.Typer(help="The cloud service.", no_args_is_help=True)
 T = TypeVar("T")
@@ -62,6 +62,8 @@ def serve(
     settings = CloudSettings(**{k: v for k, v in overrides.items() if v is not None})
     if bootstrap_demo:
         settings.bootstrap_demo = True
+    from cloud.app import create_app
+
     server = _Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
                                     log_level="warning", access_log=False))
 
@@ -77,12 +79,14 @@ def serve(
         raise typer.Exit(1)
 
 
-def _store(data_dir: Path | None) -> SqliteStorage:
+def _store(data_dir: Path | None) -> Any:
+    from cloud.storage.sqlite import SqliteStorage
+
     settings = CloudSettings(**({"data_dir": data_dir} if data_dir else {}))
     return SqliteStorage(settings.data_dir / "cloud.sqlite3")
 
 
-async def _with_store(data_dir: Path | None, fn: Callable[[SqliteStorage], Awaitable[T]]) -> T:
+async def _with_store(data_dir: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
     store = _store(data_dir)
     await store.init()
     try:
@@ -98,6 +102,8 @@ def claim_code(
     data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
 ) -> None:
     """Create a one-time claim code for a household (for `ohmni hub provision`)."""
+    from cloud.provisioning import UnknownHousehold, create_claim_code
+
     try:
         code, expires = asyncio.run(_with_store(data_dir, lambda s: create_claim_code(s, household, ttl_hours)))
     except UnknownHousehold as exc:
@@ -113,6 +119,8 @@ def revoke_hub_cmd(
     data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
 ) -> None:
     """Revoke a hub's credential: its uploads are refused at once."""
+    from cloud.provisioning import revoke_hub
+
     n = asyncio.run(_with_store(data_dir, lambda s: revoke_hub(s, hub_id)))
     if not n:
         typer.echo(f"hub {hub_id} has no live credential", err=True)

@@ -17,9 +17,6 @@ from edge.display_server import EmbeddedServer, display_app
 from edge.embedded_broker import EmbeddedBroker
 from edge.face import FaceTracker
 from edge.mqtt_link import MqttLink
-from edge.nilm.live import LiveDisaggregator
-from edge.nilm.model import load as load_model
-from edge.nilm.model import pretrained
 from edge.sources.base import Source
 from edge.sources.serial_p1 import SerialP1Source
 from edge.store import HubStore
@@ -44,6 +41,11 @@ class HubAgent:
         self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
         self.nilm = None
         if cfg.nilm.enabled:
+            # imported only when used: NumPy is most of a hub's memory (see bench.hub)
+            from edge.nilm.live import LiveDisaggregator
+            from edge.nilm.model import load as load_model
+            from edge.nilm.model import pretrained
+
             model = load_model(cfg.nilm.model) if cfg.nilm.model else pretrained()
             self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s)
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None

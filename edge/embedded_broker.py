@@ -10,8 +10,7 @@ cost about 40% of its throughput.
 from __future__ import annotations
 
 import logging
-
-from amqtt.broker import Broker
+from typing import Any
 
 log = logging.getLogger("ohmni.hub.broker")
 
@@ -19,9 +18,11 @@ log = logging.getLogger("ohmni.hub.broker")
 class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
         self.host, self.port = host, port
-        self._broker: Broker | None = None
+        self._broker: Any = None
 
     async def start(self) -> None:
+        from amqtt.broker import Broker  # imported only by hubs that run it: it costs memory
+
         self._broker = Broker({  # amqtt binds itself to the running loop: create it inside
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},

@@ -5,17 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from edge.nilm.appliances import NAMES
-from edge.nilm.convert import convert_redd, convert_refit
-from edge.nilm.disaggregate import disaggregate
-from edge.nilm.house_csv import HouseCsvError, read_house, write_house
-from edge.nilm.metrics import score
-from edge.nilm.model import learn, load, save
+
+# NumPy and the models are imported inside the commands: every `ohmni` process registers this
+# group, and a hub that does not disaggregate should not carry NumPy in its memory.
 
 app = typer.Typer(help="Disaggregation: train, disaggregate, evaluate; convert datasets; score estimates.",
                   no_args_is_help=True)
@@ -31,6 +28,8 @@ def refit_cmd(
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
 ) -> None:
     """A REFIT day file -> timestamp, mains and the appliance columns the house has."""
+    from edge.nilm.convert import convert_refit
+
     columns = convert_refit(day_csv, labels, house, out)
     typer.echo(f"wrote {out}: mains + {', '.join(columns) or 'no known appliance'}", err=True)
 
@@ -41,11 +40,15 @@ def redd_cmd(
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
 ) -> None:
     """A REDD (SGN pre-processed) house -> a house CSV with 3-second timestamps."""
+    from edge.nilm.convert import convert_redd
+
     columns = convert_redd(npz, out)
     typer.echo(f"wrote {out}: mains + {', '.join(columns)}", err=True)
 
 
 def _houses(paths: list[Path], need_truth: bool) -> list:
+    from edge.nilm.house_csv import HouseCsvError, read_house
+
     try:
         return [read_house(p, need_truth=need_truth) for p in paths]
     except HouseCsvError as exc:
@@ -54,6 +57,8 @@ def _houses(paths: list[Path], need_truth: bool) -> list:
 
 
 def _model(path: Path) -> dict:
+    from edge.nilm.model import load
+
     try:
         return load(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -67,6 +72,8 @@ def train_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")],
 ) -> None:
     """Learn each appliance's switching signature from submetered houses."""
+    from edge.nilm.model import learn, save
+
     model = learn(_houses(houses, need_truth=True))
     save(model, out)
     for name, sig in model.items():
@@ -82,6 +89,9 @@ def disaggregate_cmd(
     out: Annotated[Path, typer.Option(help="Estimates CSV: timestamp + one column per appliance (W).")],
 ) -> None:
     """Estimate each appliance's power from the whole-house signal alone, one row per input row."""
+    from edge.nilm.disaggregate import disaggregate
+    from edge.nilm.house_csv import write_house
+
     model = _model(model_path)
     [h] = _houses([house], need_truth=False)
     estimates = disaggregate(h.timestamp, h.mains, model)
@@ -95,6 +105,11 @@ def evaluate_cmd(
     model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
 ) -> None:
     """Disaggregate each house and print per appliance and on average: MAE, F1, energy share."""
+    import numpy as np
+
+    from edge.nilm.disaggregate import disaggregate
+    from edge.nilm.metrics import score
+
     model = _model(model_path)
     pooled: dict[str, tuple[list, list]] = {}
     for h in _houses(houses, need_truth=True):
@@ -128,6 +143,9 @@ def score_cmd(
     estimates: Annotated[Path, typer.Argument(help="CSV of timestamp + one column per appliance (W).")],
 ) -> None:
     """MAE, on/off F1 and energy correctly assigned per appliance, beside the trivial floors."""
+    from edge.nilm.house_csv import HouseCsvError, read_house
+    from edge.nilm.metrics import score
+
     try:
         house = read_house(truth, need_truth=True)
         est = read_house_estimates(estimates, len(house.timestamp))
@@ -142,6 +160,8 @@ def read_house_estimates(path: Path, rows: int) -> dict[str, object]:
     import csv
 
     import numpy as np
+
+    from edge.nilm.house_csv import HouseCsvError
 
     with path.open(newline="") as f:
         reader = csv.DictReader(f)

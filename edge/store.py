@@ -92,6 +92,7 @@ class HubStore:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA cache_size=-2048")  # 2 MB of page cache: a hub has little memory to spare
         self.db.executescript(_SCHEMA)
         self._migrate()
 

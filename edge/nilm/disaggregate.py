@@ -9,13 +9,29 @@ step's size for the run.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import median_filter, minimum_filter1d
 
-from edge.nilm.model import Signature
+from edge.nilm.model import Signature  # NumPy only on the hub: see running_min
 
 ORDER = ("kettle", "microwave", "fridge")  # paired by their own steps, heaviest first
 CYCLES = ("washing_machine", "dishwasher")  # found by their heating element, then the cycle around it
 MIN_STEP_W = 25.0
+
+
+def median3(x: np.ndarray) -> np.ndarray:
+    """Median of each sample and its neighbours (edges repeat): removes one-sample spikes."""
+    if len(x) < 3:
+        return x.copy()
+    padded = np.concatenate([x[:1], x, x[-1:]])
+    return np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+
+
+def running_min(x: np.ndarray, width: int) -> np.ndarray:
+    """Minimum over a centred window of ``width`` samples (edges repeat). NumPy only: SciPy's
+    ndimage would cost the hub some 30 MB of memory for this one function."""
+    width = max(1, min(width, len(x)))
+    left = width // 2
+    padded = np.concatenate([np.full(left, x[0]), x, np.full(width - 1 - left, x[-1])])
+    return np.lib.stride_tricks.sliding_window_view(padded, width).min(axis=1)
 
 
 def steps(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +56,7 @@ def steps(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def disaggregate(ts: np.ndarray, mains: np.ndarray, model: dict[str, Signature]) -> dict[str, np.ndarray]:
-    p = median_filter(mains, size=3, mode="nearest")
+    p = median3(mains)
     at, size = steps(p)
     used = np.zeros(len(at), dtype=bool)
     out = {name: np.zeros(len(mains)) for name in model}
@@ -78,7 +94,7 @@ def _fridge_above_floor(ts: np.ndarray, p: np.ndarray, sig: Signature | None, ou
     others = sum((v for k, v in out.items() if k != "fridge"), np.zeros(len(p)))
     residual = p - others
     width = max(3, int(2 * sig.off_hi / max(float(np.median(np.diff(ts))), 1e-6)))
-    above = residual - minimum_filter1d(residual, width, mode="nearest")
+    above = residual - running_min(residual, width)
     on = (above >= sig.step_lo) & (above <= sig.step_hi * 1.5) & (est == 0)
     est[on] = sig.on_w
 

@@ -85,3 +85,14 @@ def test_the_live_path_gives_the_batch_path_runs(refit):
     assert len(runs) == len({(r.appliance, r.start) for r in runs})  # each run once
     assert any(r.appliance == "kettle" for r in runs)
     assert len(live._ts) <= live._ts.maxlen  # bounded
+
+
+def test_numpy_filters_match_scipy_without_its_memory_cost():
+    from scipy.ndimage import median_filter, minimum_filter1d
+
+    from edge.nilm.disaggregate import median3, running_min
+
+    x = np.random.default_rng(0).random(3000) * 100
+    assert np.allclose(median3(x), median_filter(x, 3, mode="nearest"))
+    for width in (1, 2, 3, 10, 11, 400):
+        assert np.allclose(running_min(x, width), minimum_filter1d(x, width, mode="nearest")), width
