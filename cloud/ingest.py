@@ -11,9 +11,10 @@ Rules (each rejection is an RFC 7807 problem whose ``instance`` points at the it
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,12 @@ EARLIEST_TS = 946_684_800  # 2000-01-01T00:00:00Z
 FUTURE_SLACK_S = 86_400
 MAX_POWER_W = 1_000_000
 REGISTER_WRAP_WH = 1_000_000_000  # DSMR: 6 integer digits of kWh
-_FLOATS = ("voltage_l1_v", "voltage_l2_v", "voltage_l3_v", "gas_m3")
+_floats = operator.attrgetter("voltage_l1_v", "voltage_l2_v", "voltage_l3_v", "gas_m3")
+
+
+def _all_finite(values: tuple[float | None, ...]) -> bool:
+    total = sum(x for x in values if x is not None)  # NaN or ±inf anywhere makes the sum not finite
+    return math.isfinite(total) or all(x is None or math.isfinite(x) for x in values)
 
 
 def problem(index: int, reason: str, detail: str, ts: int | None = None) -> dict[str, Any]:
@@ -54,43 +60,60 @@ def parse_items(items: Iterable[Any], checked: Checked) -> list[tuple[int, Readi
     return out
 
 
-def check(items: list[tuple[int, ReadingV1]], previous: dict[str, ReadingV1], now: float | None = None,
-          checked: Checked | None = None) -> Checked:
-    """Semantic checks in time order; ``previous`` holds the last stored reading per channel."""
+def static_reason(r: Any) -> tuple[str, str] | None:
+    """The checks that need no history and no clock: what cloud.wire's decoder also enforces."""
+    if r.ts < EARLIEST_TS:
+        return "past_timestamp", f"timestamp {r.ts} is before 2000"
+    if not _all_finite(_floats(r)):
+        return "not_finite", "a value is NaN or infinite"
+    if r.power_import_w > MAX_POWER_W or r.power_export_w > MAX_POWER_W:
+        return "absurd_value", f"power {max(r.power_import_w, r.power_export_w)} W is not a home's"
+    return None
+
+
+def check(items: list[tuple[int, Any]], previous: Mapping[str, Any], now: float | None = None,
+          checked: Checked | None = None, prechecked: bool = False) -> Checked:
+    """Semantic checks in time order; ``previous`` holds the last stored reading per channel.
+
+    Readings are ReadingV1 or cloud.wire.ReadingWire (the same attributes). This loop runs
+    for every reading the cloud takes in, so it reads each attribute once.
+    ``prechecked``: the decoder already enforced :func:`static_reason` (cloud.wire does).
+    """
     result = checked or Checked()
-    clock = now if now is not None else time.time()
-    last = dict(previous)
-    for index, r in sorted(items, key=lambda pair: pair[1].ts):
+    future = (now if now is not None else time.time()) + FUTURE_SLACK_S
+    # per channel: (ts, meter_id, import Wh, export Wh) of the latest good reading
+    last = {ch: (r.ts, r.meter_id, r.import_t1_wh + r.import_t2_wh, r.export_t1_wh + r.export_t2_wh)
+            for ch, r in previous.items()}
+    ordered = items if all(a[1].ts <= b[1].ts for a, b in zip(items, items[1:], strict=False)) else \
+        sorted(items, key=lambda pair: pair[1].ts)
+    good, events = result.good, result.events
+    for index, r in ordered:
+        ts = r.ts
         reason = None
-        if r.ts > clock + FUTURE_SLACK_S:
-            reason = ("future_timestamp", f"timestamp {r.ts} is {(r.ts - clock) / 3600:.0f} h in the future")
-        elif r.ts < EARLIEST_TS:
-            reason = ("past_timestamp", f"timestamp {r.ts} is before 2000")
-        elif any(getattr(r, f) is not None and not math.isfinite(getattr(r, f)) for f in _FLOATS):
-            reason = ("not_finite", "a value is NaN or infinite")
-        elif r.power_import_w > MAX_POWER_W or r.power_export_w > MAX_POWER_W:
-            reason = ("absurd_value", f"power {max(r.power_import_w, r.power_export_w)} W is not a home's")
-        else:
-            before = last.get(r.channel)
-            if before is not None and before.ts < r.ts:
-                if before.meter_id != r.meter_id:
-                    result.events["meter_replaced"] += 1
-                else:
-                    for name, now_wh, then_wh in (("import", r.import_t1_wh + r.import_t2_wh,
-                                                   before.import_t1_wh + before.import_t2_wh),
-                                                  ("export", r.export_t1_wh + r.export_t2_wh,
-                                                   before.export_t1_wh + before.export_t2_wh)):
-                        if now_wh < then_wh:
-                            if then_wh > REGISTER_WRAP_WH * 0.9 and now_wh < REGISTER_WRAP_WH * 0.1:
-                                result.events["register_rollover"] += 1
-                            else:
-                                reason = ("negative_delta", f"{name} register went back from {then_wh} Wh to "
-                                                            f"{now_wh} Wh on meter {r.meter_id}")
-                                break
+        if ts > future:
+            reason = ("future_timestamp", f"timestamp {ts} is {(ts - future + FUTURE_SLACK_S) / 3600:.0f} h "
+                                          "in the future")
+        elif not prechecked:
+            reason = static_reason(r)
+        imp, exp = r.import_t1_wh + r.import_t2_wh, r.export_t1_wh + r.export_t2_wh
+        before = last.get(r.channel)
+        if reason is None and before is not None and before[0] < ts and not (imp >= before[2] and exp >= before[3]
+                                                                          and r.meter_id == before[1]):
+            if before[1] != r.meter_id:
+                events["meter_replaced"] += 1
+            else:
+                for name, now_wh, then_wh in (("import", imp, before[2]), ("export", exp, before[3])):
+                    if now_wh < then_wh:
+                        if then_wh > REGISTER_WRAP_WH * 0.9 and now_wh < REGISTER_WRAP_WH * 0.1:
+                            events["register_rollover"] += 1
+                        else:
+                            reason = ("negative_delta", f"{name} register went back from {then_wh} Wh to "
+                                                        f"{now_wh} Wh on meter {r.meter_id}")
+                            break
         if reason is not None:
-            result.rejected.append(problem(index, reason[0], reason[1], r.ts))
+            result.rejected.append(problem(index, reason[0], reason[1], ts))
             continue
-        result.good.append(r)
-        if r.channel not in last or last[r.channel].ts < r.ts:
-            last[r.channel] = r
+        good.append(r)
+        if before is None or before[0] < ts:
+            last[r.channel] = (ts, r.meter_id, imp, exp)
     return result

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from cloud.auth import Principal, Role
+from cloud.wire import Reading
 from protocols.display import DisplayState
 from protocols.uplink import ApplianceRunV1, ReadingV1
 
@@ -52,8 +54,9 @@ class Storage(Protocol):
         """Revoke every credential of the hub; how many were live."""
 
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
-                          readings: list[ReadingV1]) -> BatchResult:
-        """Store a batch once: a replayed (hub, seq) or a known reading is not stored again."""
+                          readings: Sequence[Reading]) -> BatchResult:
+        """Store a batch once: a known reading is not stored again. ``replayed``: the (hub, seq)
+        was seen before and the batch brought nothing new (a retry after a lost acknowledgement)."""
 
     async def readings(self, household_id: str, from_ts: int, to_ts: int,
                        limit: int = 100_000) -> list[ReadingV1]: ...
@@ -65,8 +68,10 @@ class Storage(Protocol):
         """(bucket start, last import register in Wh in that bucket), for settlement periods."""
 
     async def latest_reading(self, household_id: str) -> ReadingV1 | None: ...
-    async def last_hub_readings(self, hub_id: str) -> dict[str, ReadingV1]:
-        """The latest stored reading of each of the hub's channels (for register checks)."""
+    async def last_hub_readings(self, hub_id: str, channels: Iterable[str]) -> dict[str, ReadingV1]:
+        """The latest stored reading of each of these channels of the hub (for register checks).
+
+        Looked up per channel on the primary key: its cost does not grow with the table."""
     async def reading_before(self, household_id: str, ts: int) -> ReadingV1 | None:
         """The last reading strictly before ``ts`` (the register at a day's start)."""
 

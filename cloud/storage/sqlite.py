@@ -6,14 +6,16 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, ClaimError, Household
+from cloud.wire import ROW_FIELDS, Reading
+from cloud.wire import rows as to_rows
 from protocols.display import DisplayState
-from protocols.readings import READING_FIELDS, column_sql
+from protocols.readings import column_sql
 from protocols.uplink import ApplianceRunV1, ReadingV1
 
 T = TypeVar("T")
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS display (
 """
 
 _SCHEMA = _SCHEMA_TEMPLATE.replace("{columns}", column_sql())
-_READING_COLUMNS = ("channel", *READING_FIELDS)
+_READING_COLUMNS = ROW_FIELDS
 _INSERT = (f"INSERT OR IGNORE INTO readings (household_id, hub_id, {', '.join(_READING_COLUMNS)}) "
            f"VALUES ({', '.join('?' * (len(_READING_COLUMNS) + 2))})")
 _SELECT = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
@@ -74,9 +76,9 @@ _SETTLE = ("INSERT INTO settlement VALUES (?, ?, ?, ?, ?) ON CONFLICT (household
            "WHERE excluded.last_ts > settlement.last_ts")
 
 
-def _settlement_rows(household_id: str, readings: list[ReadingV1]) -> list[tuple]:
+def _settlement_rows(household_id: str, readings: Sequence[Reading]) -> list[tuple]:
     """The last register of each half-hour in the batch: billing reads these, not every second."""
-    last: dict[int, ReadingV1] = {}
+    last: dict[int, Reading] = {}
     for r in readings:
         if r.channel != "electricity":
             continue
@@ -192,28 +194,23 @@ class SqliteStorage:
         return await self._run(fn)
 
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
-                          readings: list[ReadingV1]) -> BatchResult:
-        rows = [(household_id, hub_id, *(getattr(r, name) for name in _READING_COLUMNS)) for r in readings]
+                          readings: Sequence[Reading]) -> BatchResult:
+        rows = to_rows((household_id, hub_id), readings)
 
         def fn(db: sqlite3.Connection) -> BatchResult:
             db.execute("BEGIN IMMEDIATE")
             try:
-                seen = db.execute("SELECT stored FROM batches WHERE hub_id = ? AND seq = ?",
-                                  (hub_id, seq)).fetchone()
-                if seen is not None:
-                    db.execute("COMMIT")
-                    return BatchResult(stored=0, duplicates=len(rows), replayed=True)
                 before = db.total_changes
                 db.executemany(_INSERT, rows)
                 stored = db.total_changes - before
                 db.executemany(_SETTLE, _settlement_rows(household_id, readings))
-                db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                           (hub_id, seq, time.time(), len(rows), stored))
+                new_batch = db.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?)",
+                                       (hub_id, seq, time.time(), len(rows), stored)).rowcount == 1
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            return BatchResult(stored=stored, duplicates=len(rows) - stored, replayed=False)
+            return BatchResult(stored=stored, duplicates=len(rows) - stored, replayed=not new_batch and not stored)
         return await self._run(fn)
 
     async def readings(self, household_id: str, from_ts: int, to_ts: int,
@@ -244,11 +241,14 @@ class SqliteStorage:
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
         return _reading(row) if row else None
 
-    async def last_hub_readings(self, hub_id: str) -> dict[str, ReadingV1]:
-        rows = await self._run(lambda db: db.execute(
-            f"{_SELECT} r WHERE hub_id = ? AND ts = (SELECT max(ts) FROM readings WHERE hub_id = r.hub_id "
-            "AND channel = r.channel)", (hub_id,)).fetchall())
-        return {row[0]: _reading(row) for row in rows}
+    async def last_hub_readings(self, hub_id: str, channels: Iterable[str]) -> dict[str, ReadingV1]:
+        wanted = sorted(set(channels))
+
+        def fn(db: sqlite3.Connection) -> list[tuple]:
+            found = (db.execute(f"{_SELECT} WHERE hub_id = ? AND channel = ? ORDER BY ts DESC LIMIT 1",
+                                (hub_id, channel)).fetchone() for channel in wanted)
+            return [r for r in found if r is not None]
+        return {row[0]: _reading(row) for row in await self._run(fn)}
 
     async def latest_reading(self, household_id: str) -> ReadingV1 | None:
         return await self._one(f"{_SELECT} WHERE household_id = ? ORDER BY ts DESC LIMIT 1", (household_id,))
