@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import secrets
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--telegrams", type=int, default=3000, help="telegrams for the throughput phase")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ohmni-bench-hub-"))
+    atexit.register(shutil.rmtree, folder, True)  # the working files go when the bench ends
     data = telegrams(args.telegrams)
     baseline = bench_parser(data)
     pipeline = bench_pipeline(data, folder)

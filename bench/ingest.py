@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,7 +54,8 @@ def _check_payload() -> None:
     UplinkBatch.model_validate_json(payload("bench-0000", 1, 3))
 
 
-def _generator(url: str, path: str, hubs: list[tuple[str, str]], batch: int, seconds: float, out: mp.Queue) -> None:
+def _generator(url: str, path: str, hubs: list[tuple[str, str]], batch: int, seconds: float, out: mp.Queue,
+               first_seq: dict[str, int], resend_every: int) -> None:
     """One load-generator process: each hub posts its batches in order, all hubs at once.
 
     aiohttp (C-accelerated HTTP parsing) rather than httpx: on a 2-core machine every
@@ -62,16 +64,18 @@ def _generator(url: str, path: str, hubs: list[tuple[str, str]], batch: int, sec
 
     async def run() -> dict:
         latencies: list[float] = []
-        stored = duplicates = rejected = failed = sent = 0
+        stored = duplicates = rejected = failed = sent = resent = stored_twice = 0
+        next_seq: dict[str, int] = {}
         end = time.monotonic() + seconds
         connector = aiohttp.TCPConnector(limit=len(hubs))
         async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
             async def hub_loop(hub: str, token: str) -> None:
-                nonlocal stored, duplicates, rejected, failed, sent
+                nonlocal stored, duplicates, rejected, failed, sent, resent, stored_twice
                 headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-                seq = 0
+                seq = first_seq.get(hub, 1) - 1
                 while time.monotonic() < end:
                     seq += 1
+                    next_seq[hub] = seq + 1
                     body = payload(hub, seq, batch)
                     t = time.perf_counter()
                     try:
@@ -88,27 +92,49 @@ def _generator(url: str, path: str, hubs: list[tuple[str, str]], batch: int, sec
                     stored += ack.get("stored", 0)
                     duplicates += ack.get("duplicates", 0)
                     rejected += len(ack.get("rejected", []))
+                    if resend_every and seq % resend_every == 0:
+                        # as if the acknowledgement had been lost: the hub sends the batch again
+                        async with client.post(path, data=body, headers=headers) as resp:
+                            again = await resp.json() if resp.status == 200 else {}
+                        resent += batch
+                        stored_twice += again.get("stored", batch)
             t0 = time.monotonic()
             await asyncio.gather(*(hub_loop(h, tok) for h, tok in hubs))
             elapsed = time.monotonic() - t0
         return {"latencies": latencies, "stored": stored, "duplicates": duplicates, "rejected": rejected,
-                "failed": failed, "sent": sent, "elapsed": elapsed}
+                "failed": failed, "sent": sent, "elapsed": elapsed, "next_seq": next_seq, "resent": resent,
+                "stored_twice": stored_twice}
     out.put(asyncio.run(run()))
 
 
 def load(url: str, path: str, hubs: list[tuple[str, str]], batch: int, seconds: float,
-         processes: int = 2) -> dict:
+         first_seq: dict[str, int] | None = None, resend_every: int = 0, processes: int = 2) -> dict:
+    """One load phase; ``first_seq`` continues the hubs' sequence numbers from an earlier phase;
+    every ``resend_every``-th batch is sent twice, as after a lost acknowledgement."""
     queue: mp.Queue = mp.Queue()
     share = [hubs[i::processes] for i in range(processes)]
-    procs = [mp.Process(target=_generator, args=(url, path, part, batch, seconds, queue)) for part in share if part]
+    procs = [mp.Process(target=_generator, args=(url, path, part, batch, seconds, queue, first_seq or {},
+                                                            resend_every))
+             for part in share if part]
     for p in procs:
         p.start()
     results = [queue.get() for _ in procs]
     for p in procs:
         p.join()
-    latencies = sorted(x for r in results for x in r["latencies"])
-    elapsed = max(r["elapsed"] for r in results)
-    total = {k: sum(r[k] for r in results) for k in ("stored", "duplicates", "rejected", "failed", "sent")}
+    total: dict = {k: sum(r[k] for r in results) for k in ("stored", "duplicates", "rejected", "failed", "sent",
+                                                                "resent", "stored_twice")}
+    total["latencies"] = [x for r in results for x in r["latencies"]]
+    total["elapsed"] = max(r["elapsed"] for r in results)
+    total["next_seq"] = {**(first_seq or {}), **{h: n for r in results for h, n in r["next_seq"].items()}}
+    return total
+
+
+def summary(*phases: dict) -> dict:
+    """Phases of one kind taken together: rates over their summed time, percentiles over all requests."""
+    total: dict = {k: sum(p[k] for p in phases) for k in ("stored", "duplicates", "rejected", "failed", "sent",
+                                                          "resent", "stored_twice")}
+    elapsed = sum(p["elapsed"] for p in phases)
+    latencies = sorted(x for p in phases for x in p["latencies"])
     total["per_s"] = total["sent"] / elapsed
     total["stored_per_s"] = total["stored"] / elapsed
     total["p99_ms"] = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
@@ -156,14 +182,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 async def count_rows(url: str) -> tuple[int, int]:
     con = await asyncpg.connect(url)
     try:
-        return (await con.fetchval("SELECT count(*) FROM readings"),
-                await con.fetchval("SELECT count(*) FROM (SELECT DISTINCT hub_id, channel, ts FROM readings) d"))
+        api = "WHERE hub_id LIKE 'bench-%'"  # not the raw baseline's rows
+        return (await con.fetchval(f"SELECT count(*) FROM readings {api}"),
+                await con.fetchval(f"SELECT count(*) FROM (SELECT DISTINCT hub_id, channel, ts FROM readings {api}) d"))
     finally:
         await con.close()
 
 
-async def raw_pg_upsert(url: str, batch: int, seconds: float, writers: int = 2) -> float:
-    """COPY into a staging table, then INSERT … ON CONFLICT DO NOTHING: the floor of duplicate-safe ingest."""
+async def raw_pg_upsert(url: str, batch: int, seconds: float, writers: int = 2, round_no: int = 0) -> tuple[int, float]:
+    """COPY into a staging table, then INSERT … ON CONFLICT DO NOTHING: the textbook duplicate-safe
+    bulk write, no HTTP and no validation. (rows, seconds)."""
     store = PostgresStorage(url)
     await store.init()
     await store.close()
@@ -176,7 +204,7 @@ async def raw_pg_upsert(url: str, batch: int, seconds: float, writers: int = 2) 
         nonlocal done
         con = await asyncpg.connect(url)
         await con.execute("CREATE TEMP TABLE raw_in (LIKE readings)")
-        start = T0 + 10_000_000 + w * 100_000_000
+        start = T0 + 10_000_000 + w * 100_000_000 + round_no * 10_000_000
         days: set[int] = set()
         seq = 0
         while time.monotonic() < end:
@@ -200,7 +228,7 @@ async def raw_pg_upsert(url: str, batch: int, seconds: float, writers: int = 2) 
         await con.close()
     t0 = time.monotonic()
     await asyncio.gather(*(writer(w) for w in range(writers)))
-    return done / (time.monotonic() - t0)
+    return done, time.monotonic() - t0
 
 
 def direct_tsdb(url: str, batch: int, seconds: float, pool: int = 40) -> float:
@@ -227,11 +255,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 20-second run (4 s a phase)")
     parser.add_argument("--seconds", type=float, default=15, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="PostgreSQL through the API and the raw baseline take turns, this many times each "
+                             "(a phase's seconds split between them), so drift on the machine hits both alike")
     parser.add_argument("--hubs", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1000, help="readings per batch")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for PostgreSQL")
+    parser.add_argument("--resend-every", type=int, default=20,
+                        help="send every N-th PostgreSQL batch twice, as after a lost acknowledgement (0: never)")
     args = parser.parse_args()
     seconds = 4 if args.quick else args.seconds
+    rounds = 1 if args.quick else max(1, args.rounds)
     _check_payload()
     from tests.fixtures.postgres import start_postgres
     from tests.fixtures.victoria import start_victoria
@@ -246,8 +280,8 @@ def main() -> None:
         sqlite_hubs = asyncio.run(make_hubs(SqliteStorage(folder / "sqlite" / "cloud.sqlite3"), args.hubs))
         proc, url = start_cloud({"OHMNI_CLOUD_DATA_DIR": str(folder / "sqlite")}, 1)
         try:
-            noop = load(url, "/api/v1/bench/noop", sqlite_hubs, args.batch, seconds)
-            sqlite = load(url, "/api/v1/hub/batches", sqlite_hubs, args.batch, seconds)
+            noop = summary(load(url, "/api/v1/bench/noop", sqlite_hubs, args.batch, seconds))
+            sqlite = summary(load(url, "/api/v1/hub/batches", sqlite_hubs, args.batch, seconds))
         finally:
             stop(proc)
         # PostgreSQL through the API
@@ -256,22 +290,31 @@ def main() -> None:
         pg_hubs = asyncio.run(make_hubs(PostgresStorage(api_url), args.hubs))
         proc, url = start_cloud({"OHMNI_CLOUD_DATABASE_URL": api_url, "OHMNI_CLOUD_DATA_DIR": str(folder / "pg")},
                                 args.workers)
+        api_phases, raw_rows, raw_seconds = [], 0, 0.0
         try:
-            pgres = load(url, "/api/v1/hub/batches", pg_hubs, args.batch, seconds)
+            for round_no in range(rounds):
+                api_phases.append(load(url, "/api/v1/hub/batches", pg_hubs, args.batch, seconds / rounds,
+                                       api_phases[-1]["next_seq"] if api_phases else None, args.resend_every))
+                n, took = asyncio.run(raw_pg_upsert(api_url, args.batch, seconds / rounds, round_no=round_no))
+                raw_rows, raw_seconds = raw_rows + n, raw_seconds + took
         finally:
             stop(proc)
+        pgres = summary(*api_phases)
+        raw = raw_rows / raw_seconds
         rows, distinct = asyncio.run(count_rows(api_url))
         pgres["lost"] = pgres["stored"] - distinct  # acknowledged as stored but not in the table
-        pgres["duplicated"] = rows - distinct
-        raw = asyncio.run(raw_pg_upsert(api_url, args.batch, seconds))
+        pgres["duplicated"] = rows - distinct + pgres["stored_twice"]  # in the table, or acknowledged twice
         tsdb = direct_tsdb(vm.url, args.batch, seconds)
     finally:
         vm.stop()
         pg.stop()
+        for path in (folder, pg_folder):  # gigabytes of rows: never leave them behind
+            shutil.rmtree(path, ignore_errors=True)
     for name, r in (("noop", noop), ("sqlite", sqlite), ("pg", pgres)):
         print(f"{name:>7}: {r['per_s']:>9,.0f} readings/s sent, {r['stored_per_s']:>9,.0f} stored/s, "
-              f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, rejected {r['rejected']}, failed {r['failed']}")
-    print(f"raw asyncpg COPY + ON CONFLICT (2 writers): {raw:,.0f} rows/s; "
+              f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, rejected {r['rejected']}, failed {r['failed']}"
+              + (f", re-sent {r['resent']:,} (stored again: {r['stored_twice']})" if r["resent"] else ""))
+    print(f"raw asyncpg COPY + ON CONFLICT (2 writers, {rounds} turns with the API's): {raw:,.0f} rows/s; "
           f"direct VictoriaMetrics: {tsdb:,.0f} points/s")
     print(f"PostgreSQL through the API is {pgres['stored_per_s'] / raw:.2f} of the raw COPY-upsert rate "
           f"(goal: 100,000 readings/s and 0.7)")

@@ -11,7 +11,9 @@ hub's memory budget. Prints the per-appliance table; the last line holds key=val
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +120,7 @@ def table(dataset: str, results: dict[str, dict]) -> dict[str, float]:
 def main() -> None:
     data = shared_data() / "nilm"
     folder = Path(tempfile.mkdtemp(prefix="ohmni-bench-nilm-"))
+    atexit.register(shutil.rmtree, folder, True)  # the working files go when the bench ends
     refit = {}
     for n in REFIT_HOUSES:
         path = folder / f"refit_{n}.csv"

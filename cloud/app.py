@@ -21,7 +21,7 @@ def open_storage(settings: CloudSettings) -> Storage:
     if settings.database_url:
         from cloud.storage.postgres import PostgresStorage
 
-        return PostgresStorage(settings.database_url)
+        return PostgresStorage(settings.database_url, writers=settings.db_writers)
     return SqliteStorage(settings.data_dir / "cloud.sqlite3")
 
 

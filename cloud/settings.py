@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,9 @@ class CloudSettings(BaseSettings):
     data_dir: Path = Path("ohmni-data/cloud")
     #: postgresql://… to store in PostgreSQL; empty for the embedded SQLite store in data_dir.
     database_url: str | None = None
+    #: batches one process writes to PostgreSQL at once; on the 2-core bench machine 1 per
+    #: worker stored the most (concurrent COPYs queue for the same pages and cores)
+    db_writers: int = Field(default=1, ge=1, le=64)
     #: Also write readings to a time-series server (InfluxDB 2/3, InfluxDB Cloud, VictoriaMetrics).
     tsdb_url: str | None = None
     tsdb_token: str = ""
