@@ -97,11 +97,14 @@ class HubAgent:
         self.duplicates += len(readings) - new
         previous = self.face.state.face if self.face.state else None
         state: DisplayState | None = None
+        changed = False
         for reading in readings:
             state = self.face.update(reading.ts, reading.net_power_w)
             if state.face != previous:
                 self.store.log_face(state)
-                previous = state.face
+                previous, changed = state.face, True
+        if self.mqtt is not None and state is not None:
+            self.mqtt.publish_display(state, changed)
 
     def status(self) -> dict[str, object]:
         return {

@@ -86,6 +86,10 @@ class MqttConfig(BaseModel):
     discovery_prefix: str = "homeassistant"
     state_interval_s: float = Field(default=10.0, ge=0, description="at most one state per device this often")
     state_prefix: str = "ohmni"
+    display: bool = Field(default=True,
+                          description="publish the display state, retained, on <state_prefix>/<hub>/display")
+    display_interval_s: float = Field(default=2.0, ge=0,
+                                      description="at most this often; at once when the face changes")
 
     def secret(self) -> str | None:
         if self.password:

@@ -34,6 +34,7 @@ from protocols.devices import (
     subscriptions,
     z2m_bridge_devices,
 )
+from protocols.display import DisplayState, display_topic
 
 log = logging.getLogger("ohmni.hub.mqtt")
 SESSION_EXPIRY_S = 86_400
@@ -55,6 +56,8 @@ class MqttLink:
         self._discovered: dict[str, tuple[str, tuple[ha_discovery.SensorDescription, ...], set[str]]] = {}
         self._logged_bad: Counter[str] = Counter()
         self._last_state: dict[str, float] = {}
+        self._last_display = -1e9
+        self._display: str | None = None  # the state waiting to be published
         self.zigbee_devices: dict[str, dict[str, Any]] = {}  # from zigbee2mqtt's bridge/devices
 
     @property
@@ -110,6 +113,26 @@ class MqttLink:
         self._last_state[device] = now
         self._queue(ha_discovery.state_topic(self.cfg.state_prefix, self.hub_id, device), json.dumps(state), False)
 
+    @property
+    def display_topic(self) -> str:
+        return display_topic(self.cfg.state_prefix, ha_discovery.slug(self.hub_id))
+
+    def publish_display(self, state: DisplayState, changed: bool = False) -> None:
+        """Retained, so a display that wakes up shows the latest face at once; local, so it
+        goes on while the cloud is unreachable."""
+        if not self.cfg.display:
+            return
+        now = time.monotonic()
+        if not changed and now - self._last_display < self.cfg.display_interval_s:
+            return
+        self._last_display = now
+        # One place in the queue, always the freshest state: a burst (a backlog read at start)
+        # never drops the latest face, and never floods the broker with stale ones.
+        queued = self._display is not None
+        self._display = state.model_dump_json()
+        if not queued:
+            self._queue(self.display_topic, "", True)
+
     def _rediscover(self) -> None:
         for device, (name, sensors, keys) in self._discovered.items():
             for topic, payload in ha_discovery.configs(self.cfg.discovery_prefix, self.cfg.state_prefix, self.hub_id,
@@ -119,6 +142,10 @@ class MqttLink:
     async def _publisher(self, client: aiomqtt.Client) -> None:
         while True:
             topic, payload, retain = await self._outbox.get()
+            if topic == self.display_topic:
+                payload, self._display = self._display or "", None
+                if not payload:
+                    continue
             # retained discovery configs must arrive (QoS 1); states are superseded each second (QoS 0)
             await client.publish(topic, payload, qos=1 if retain else 0, retain=retain)
             self.counters["published"] += 1

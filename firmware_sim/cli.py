@@ -73,3 +73,34 @@ def run_cmd(
 
     result = run(cfg, on_ready=ready, stop=stop)
     print(result.as_json(), flush=True)
+
+
+@app.command("display")
+def display_cmd(
+    mqtt: Annotated[str, typer.Option(help="Broker HOST:PORT the hub publishes to.")],
+    hub: Annotated[str, typer.Option(help="The hub's id, as in its config.")],
+    prefix: Annotated[str, typer.Option(help="The hub's MQTT state prefix.")] = "ohmni",
+    mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the display.")] = None,
+    mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the display's broker password.")] = None,
+    duration: Annotated[float | None,
+                        typer.Option(min=0.1, help="Real seconds to run (default: until Ctrl-C).")] = None,
+) -> None:
+    """An in-home display: shows the hub's face, power and reason, one line per change."""
+    import asyncio
+    import contextlib
+
+    from firmware_sim.display import DisplayDevice
+
+    target = _target(mqtt, mqtt_username, mqtt_password_file)
+    assert target is not None
+    device = DisplayDevice(target.host, target.port, hub, prefix, target.username, target.password,
+                           on_render=lambda line: print(line, flush=True))
+    print(f"display: waiting for {device.topic} on {mqtt}", file=sys.stderr, flush=True)
+
+    async def main() -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(duration):
+                await device.run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
