@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from cloud import problems
 from cloud.bootstrap import bootstrap_demo
 from cloud.metrics import IngestMetrics
-from cloud.routers import householders, hubs, installers, ops, pages
+from cloud.routers import agents, householders, hubs, installers, ops, pages
 from cloud.settings import CloudSettings
 from cloud.storage.base import Storage
 from cloud.storage.sqlite import SqliteStorage
@@ -54,6 +54,7 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     problems.install(app)
     app.include_router(hubs.router)
     app.include_router(installers.router)
+    app.include_router(agents.router)
     app.include_router(householders.router)
     app.include_router(pages.router)
     app.include_router(ops.router)

@@ -16,6 +16,11 @@ class Role(StrEnum):
     HUB = "hub"
     HOUSEHOLDER = "householder"
     INSTALLER = "installer"  # household_id "*": installers serve every household of the utility
+    AGENT = "agent"  # call-centre staff: read any household, every look-up audited; never change readings
+    ADMIN = "admin"  # staff who also read the audit log and manage staff
+
+
+STAFF_ROLES = (Role.AGENT, Role.ADMIN)
 
 
 ALL_HOUSEHOLDS = "*"

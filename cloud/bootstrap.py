@@ -6,9 +6,13 @@ from pathlib import Path
 
 from cloud.auth import Principal, Role, hash_secret
 from cloud.settings import CloudSettings
+from cloud.staff import add_staff
 from cloud.storage.base import Household, Storage
+from cloud.storage.people import PeopleStore
 from cloud.tariffs import demo_tariff
 
+DEMO_AGENT = "demo-agent"
+DEMO_METER = "E0099000012345678"  # the simulated meter's equipment id (firmware_sim/meter.py)
 DEMO_HOUSEHOLD = Household(id="hh-demo", name="The Demo Household", account_number="100000001",
                            postcode="SW1A 1AA", tz="Europe/London", tariff_json=demo_tariff().model_dump_json())
 
@@ -23,6 +27,7 @@ def _secret(path: Path | None, what: str) -> str:
 
 
 async def bootstrap_demo(store: Storage, settings: CloudSettings) -> None:
+    assert isinstance(store, PeopleStore)  # every backend keeps staff and meters too
     await store.upsert_household(DEMO_HOUSEHOLD)
     await store.upsert_hub(settings.demo_hub_id, DEMO_HOUSEHOLD.id)
     hub_secret = _secret(settings.demo_hub_token_file, "demo_hub_token")
@@ -31,3 +36,7 @@ async def bootstrap_demo(store: Storage, settings: CloudSettings) -> None:
                                                                   DEMO_HOUSEHOLD.id))
     await store.add_credential(hash_secret(key), Principal(Role.HOUSEHOLDER, DEMO_HOUSEHOLD.id,
                                                            DEMO_HOUSEHOLD.id))
+    await store.add_meter(DEMO_METER, DEMO_HOUSEHOLD.id)
+    if settings.demo_agent_password_file is not None:
+        password = _secret(settings.demo_agent_password_file, "demo agent password")
+        await add_staff(store, DEMO_AGENT, Role.AGENT, password)

@@ -39,6 +39,7 @@ def serve(
     bootstrap_demo: Annotated[bool, typer.Option("--bootstrap-demo", help="Create the demo household.")] = False,
     hub_token_file: Annotated[Path | None, typer.Option(help="Demo hub credential file.")] = None,
     householder_key_file: Annotated[Path | None, typer.Option(help="Demo householder key file.")] = None,
+    agent_password_file: Annotated[Path | None, typer.Option(help="Demo agent (demo-agent) password file.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes (the API is stateless; "
                                                               "use PostgreSQL with more than one).")] = 1,
 ) -> None:
@@ -46,7 +47,7 @@ def serve(
     if workers > 1:
         # Workers are separate processes: they read the same settings from the environment.
         env = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
-               "demo_householder_key_file": householder_key_file}
+               "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file}
         for key, value in env.items():
             if value is not None:
                 os.environ[f"OHMNI_CLOUD_{key.upper()}"] = str(value)
@@ -58,7 +59,7 @@ def serve(
                     workers=workers, log_level="warning", access_log=False)
         return
     overrides = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
-                 "demo_householder_key_file": householder_key_file}
+                 "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file}
     settings = CloudSettings(**{k: v for k, v in overrides.items() if v is not None})
     if bootstrap_demo:
         settings.bootstrap_demo = True
@@ -126,6 +127,29 @@ def revoke_hub_cmd(
         typer.echo(f"hub {hub_id} has no live credential", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {n} credential(s) of hub {hub_id}", err=True)
+
+
+@app.command("staff-add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="The staff member's user name.")],
+    role: Annotated[str, typer.Option(help="agent (call centre) or admin (also reads the audit log).")] = "agent",
+    password_file: Annotated[Path | None, typer.Option(help="Read the password from this file "
+                                                            "(default: asked for, twice).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
+) -> None:
+    """Add a staff account (or set its password and role); the cloud keeps an argon2 hash."""
+    from cloud.staff import add_staff
+
+    if role not in ("agent", "admin"):
+        raise typer.BadParameter("agent or admin", param_hint="--role")
+    password = (password_file.read_text().strip() if password_file
+                else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    try:
+        asyncio.run(_with_store(data_dir, lambda s: add_staff(s, username, Role(role), password)))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{role} {username} can sign in at /agent", err=True)
 
 
 @app.command("installer-token")

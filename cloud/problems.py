@@ -13,9 +13,11 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = headers or {}
 
 
 def problem_response(status: int, title: str, detail: str, instance: str = "", **extra: Any) -> JSONResponse:
@@ -28,7 +30,9 @@ def problem_response(status: int, title: str, detail: str, instance: str = "", *
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+    response = problem_response(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

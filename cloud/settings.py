@@ -29,6 +29,7 @@ class CloudSettings(BaseSettings):
     #: Files holding the demo credentials (the cloud stores only their hashes).
     demo_hub_token_file: Path | None = None
     demo_householder_key_file: Path | None = None
+    demo_agent_password_file: Path | None = None  # the demo's call-centre agent, "demo-agent"
     demo_hub_id: str = "hub-demo"
     #: Cookies carry the Secure flag unless serving plain HTTP on loopback for a demo.
     secure_cookies: bool = False

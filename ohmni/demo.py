@@ -93,7 +93,9 @@ def start_cloud(folder: Path, port: int, host: str = "127.0.0.1", data_dir: Path
     (hub.token, householder.key); returns once the cloud answers."""
     cloud = spawn("cloud", ["cloud", "serve", "--host", host, "--port", str(port), "--data-dir",
                             str(data_dir or folder / "cloud"), "--bootstrap-demo", "--hub-token-file",
-                            str(folder / "hub.token"), "--householder-key-file", str(folder / "householder.key")],
+                            str(folder / "hub.token"), "--householder-key-file", str(folder / "householder.key"),
+                            *(["--agent-password-file", str(folder / "agent.password")]
+                              if (folder / "agent.password").exists() else [])],
                   folder)
     wait_for("cloud", lambda: httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200, cloud, 30)
     return cloud
@@ -202,6 +204,7 @@ def demo(
     data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="ohmni-demo-"))
     data.mkdir(parents=True, exist_ok=True)
     key = _write_secret(data / "householder.key")
+    _write_secret(data / "agent.password")
     _write_secret(data / "hub.token")
     cloud_url = f"http://{host}:{cloud_port}"
     tty = data / "meter.tty"
@@ -237,6 +240,8 @@ def demo(
 
         console.print(f"[bold]Ohmni demo[/] — data in {data}")
         console.print(f"  Householder dashboard: {cloud_url}/login?key={key}")
+        console.print(f"  Agent console:         {cloud_url}/agent (user demo-agent, password in "
+                      f"{data / 'agent.password'})")
         console.print(f"  In-home display:       {hub_url}/display")
         console.print(f"  Hub status:            {hub_url}/api/status")
         console.print("  Press Ctrl-C to stop." if duration is None else f"  Running {duration:g} s at {speed:g}x.")

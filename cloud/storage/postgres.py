@@ -17,6 +17,8 @@ import asyncpg
 
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, ClaimError, Household
+from cloud.storage.people import DDL as PEOPLE_DDL
+from cloud.storage.people import PeopleStore
 from cloud.storage.sqlite import SETTLEMENT_S, _settlement_rows
 from cloud.wire import ROW_FIELDS, Reading
 from cloud.wire import rows as to_rows
@@ -56,6 +58,7 @@ MIGRATIONS: tuple[str, ...] = (
         created_at DOUBLE PRECISION NOT NULL, message TEXT NOT NULL, PRIMARY KEY (household_id, kind, key));
     CREATE TABLE display (household_id TEXT PRIMARY KEY, state_json TEXT NOT NULL);
     """,
+    PEOPLE_DDL,  # 2: staff, sessions, audit log, notes, registered meters
 )
 
 
@@ -71,6 +74,12 @@ _FINISH = """
     SELECT EXISTS (SELECT 1 FROM batch)"""
 
 
+def _numbered(sql: str) -> str:
+    """Portable ``?`` placeholders (cloud/storage/people.py) as PostgreSQL's ``$1, $2 …``."""
+    parts = sql.split("?")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
 async def _no_reset(con: asyncpg.Connection) -> None:
     """Connections go back to the pool as they are: this code leaves no session state behind
     (no LISTEN, no session locks or settings; the staging table empties on commit), so the
@@ -81,7 +90,7 @@ def _reading(row: asyncpg.Record) -> ReadingV1:
     return ReadingV1(**{k: row[k] for k in _READING_COLUMNS})
 
 
-class PostgresStorage:
+class PostgresStorage(PeopleStore):
     def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10, writers: int = 1) -> None:
         """``writers``: batches written at once by this process (OHMNI_CLOUD_DB_WRITERS). More
         only make concurrent COPYs queue for the same pages and cores: on 2 cores with 2
@@ -129,6 +138,13 @@ class PostgresStorage:
                 await con.execute(f"CREATE TABLE IF NOT EXISTS readings_d{day} PARTITION OF readings "
                                   f"FOR VALUES FROM ({start}) TO ({start + DAY_S})")
         self._partitions.update(missing)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r.values()) for r in await self.pool.fetch(_numbered(sql), *args)]
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        status = await self.pool.execute(_numbered(sql), *args)
+        return int(status.split()[-1]) if status.split()[-1].isdigit() else 0
 
     async def upsert_household(self, household: Household) -> None:
         await self.pool.execute(

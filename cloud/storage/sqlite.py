@@ -8,10 +8,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, ClaimError, Household
+from cloud.storage.people import DDL as PEOPLE_DDL
+from cloud.storage.people import PeopleStore
 from cloud.wire import ROW_FIELDS, Reading
 from cloud.wire import rows as to_rows
 from protocols.display import DisplayState
@@ -93,7 +95,7 @@ def _reading(row: tuple) -> ReadingV1:
     return ReadingV1(**dict(zip(_READING_COLUMNS, row, strict=True)))
 
 
-class SqliteStorage:
+class SqliteStorage(PeopleStore):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
@@ -111,13 +113,19 @@ class SqliteStorage:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + PEOPLE_DDL)
 
     async def close(self) -> None:
         if self._db is not None:
             with self._lock:
                 self._db.close()
             self._db = None
+
+    async def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return await self._run(lambda db: db.execute(sql, args).fetchall())
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        return await self._run(lambda db: db.execute(sql, args).rowcount)
 
     async def upsert_household(self, household: Household) -> None:
         def fn(db: sqlite3.Connection) -> None:

@@ -1,0 +1,142 @@
+"""Staff, sessions, the audit log, agents' notes and the meters a utility registered.
+
+Written once for both backends: the SQL is portable (``?`` placeholders, types both
+PostgreSQL and SQLite accept) and each backend gives this mixin two primitives,
+``_fetch`` and ``_execute``. The tables are created by SQLite's schema and by
+PostgreSQL migration 2 from the same DDL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from cloud.auth import Principal, Role
+from cloud.storage.base import Household
+
+DDL = """
+CREATE TABLE IF NOT EXISTS staff (
+    username TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, subject TEXT NOT NULL, household_id TEXT NOT NULL,
+    csrf TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_attempts (
+    username TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, ok INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_attempts_user_ts ON login_attempts (username, ts);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+    household_id TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_household_ts ON audit_log (household_id, ts);
+CREATE TABLE IF NOT EXISTS notes (
+    id TEXT PRIMARY KEY, household_id TEXT NOT NULL, author TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notes_household ON notes (household_id, ts);
+CREATE TABLE IF NOT EXISTS household_meters (
+    meter_id TEXT PRIMARY KEY, household_id TEXT NOT NULL
+);
+"""
+
+_HOUSEHOLD_COLUMNS = "id, name, account_number, postcode, tz, tariff_json, billing_day"
+
+
+def _id(ts: float) -> str:
+    """Sortable and unique without a sequence: the time, then randomness."""
+    return f"{ts:017.6f}-{secrets.token_hex(6)}"
+
+
+class PeopleStore:
+    async def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; the number of rows it changed."""
+        raise NotImplementedError
+
+    # --- staff and sessions ------------------------------------------------------------------
+
+    async def add_staff(self, username: str, role: Role, password_hash: str, now: float) -> None:
+        await self._execute("INSERT INTO staff VALUES (?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET "
+                            "role = excluded.role, password_hash = excluded.password_hash",
+                            username, role.value, password_hash, now)
+
+    async def staff(self, username: str) -> tuple[Role, str] | None:
+        rows = await self._fetch("SELECT role, password_hash FROM staff WHERE username = ?", username)
+        return (Role(rows[0][0]), rows[0][1]) if rows else None
+
+    async def record_login(self, username: str, ok: bool, now: float) -> None:
+        await self._execute("INSERT INTO login_attempts VALUES (?, ?, ?)", username, now, int(ok))
+
+    async def failed_logins(self, username: str, since: float) -> int:
+        """Failures since the last success (or since ``since``)."""
+        rows = await self._fetch(
+            "SELECT count(*) FROM login_attempts WHERE username = ? AND ok = 0 AND ts >= ? AND ts > "
+            "coalesce((SELECT max(ts) FROM login_attempts WHERE username = ? AND ok = 1), 0)",
+            username, since, username)
+        return int(rows[0][0])
+
+    async def add_session(self, token_hash: str, who: Principal, csrf: str, expires_at: float) -> None:
+        await self._execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", token_hash, who.role.value,
+                            who.subject, who.household_id, csrf, expires_at)
+
+    async def session(self, token_hash: str, now: float) -> tuple[Principal, str] | None:
+        rows = await self._fetch("SELECT role, subject, household_id, csrf FROM sessions WHERE token_hash = ? "
+                                 "AND expires_at > ?", token_hash, now)
+        if not rows:
+            return None
+        role, subject, household_id, csrf = rows[0]
+        return Principal(Role(role), subject, household_id), csrf
+
+    async def end_session(self, token_hash: str) -> None:
+        await self._execute("DELETE FROM sessions WHERE token_hash = ?", token_hash)
+
+    # --- audit and notes ---------------------------------------------------------------------
+
+    async def audit(self, who: Principal, household_id: str, action: str, reason: str, detail: str,
+                    now: float) -> None:
+        await self._execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _id(now), now, who.subject,
+                            who.role.value, household_id, action, reason, detail[:500])
+
+    async def audit_log(self, household_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        where, args = ("WHERE household_id = ?", (household_id,)) if household_id else ("", ())
+        rows = await self._fetch(f"SELECT ts, actor, role, household_id, action, reason, detail FROM audit_log "
+                                 f"{where} ORDER BY ts DESC LIMIT ?", *args, limit)
+        keys = ("ts", "actor", "role", "household_id", "action", "reason", "detail")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def add_note(self, household_id: str, author: str, text: str, now: float) -> None:
+        await self._execute("INSERT INTO notes VALUES (?, ?, ?, ?, ?)", _id(now), household_id, author, now, text)
+
+    async def notes(self, household_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("SELECT ts, author, text FROM notes WHERE household_id = ? ORDER BY ts DESC",
+                                 household_id)
+        return [{"ts": r[0], "author": r[1], "text": r[2]} for r in rows]
+
+    # --- finding a household -----------------------------------------------------------------
+
+    async def add_meter(self, meter_id: str, household_id: str) -> None:
+        """A meter (MPAN/EAN or the meter's serial) the utility has on record for the household."""
+        await self._execute("INSERT INTO household_meters VALUES (?, ?) ON CONFLICT (meter_id) DO UPDATE SET "
+                            "household_id = excluded.household_id", meter_id, household_id)
+
+    async def household_meters(self, household_id: str) -> list[str]:
+        rows = await self._fetch("SELECT meter_id FROM household_meters WHERE household_id = ? ORDER BY meter_id",
+                                 household_id)
+        return [r[0] for r in rows]
+
+    async def search_households(self, query: str, limit: int = 50) -> list[Household]:
+        """By account number or meter id (exact), postcode (from its start) or name (anywhere)."""
+        q = query.strip()
+        if not q:
+            return []
+        compact = q.replace(" ", "").upper()
+        rows = await self._fetch(
+            f"SELECT {_HOUSEHOLD_COLUMNS} FROM households WHERE account_number = ? "
+            "OR replace(upper(postcode), ' ', '') LIKE ? OR lower(name) LIKE ? "
+            "OR id IN (SELECT household_id FROM household_meters WHERE upper(meter_id) = ?) ORDER BY name LIMIT ?",
+            q, compact.replace("%", "") + "%", "%" + q.lower().replace("%", "") + "%", compact, limit)
+        return [Household(*r) for r in rows]

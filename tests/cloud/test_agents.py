@@ -1,0 +1,144 @@
+"""The call-centre console: staff sign-in (argon2, sessions, CSRF, rate limit), search, the
+household's context, notes, and the audit log — on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud import staff
+from cloud.app import create_app
+from cloud.auth import Principal, Role, hash_secret, new_secret
+from cloud.bootstrap import DEMO_HOUSEHOLD, DEMO_METER
+from cloud.settings import CloudSettings
+from cloud.storage.base import Household
+from protocols.uplink import UplinkBatch
+from tests.cloud.test_api import DAY, fresh_database, post, reading
+
+PASSWORDS = {"alice": "correct horse battery", "root": "admin staple battery", "bob": "agent two password"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def console(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    secrets = {"hub": new_secret(), "key": new_secret()}
+    (tmp_path / "hub").write_text(secrets["hub"])
+    (tmp_path / "key").write_text(secrets["key"])
+    database = fresh_database(request.getfixturevalue("postgres")) if request.param == "postgres" else None
+    settings = CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, demo_hub_token_file=tmp_path / "hub",
+                             demo_householder_key_file=tmp_path / "key", database_url=database)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        store = app.state.storage
+
+        async def setup() -> None:
+            await staff.add_staff(store, "alice", Role.AGENT, PASSWORDS["alice"])
+            await staff.add_staff(store, "bob", Role.AGENT, PASSWORDS["bob"])
+            await staff.add_staff(store, "root", Role.ADMIN, PASSWORDS["root"])
+            await store.upsert_household(Household("hh-other", "Jones Family", "100000002", "M1 1AA",
+                                                   "Europe/London", DEMO_HOUSEHOLD.tariff_json))
+            await store.add_credential(hash_secret(secrets["key"] + "x"),
+                                       Principal(Role.HOUSEHOLDER, "hh-other", "hh-other"))
+        client.portal.call(setup)
+        yield client, secrets
+
+
+def sign_in(client: TestClient, user: str, password: str | None = None) -> str:
+    """Sign in through the form; the CSRF token as the console page carries it."""
+    resp = client.post("/agent/login", data={"username": user, "password": password or PASSWORDS[user]},
+                       follow_redirects=False)
+    assert resp.status_code == 303, resp.text
+    cookie = resp.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    page = client.get("/agent")
+    return page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+def test_staff_passwords_are_stored_as_argon2_hashes(console):
+    client, _ = console
+    found = client.portal.call(client.app.state.storage.staff, "alice")
+    assert found is not None and found[0] == Role.AGENT
+    assert found[1].startswith("$argon2id$") and PASSWORDS["alice"] not in found[1]
+
+
+def test_an_agent_finds_a_household_by_each_key_and_every_look_up_is_audited(console):
+    client, secrets = console
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1,
+                                             readings=[reading(DAY + i * 60, 1000 + i) for i in range(5)]))
+    sign_in(client, "alice")
+    for q in ("100000001", DEMO_METER, "sw1a", "SW1A 1AA", "demo house"):
+        found = client.get("/api/v1/agent/search", params={"q": q, "reason": "billing query"}).json()
+        assert [h["id"] for h in found] == ["hh-demo"], q
+    assert client.get("/api/v1/agent/search", params={"q": "jones", "reason": "other"}).json()[0]["id"] == "hh-other"
+    assert client.get("/api/v1/agent/search", params={"q": "x"}).status_code == 422  # a reason is required
+
+    ctx = client.get("/api/v1/agent/households/hh-demo", params={"reason": "billing query"}).json()
+    # the agent sees what the household saw
+    mine = client.get("/api/v1/household/summary", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    assert ctx["summary"]["today"] == mine["today"] and ctx["summary"]["power_w"] == mine["power_w"]
+    assert ctx["household"]["meters"] == [DEMO_METER] and ctx["last_reading_ts"] == DAY + 240
+
+    client.cookies.clear()
+    sign_in(client, "root")
+    log = client.get("/api/v1/admin/audit").json()
+    assert [(e["actor"], e["household_id"], e["action"], e["reason"]) for e in reversed(log)] == [
+        *[("alice", "*", "search", "billing query")] * 5, ("alice", "*", "search", "other"),
+        ("alice", "hh-demo", "view", "billing query")]
+    assert client.get("/api/v1/admin/audit", params={"household_id": "hh-demo"}).json()[0]["action"] == "view"
+
+
+def test_gaps_in_the_readings_are_shown(console):
+    client, secrets = console
+    times = [DAY, DAY + 10, DAY + 20, DAY + 1020, DAY + 1030]  # a 1000-second hole
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1,
+                                             readings=[reading(t, 1000 + i) for i, t in enumerate(times)]))
+    sign_in(client, "alice")
+    ctx = client.get("/api/v1/agent/households/hh-demo", params={"reason": "outage report"}).json()
+    assert ctx["gaps_24h"] == [{"start": DAY + 20, "end": DAY + 1020, "seconds": 1000}]
+
+
+def test_notes_need_the_csrf_token_and_are_audited(console):
+    client, _ = console
+    csrf = sign_in(client, "alice")
+    note = {"text": "Customer asked about the January bill", "reason": "billing query"}
+    assert client.post("/api/v1/agent/households/hh-demo/notes", json=note).status_code == 403
+    assert client.post("/api/v1/agent/households/hh-demo/notes", json=note,
+                       headers={"X-CSRF-Token": "forged"}).status_code == 403
+    resp = client.post("/api/v1/agent/households/hh-demo/notes", json=note, headers={"X-CSRF-Token": csrf})
+    assert resp.status_code == 201
+    ctx = client.get("/api/v1/agent/households/hh-demo", params={"reason": "billing query"}).json()
+    assert [(n["author"], n["text"]) for n in ctx["notes"]] == [("alice", note["text"])]
+
+
+def test_who_may_reach_the_console(console):
+    client, secrets = console
+    # nobody signed in, a householder's key, a hub's credential: refused
+    assert client.get("/api/v1/agent/search", params={"q": "a", "reason": "other"}).status_code == 401
+    for token in (secrets["key"], secrets["hub"]):
+        resp = client.get("/api/v1/agent/households/hh-demo", params={"reason": "other"},
+                          headers={"Authorization": f"Bearer {token}"}, cookies={"ohmni_session": token})
+        assert resp.status_code == 401
+    # an agent may not read the audit log; an admin may
+    sign_in(client, "alice")
+    assert client.get("/api/v1/admin/audit").status_code == 403
+    # a householder's session does not open the console and the console's session is not a householder's
+    assert client.get("/api/v1/household/summary").status_code == 401
+    assert "Agent console" in client.get("/agent").text
+
+
+def test_wrong_passwords_are_rate_limited_and_sign_out_ends_the_session(console):
+    client, _ = console
+    for _ in range(staff.MAX_FAILURES):
+        resp = client.post("/agent/login", data={"username": "bob", "password": "wrong password!"})
+        assert resp.status_code == 401 and "wrong user name or password" in resp.text
+    resp = client.post("/agent/login", data={"username": "bob", "password": PASSWORDS["bob"]})
+    assert resp.status_code == 429  # even the right password waits out the window
+    assert client.post("/agent/login", data={"username": "nobody", "password": "whatever it is"}).status_code == 401
+
+    csrf = sign_in(client, "alice")
+    assert client.get("/api/v1/agent/reasons").status_code == 200
+    cookie = client.cookies.get(staff.STAFF_COOKIE)
+    client.post("/agent/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert client.get("/api/v1/agent/reasons", cookies={staff.STAFF_COOKIE: cookie}).status_code == 401
