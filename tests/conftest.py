@@ -59,3 +59,6 @@ def victoria(tmp_path_factory: pytest.TempPathFactory):
     server = start_victoria(tmp_path_factory.mktemp("victoria") / "data")
     yield server
     server.stop()
+
+
+from tests.home import running_home  # noqa: E402,F401  (session-wide: e2e and browser tests share it)

@@ -1,0 +1,97 @@
+"""The pages in a real headless Chromium (Playwright driving Debian's /usr/bin/chromium):
+what they show equals what the API says, and the agent console's search works by hand.
+
+Screenshots go to test-artifacts/screenshots (or $OHMNI_ARTIFACTS/screenshots).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.fixtures import missing
+
+pytestmark = pytest.mark.e2e
+SHOTS = Path(os.environ.get("OHMNI_ARTIFACTS", REPO / "test-artifacts")) / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        missing("Chromium not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed (pip install -e '.[dev]')")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        # Debian's Chromium, never a downloaded one; as root it needs --no-sandbox
+        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1000, "height": 1400})
+    yield context.new_page()
+    context.close()
+
+
+def test_the_dashboard_shows_the_apis_figures(running_home, page):
+    page.goto(f"{running_home['cloud']}/login?key={running_home['key']}")
+    page.wait_for_url(f"{running_home['cloud']}/")
+    page.wait_for_function("document.getElementById('bill-so-far').textContent !== '–'")
+    summary = page.request.get(f"{running_home['cloud']}/api/v1/household/summary").json()
+    coach = page.request.get(f"{running_home['cloud']}/api/v1/household/coach").json()
+    assert page.text_content("#power-w") == str(summary["power_w"])
+    assert page.text_content("#today-kwh") == summary["today"]["kwh"]
+    assert page.text_content("#today-cost") == summary["today"]["cost"]
+    assert page.text_content("#bill-so-far") == coach["preview"]["so_far"]
+    assert page.text_content("#bill-projected") == coach["preview"]["projected"]
+    page.wait_for_selector("#chart .main-svg")  # Plotly, served by the cloud itself, drew the chart
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+    # usable on a phone
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("document.documentElement.scrollWidth <= 390", timeout=5000)  # no sideways scrolling
+    page.screenshot(path=str(SHOTS / "dashboard-phone.png"), full_page=True)
+
+
+def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home, page):
+    cloud = running_home["cloud"]
+    page.goto(f"{cloud}/agent")
+    page.fill("#username", "demo-agent")
+    page.keyboard.press("Tab")  # keyboard: from the user name to the password
+    page.keyboard.type(running_home["agent_password"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#search")
+    page.fill("#q", "SW1A 1AA")
+    page.select_option("#reason", "billing query")
+    page.click("#search button[type=submit]")
+    page.click("#results button[data-household=hh-demo]")
+    page.wait_for_function("document.getElementById('hh-bill').textContent !== '–'")
+    context = page.request.get(f"{cloud}/api/v1/agent/households/hh-demo?reason=billing%20query").json()
+    preview = context["coach"]["preview"]
+    assert page.text_content("#hh-bill") == f"{preview['so_far']} {preview['currency']}"
+    assert page.text_content("#hh-projected") == f"{preview['projected']} {preview['currency']}"
+    assert page.text_content("#hh-power") == f"{context['summary']['power_w']} W"
+    assert page.text_content("#hh-name") == "The Demo Household"
+    page.fill("#note-text", "Explained the standing charge")
+    page.click("#note button[type=submit]")
+    page.wait_for_selector("#hh-notes li:has-text('Explained the standing charge')")
+    page.screenshot(path=str(SHOTS / "agent-console.png"), full_page=True)
+
+
+def test_the_hubs_display_page_draws_the_face(running_home, page):
+    page.goto(f"{running_home['hub']}/display")
+    state = page.request.get(f"{running_home['hub']}/api/display").json()
+    page.wait_for_selector("#face svg")
+    page.wait_for_function(f"document.getElementById('power').textContent === '{state['power_w']} W'")
+    assert page.text_content("#reason") == state["reason"]
+    page.screenshot(path=str(SHOTS / "display.png"))
