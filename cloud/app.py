@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +11,14 @@ from fastapi import FastAPI
 
 from cloud import problems
 from cloud.bootstrap import bootstrap_demo
+from cloud.community import check_and_notify
 from cloud.metrics import IngestMetrics
-from cloud.routers import agents, householders, hubs, installers, ops, pages
+from cloud.routers import agents, community, householders, hubs, installers, ops, pages
 from cloud.settings import CloudSettings
 from cloud.storage.base import Storage
 from cloud.storage.sqlite import SqliteStorage
+
+log = logging.getLogger("ohmni.cloud")
 
 
 def open_storage(settings: CloudSettings) -> Storage:
@@ -25,6 +30,16 @@ def open_storage(settings: CloudSettings) -> Storage:
     return SqliteStorage(settings.data_dir / "cloud.sqlite3")
 
 
+async def _watch_areas(store: Storage, every_s: float) -> None:
+    """Look for loss of supply by area and notify the households there (cloud/community.py)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await check_and_notify(store)
+        except Exception:  # a bad pass must not end the watch; the next one tries again
+            log.exception("area check failed")
+
+
 def create_app(settings: CloudSettings | None = None, storage: Storage | None = None) -> FastAPI:
     settings = settings or CloudSettings()
     store: Storage = storage or open_storage(settings)
@@ -34,7 +49,12 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
         await store.init()
         if settings.bootstrap_demo:
             await bootstrap_demo(store, settings)
+        watcher = asyncio.create_task(_watch_areas(store, settings.outage_check_s)) if settings.outage_check_s \
+            else None
         yield
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         if app.state.tsdb is not None:
             app.state.tsdb.close()  # flushes what is still batched
         await store.close()
@@ -55,6 +75,7 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     app.include_router(hubs.router)
     app.include_router(installers.router)
     app.include_router(agents.router)
+    app.include_router(community.router)
     app.include_router(householders.router)
     app.include_router(pages.router)
     app.include_router(ops.router)

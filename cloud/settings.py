@@ -19,6 +19,8 @@ class CloudSettings(BaseSettings):
     #: batches one process writes to PostgreSQL at once; on the 2-core bench machine 1 per
     #: worker stored the most (concurrent COPYs queue for the same pages and cores)
     db_writers: int = Field(default=1, ge=1, le=64)
+    #: Seconds between looks for power cuts by area (cloud/community.py); 0 turns it off.
+    outage_check_s: float = Field(default=10.0, ge=0)
     #: Also write readings to a time-series server (InfluxDB 2/3, InfluxDB Cloud, VictoriaMetrics).
     tsdb_url: str | None = None
     tsdb_token: str = ""

@@ -39,7 +39,29 @@ CREATE INDEX IF NOT EXISTS notes_household ON notes (household_id, ts);
 CREATE TABLE IF NOT EXISTS household_meters (
     meter_id TEXT PRIMARY KEY, household_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hub_status (
+    hub_id TEXT PRIMARY KEY, household_id TEXT NOT NULL, last_ts BIGINT NOT NULL, voltage_v DOUBLE PRECISION,
+    power_failures BIGINT, last_failure_ts BIGINT
+);
 """
+
+#: Each stored batch moves its hub's row forward: the newest reading, its voltage, and when
+#: the meter's power-failure counter last went up (what community.py reads, not the readings).
+HUB_STATUS_UPSERT = """
+    INSERT INTO hub_status VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (hub_id) DO UPDATE SET
+        household_id = excluded.household_id, last_ts = excluded.last_ts, voltage_v = excluded.voltage_v,
+        power_failures = excluded.power_failures,
+        last_failure_ts = CASE WHEN excluded.power_failures > hub_status.power_failures THEN excluded.last_ts
+                               ELSE hub_status.last_failure_ts END
+    WHERE excluded.last_ts > hub_status.last_ts"""
+
+
+def hub_status_args(hub_id: str, household_id: str, readings: Any) -> tuple[Any, ...] | None:
+    """The upsert's arguments from a batch in time order (None for an empty batch)."""
+    if not readings:
+        return None
+    last = readings[-1] if readings[-1].ts >= readings[0].ts else max(readings, key=lambda r: r.ts)
+    return hub_id, household_id, last.ts, last.voltage_l1_v, last.power_failures
 
 _HOUSEHOLD_COLUMNS = "id, name, account_number, postcode, tz, tariff_json, billing_day"
 
@@ -115,6 +137,17 @@ class PeopleStore:
         rows = await self._fetch("SELECT ts, author, text FROM notes WHERE household_id = ? ORDER BY ts DESC",
                                  household_id)
         return [{"ts": r[0], "author": r[1], "text": r[2]} for r in rows]
+
+    # --- hub telemetry for the community page ---------------------------------------------
+
+    async def hub_statuses(self) -> list[dict[str, Any]]:
+        rows = await self._fetch("SELECT s.hub_id, s.household_id, h.postcode, s.last_ts, s.voltage_v, "
+                                 "s.last_failure_ts FROM hub_status s JOIN households h ON h.id = s.household_id")
+        keys = ("hub_id", "household_id", "postcode", "last_ts", "voltage_v", "last_failure_ts")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def household_postcodes(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in await self._fetch("SELECT id, postcode FROM households")]
 
     # --- finding a household -----------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import asyncpg
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, ClaimError, Household
 from cloud.storage.people import DDL as PEOPLE_DDL
-from cloud.storage.people import PeopleStore
+from cloud.storage.people import HUB_STATUS_UPSERT, PeopleStore, hub_status_args
 from cloud.storage.sqlite import SETTLEMENT_S, _settlement_rows
 from cloud.wire import ROW_FIELDS, Reading
 from cloud.wire import rows as to_rows
@@ -63,7 +63,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 _COPY_COLUMNS = ["household_id", "hub_id", *_READING_COLUMNS]
-#: The batch row and its settlement half-hours in one statement; true when (hub, seq) is new.
+#: The batch row, its settlement half-hours and the hub's status in one statement; true when
+#: (hub, seq) is new.
 _FINISH = """
     WITH settle AS (
         INSERT INTO settlement SELECT * FROM unnest($6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
@@ -74,10 +75,15 @@ _FINISH = """
     SELECT EXISTS (SELECT 1 FROM batch)"""
 
 
-def _numbered(sql: str) -> str:
+
+def _numbered(sql: str, first: int = 1) -> str:
     """Portable ``?`` placeholders (cloud/storage/people.py) as PostgreSQL's ``$1, $2 …``."""
     parts = sql.split("?")
-    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=first)) + parts[-1]
+
+
+_FINISH_STATUS = _FINISH.replace(
+    "    batch AS", f"    status AS ({_numbered(HUB_STATUS_UPSERT, first=11)}),\n    batch AS", 1)
 
 
 async def _no_reset(con: asyncpg.Connection) -> None:
@@ -232,7 +238,12 @@ class PostgresStorage(PeopleStore):
                         status = await con.execute("INSERT INTO readings SELECT * FROM incoming ON CONFLICT "
                                                    "DO NOTHING")
                         stored = int(status.split()[-1])
-            new_batch = await con.fetchval(_FINISH, hub_id, seq, time.time(), len(rows), stored, *settle)
+            status = hub_status_args(hub_id, household_id, readings)
+            if status is None:
+                new_batch = await con.fetchval(_FINISH, hub_id, seq, time.time(), len(rows), stored, *settle)
+            else:
+                new_batch = await con.fetchval(_FINISH_STATUS, hub_id, seq, time.time(), len(rows), stored,
+                                               *settle, *status)
         return BatchResult(stored=stored, duplicates=len(rows) - stored, replayed=not new_batch and not stored)
 
     _SELECT = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"

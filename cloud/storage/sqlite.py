@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from cloud.auth import Principal, Role
 from cloud.storage.base import BatchResult, ClaimError, Household
 from cloud.storage.people import DDL as PEOPLE_DDL
-from cloud.storage.people import PeopleStore
+from cloud.storage.people import HUB_STATUS_UPSERT, PeopleStore, hub_status_args
 from cloud.wire import ROW_FIELDS, Reading
 from cloud.wire import rows as to_rows
 from protocols.display import DisplayState
@@ -204,6 +204,7 @@ class SqliteStorage(PeopleStore):
     async def store_batch(self, household_id: str, hub_id: str, seq: int,
                           readings: Sequence[Reading]) -> BatchResult:
         rows = to_rows((household_id, hub_id), readings)
+        status = hub_status_args(hub_id, household_id, readings)
 
         def fn(db: sqlite3.Connection) -> BatchResult:
             db.execute("BEGIN IMMEDIATE")
@@ -212,6 +213,8 @@ class SqliteStorage(PeopleStore):
                 db.executemany(_INSERT, rows)
                 stored = db.total_changes - before
                 db.executemany(_SETTLE, _settlement_rows(household_id, readings))
+                if status is not None:
+                    db.execute(HUB_STATUS_UPSERT, status)
                 new_batch = db.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?)",
                                        (hub_id, seq, time.time(), len(rows), stored)).rowcount == 1
                 db.execute("COMMIT")
