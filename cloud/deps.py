@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import Request
 
 from cloud.auth import Principal, Role, hash_secret
@@ -41,3 +43,22 @@ async def installer(request: Request) -> Principal:
 async def householder(request: Request) -> Principal:
     """A householder by API token (Authorization: Bearer) or by the page session cookie."""
     return await _principal(request, Role.HOUSEHOLDER, _bearer(request) or request.cookies.get(SESSION_COOKIE))
+
+
+def csrf_token(session_secret: str) -> str:
+    """The token a page signed in by cookie sends back with every change: derived from the
+    cookie's secret, which another site can neither read nor compute."""
+    return hash_secret("csrf:" + session_secret)[:32]
+
+
+async def householder_write(request: Request) -> Principal:
+    """A householder making a change: by API token, or by the page cookie with its CSRF token."""
+    token = _bearer(request)
+    if token:
+        return await _principal(request, Role.HOUSEHOLDER, token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    who = await _principal(request, Role.HOUSEHOLDER, cookie)
+    sent = request.headers.get("x-csrf-token", "")
+    if not cookie or not hmac.compare_digest(sent, csrf_token(cookie)):
+        raise Problem(403, "Forbidden", "missing or wrong CSRF token (X-CSRF-Token header)")
+    return who

@@ -63,6 +63,18 @@ def test_the_dashboard_shows_the_apis_figures(running_home, page):
     page.screenshot(path=str(SHOTS / "dashboard-phone.png"), full_page=True)
 
 
+def test_accepting_a_nudge_on_the_dashboard(running_home, page):
+    cloud = running_home["cloud"]
+    page.goto(f"{cloud}/login?key={running_home['key']}")
+    first = page.wait_for_selector("#nudges li.nudge[data-status=open]")
+    nudge_id = first.get_attribute("data-id")
+    first.query_selector("button[data-decision=accept]").click()
+    page.wait_for_selector(f"#nudges li[data-id='{nudge_id}'][data-status=accepted]")
+    nudges = {n["id"]: n for n in page.request.get(f"{cloud}/api/v1/household/coach").json()["nudges"]}
+    assert nudges[nudge_id]["status"] == "accepted"
+    page.screenshot(path=str(SHOTS / "nudge-accepted.png"), full_page=True)
+
+
 def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home, page):
     cloud = running_home["cloud"]
     page.goto(f"{cloud}/agent")

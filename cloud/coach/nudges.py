@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from cloud.billing.engine import Interval, local_midnight, price
 from cloud.tariffs.model import CURRENCY_SYMBOL, DynamicRates, ScheduleRates, Tariff
@@ -46,6 +48,15 @@ class Nudge(BaseModel):
     proposed_start: datetime | None = None
     original_start: datetime | None = None
     annual: bool = False
+    target: str | None = None  # the tariff a switch nudge proposes
+    status: Literal["open", "accepted"] = "open"  # dismissed nudges are not shown again
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def id(self) -> str:
+        """Stable while the advice stands (not the wording: the always-on watts move as data comes in)."""
+        key = f"{self.kind}|{self.appliance}|{self.original_start}|{self.target}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _profile_kwh(run: ApplianceRunV1) -> list[Decimal]:
@@ -56,7 +67,8 @@ def _profile_kwh(run: ApplianceRunV1) -> list[Decimal]:
     return [per_minute] * minutes
 
 
-def _rate(tariff: Tariff, at: datetime, tz: ZoneInfo) -> tuple[str, Decimal]:
+def unit_rate(tariff: Tariff, at: datetime, tz: ZoneInfo) -> tuple[str, Decimal]:
+    """The band and price per kWh at ``at`` (the first tier of a tiered period)."""
     version = tariff.version_at(at)
     rates = version.unit_rates
     local = at.astimezone(tz)
@@ -71,7 +83,7 @@ def run_cost(tariff: Tariff, tz: ZoneInfo, start: datetime, kwh: list[Decimal]) 
     """The run's price starting at ``start`` and the bands it touches (LookupError if unpriced)."""
     total, bands = Decimal(0), set()
     for i, energy in enumerate(kwh):
-        band, rate = _rate(tariff, start + i * MINUTE, tz)
+        band, rate = unit_rate(tariff, start + i * MINUTE, tz)
         total += energy * rate
         bands.add(band)
     return total, bands
@@ -170,7 +182,7 @@ def tariff_switch(history: list[Interval], current: Tariff, candidates: list[Tar
             out.append(Nudge(kind="tariff", message=(
                 f"On {candidate.name} your last {days} days would have cost {_say(now_cost - cost, current.currency)}"
                 f" less: about {_say(annual, current.currency)} a year."), saving=_money(annual, current),
-                currency=current.currency, annual=True))
+                currency=current.currency, annual=True, target=candidate.name))
     return sorted(out, key=lambda n: -Decimal(n.saving))
 
 
@@ -191,7 +203,7 @@ def always_on(history: list[Interval], tariff: Tariff, tz: ZoneInfo, min_half_ho
     else:
         return None
     try:
-        _, rate = _rate(tariff, history[-1].start, tz)
+        _, rate = unit_rate(tariff, history[-1].start, tz)
     except LookupError:
         return None
     annual = floor_w * Decimal("8.76") * rate  # W x 8760 h / 1000

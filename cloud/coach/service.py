@@ -15,6 +15,7 @@ from cloud.coach.nudges import Nudge, ShiftPrefs, always_on, shift_nudge, tariff
 from cloud.coach.periods import previous_period
 from cloud.coach.preview import BillPreview, daily_totals, project
 from cloud.storage.base import Household, Storage
+from cloud.storage.people import PeopleStore
 from cloud.summary import settlement_usage
 from cloud.tariffs.model import Tariff, catalogue
 
@@ -79,4 +80,8 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     floor = always_on(history, tariff, tz)
     if floor:
         nudges.append(floor)
+    if isinstance(store, PeopleStore):  # what the household accepted stays, marked; what it dismissed goes
+        decided = await store.nudge_decisions(household.id)
+        nudges = [n.model_copy(update={"status": "accepted"}) if decided.get(n.id) == "accept" else n
+                  for n in nudges if decided.get(n.id) != "dismiss"]
     return CoachReport(preview=bill_preview, explanation=explanation, nudges=nudges, bill_shock=shock)

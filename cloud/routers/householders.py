@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import io
+import time
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as FastPath
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
 
 from cloud import deps
 from cloud.auth import Principal
+from cloud.coach.nudges import unit_rate
 from cloud.coach.service import CoachReport, coach_report
 from cloud.problems import Problem
 from cloud.storage.base import Household
-from cloud.summary import Summary, household_summary
+from cloud.storage.people import PeopleStore
+from cloud.summary import Summary, household_summary, settlement_usage
+from cloud.tariffs.model import Tariff
 from protocols.uplink import ReadingV1
 
 router = APIRouter(prefix="/api/v1/household", tags=["householders"])
@@ -56,3 +68,63 @@ async def readings(
     if to_ts < from_ts:
         raise Problem(400, "Bad range", "to_ts is before from_ts")
     return await deps.storage(request).readings(who.household_id, from_ts, to_ts, limit)
+
+
+class NudgeDecision(BaseModel):
+    decision: Literal["accept", "dismiss"]
+
+
+@router.post("/nudges/{nudge_id}")
+async def decide_nudge(request: Request, who: Annotated[Principal, Depends(deps.householder_write)],
+                       nudge_id: Annotated[str, FastPath(max_length=32)], body: NudgeDecision) -> dict[str, str]:
+    """Accept a nudge (it stays, marked accepted) or dismiss it (it is not shown again)."""
+    household = await own_household(request, who)
+    store = deps.storage(request)
+    report = await coach_report(store, household)
+    if nudge_id not in {n.id for n in report.nudges}:
+        raise Problem(404, "Not found", f"no current nudge {nudge_id!r}")
+    assert isinstance(store, PeopleStore)
+    await store.decide_nudge(household.id, nudge_id, body.decision, time.time())
+    return {"id": nudge_id, "decision": body.decision}
+
+
+@router.get("/export/costs.csv", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "half-hourly usage and cost"}})
+async def export_costs(request: Request, who: Annotated[Principal, Depends(deps.householder)],
+                       days: Annotated[int, Query(ge=1, le=400)] = 30) -> Response:
+    """Every half-hour of the last ``days`` days: local start, kWh, tariff band, unit rate and cost.
+    Standing charges are per day and not in these rows."""
+    household = await own_household(request, who)
+    store = deps.storage(request)
+    latest = await store.latest_reading(household.id)
+    tariff = Tariff.model_validate_json(household.tariff_json)
+    tz = ZoneInfo(household.tz)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["period_start", "kwh", "band", f"unit_rate_{tariff.currency}", f"cost_{tariff.currency}"])
+    if latest is not None:
+        for interval in await settlement_usage(store, household.id, latest.ts - days * 86400, latest.ts + 1):
+            band, rate = unit_rate(tariff, interval.start, tz)
+            writer.writerow([interval.start.astimezone(tz).isoformat(), f"{interval.kwh:.3f}", band, f"{rate}",
+                             f"{(interval.kwh * rate).quantize(Decimal('0.0001'), ROUND_HALF_UP)}"])
+    return Response(out.getvalue(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="ohmni-{household.id}-costs.csv"'})
+
+
+@router.get("/export/readings.csv", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "every stored reading"}})
+async def export_readings(request: Request, who: Annotated[Principal, Depends(deps.householder)],
+                          days: Annotated[int, Query(ge=1, le=31)] = 1) -> Response:
+    """Every stored reading of the last ``days`` days, as the meter gave it."""
+    store = deps.storage(request)
+    latest = await store.latest_reading(who.household_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["ts", "utc", "meter_id", "import_wh", "export_wh", "power_import_w", "power_export_w"])
+    if latest is not None:
+        for r in await store.readings(who.household_id, latest.ts - days * 86400, latest.ts + 1):
+            writer.writerow([r.ts, datetime.fromtimestamp(r.ts, UTC).isoformat(), r.meter_id,
+                             r.import_t1_wh + r.import_t2_wh, r.export_t1_wh + r.export_t2_wh, r.power_import_w,
+                             r.power_export_w])
+    return Response(out.getvalue(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="ohmni-{who.household_id}-readings.csv"'})

@@ -61,6 +61,7 @@ async def home(request: Request) -> Response:
         "currency_symbol": today.currency_symbol if today else "",
         "tariff_line": today.tariff if today else "",
         "updated": datetime.fromtimestamp(s.now_ts, UTC).isoformat() if s.now_ts else "no reading yet",
+        "csrf": deps.csrf_token(request.cookies.get(deps.SESSION_COOKIE, "")),
     }
     page = _template("home.html").substitute({k: html.escape(v) for k, v in values.items()})
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -39,6 +39,10 @@ CREATE INDEX IF NOT EXISTS notes_household ON notes (household_id, ts);
 CREATE TABLE IF NOT EXISTS household_meters (
     meter_id TEXT PRIMARY KEY, household_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nudge_decisions (
+    household_id TEXT NOT NULL, nudge_id TEXT NOT NULL, decision TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (household_id, nudge_id)
+);
 CREATE TABLE IF NOT EXISTS hub_status (
     hub_id TEXT PRIMARY KEY, household_id TEXT NOT NULL, last_ts BIGINT NOT NULL, voltage_v DOUBLE PRECISION,
     power_failures BIGINT, last_failure_ts BIGINT
@@ -137,6 +141,18 @@ class PeopleStore:
         rows = await self._fetch("SELECT ts, author, text FROM notes WHERE household_id = ? ORDER BY ts DESC",
                                  household_id)
         return [{"ts": r[0], "author": r[1], "text": r[2]} for r in rows]
+
+    # --- what the household said about its nudges -------------------------------------------
+
+    async def decide_nudge(self, household_id: str, nudge_id: str, decision: str, now: float) -> None:
+        await self._execute("INSERT INTO nudge_decisions VALUES (?, ?, ?, ?) ON CONFLICT (household_id, nudge_id) "
+                            "DO UPDATE SET decision = excluded.decision, ts = excluded.ts",
+                            household_id, nudge_id, decision, now)
+
+    async def nudge_decisions(self, household_id: str) -> dict[str, str]:
+        rows = await self._fetch("SELECT nudge_id, decision FROM nudge_decisions WHERE household_id = ?",
+                                 household_id)
+        return {r[0]: r[1] for r in rows}
 
     # --- hub telemetry for the community page ---------------------------------------------
 

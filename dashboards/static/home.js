@@ -68,9 +68,37 @@ function showCoach(c) {
     const li = document.createElement("li");
     li.className = "nudge";
     li.dataset.kind = n.kind;
-    li.textContent = n.message;
+    li.dataset.id = n.id;
+    li.dataset.status = n.status;
+    const text = document.createElement("p");
+    text.textContent = n.message;
+    li.append(text);
+    if (n.status === "accepted") {
+      const done = document.createElement("p");
+      done.className = "muted accepted";
+      done.textContent = "You said you would do this.";
+      li.append(done);
+    } else {
+      for (const [decision, label] of [["accept", "I'll do it"], ["dismiss", "Not for me"]]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.decision = decision;
+        button.textContent = label;
+        button.addEventListener("click", () => decide(n.id, decision));
+        li.append(button, " ");
+      }
+    }
     return li;
   }));
+}
+
+async function decide(id, decision) {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const r = await fetch(`/api/v1/household/nudges/${encodeURIComponent(id)}`, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: JSON.stringify({ decision }) });
+  if (r.ok) await refreshCoach();
 }
 
 async function refreshCoach() {

@@ -45,8 +45,11 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/household/coach"): HOUSEHOLDERS,
     ("GET", "/api/v1/household/notifications"): HOUSEHOLDERS,
     ("GET", "/api/v1/household/readings"): HOUSEHOLDERS,
+    ("POST", "/api/v1/household/nudges/{nudge_id}"): HOUSEHOLDERS,
+    ("GET", "/api/v1/household/export/costs.csv"): HOUSEHOLDERS,
+    ("GET", "/api/v1/household/export/readings.csv"): HOUSEHOLDERS,
 }
-PATH_VALUES = {"hub_id": "hub-demo", "household_id": "hh-demo"}
+PATH_VALUES = {"hub_id": "hub-demo", "household_id": "hh-demo", "nudge_id": "0123456789abcdef"}
 QUERY = {"/api/v1/agent/search": {"q": "demo", "reason": "other"},
          "/api/v1/agent/households/{household_id}": {"reason": "other"}}
 BODIES = {
@@ -55,6 +58,7 @@ BODIES = {
     "/api/v1/installer/claim-codes": lambda: {"household_id": "hh-demo"},
     "/api/v1/hubs/register": lambda: {"code": "AAAA-BBBB-CCCC", "hub_id": "hub-new"},
     "/api/v1/agent/households/{household_id}/notes": lambda: {"text": "checked", "reason": "other"},
+    "/api/v1/household/nudges/{nudge_id}": lambda: {"decision": "accept"},
 }
 _seq = iter(range(1, 10_000))
 
