@@ -13,9 +13,11 @@ from cloud import problems
 from cloud.bootstrap import bootstrap_demo
 from cloud.community import check_and_notify
 from cloud.metrics import IngestMetrics
+from cloud.notify import Dispatcher, Vapid, dispatch_forever
 from cloud.routers import agents, community, householders, hubs, installers, ops, pages
 from cloud.settings import CloudSettings
 from cloud.storage.base import Storage
+from cloud.storage.people import PeopleStore
 from cloud.storage.sqlite import SqliteStorage
 
 log = logging.getLogger("ohmni.cloud")
@@ -49,12 +51,16 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
         await store.init()
         if settings.bootstrap_demo:
             await bootstrap_demo(store, settings)
-        watcher = asyncio.create_task(_watch_areas(store, settings.outage_check_s)) if settings.outage_check_s \
-            else None
+        background = []
+        if settings.outage_check_s:
+            background.append(asyncio.create_task(_watch_areas(store, settings.outage_check_s)))
+        if settings.notify_every_s:
+            background.append(asyncio.create_task(dispatch_forever(app.state.dispatcher, settings.notify_every_s)))
         yield
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await app.state.dispatcher.aclose()
         if app.state.tsdb is not None:
             app.state.tsdb.close()  # flushes what is still batched
         await store.close()
@@ -71,12 +77,16 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
 
         app.state.tsdb = TimeSeriesSink(settings.tsdb_url, settings.tsdb_token, settings.tsdb_org,
                                         settings.tsdb_bucket)
+    assert isinstance(store, PeopleStore)
+    app.state.vapid = Vapid(settings.data_dir, settings.vapid_subject)
+    app.state.dispatcher = Dispatcher(store, settings.webhook_url, settings.webhook_secret, app.state.vapid)
     problems.install(app)
     app.include_router(hubs.router)
     app.include_router(installers.router)
     app.include_router(agents.router)
     app.include_router(community.router)
     app.include_router(householders.router)
+    app.include_router(householders.push_router)
     app.include_router(pages.router)
     app.include_router(ops.router)
     if settings.bench_endpoints:

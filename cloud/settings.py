@@ -19,6 +19,13 @@ class CloudSettings(BaseSettings):
     #: batches one process writes to PostgreSQL at once; on the 2-core bench machine 1 per
     #: worker stored the most (concurrent COPYs queue for the same pages and cores)
     db_writers: int = Field(default=1, ge=1, le=64)
+    #: The utility's webhook for notifications (its app or SMS gateway), and the HMAC secret it checks.
+    webhook_url: str | None = None
+    webhook_secret: str = ""
+    #: Who runs this cloud, for push services (VAPID "sub": mailto: or https:).
+    vapid_subject: str = "mailto:operations@ohmni.invalid"
+    #: Seconds between notification delivery passes (cloud/notify.py); 0 turns delivery off.
+    notify_every_s: float = Field(default=5.0, ge=0)
     #: Seconds between looks for power cuts by area (cloud/community.py); 0 turns it off.
     outage_check_s: float = Field(default=10.0, ge=0)
     #: Also write readings to a time-series server (InfluxDB 2/3, InfluxDB Cloud, VictoriaMetrics).

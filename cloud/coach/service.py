@@ -81,6 +81,8 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     if floor:
         nudges.append(floor)
     if isinstance(store, PeopleStore):  # what the household accepted stays, marked; what it dismissed goes
+        for nudge in nudges:  # each piece of advice is told once (cloud/notify.py delivers it)
+            await store.add_notification(household.id, "nudge", nudge.id, nudge.message)
         decided = await store.nudge_decisions(household.id)
         nudges = [n.model_copy(update={"status": "accepted"}) if decided.get(n.id) == "accept" else n
                   for n in nudges if decided.get(n.id) != "dismiss"]

@@ -8,17 +8,19 @@ import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as FastPath
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud import deps
 from cloud.auth import Principal
 from cloud.coach.nudges import unit_rate
 from cloud.coach.service import CoachReport, coach_report
+from cloud.notify import Prefs, prefs_of
 from cloud.problems import Problem
 from cloud.storage.base import Household
 from cloud.storage.people import PeopleStore
@@ -128,3 +130,61 @@ async def export_readings(request: Request, who: Annotated[Principal, Depends(de
                              r.power_export_w])
     return Response(out.getvalue(), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="ohmni-{who.household_id}-readings.csv"'})
+
+
+@router.get("/notification-prefs", response_model=Prefs)
+async def get_prefs(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> Prefs:
+    """What the household is told about, on which channels, and its quiet hours."""
+    return await prefs_of(_people(request), who.household_id)
+
+
+@router.put("/notification-prefs", response_model=Prefs)
+async def put_prefs(request: Request, who: Annotated[Principal, Depends(deps.householder_write)],
+                    prefs: Prefs) -> Prefs:
+    await _people(request).set_notification_prefs(who.household_id, prefs.model_dump_json())
+    return prefs
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(max_length=200)
+    auth: str = Field(max_length=100)
+
+
+class PushSubscription(BaseModel):
+    """What the browser's PushManager.subscribe() gives (its toJSON())."""
+
+    endpoint: str = Field(max_length=1000)
+    keys: PushKeys
+
+
+@router.post("/push-subscriptions", status_code=201)
+async def add_push_subscription(request: Request, who: Annotated[Principal, Depends(deps.householder_write)],
+                                subscription: PushSubscription) -> dict[str, str]:
+    """Web Push for this browser. Push services are HTTPS; plain HTTP only to this machine (tests)."""
+    url = urlsplit(subscription.endpoint)
+    if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost"))):
+        raise Problem(422, "Invalid subscription", "a push endpoint is an https:// URL")
+    await _people(request).add_push_subscription(who.household_id, subscription.endpoint, subscription.keys.p256dh,
+                                                 subscription.keys.auth, time.time())
+    return {"status": "subscribed"}
+
+
+@router.get("/deliveries")
+async def deliveries(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> list[dict]:
+    """The delivery log: each notification on each channel, sent or failed, newest first."""
+    return [d for d in await _people(request).deliveries(who.household_id) if d["channel"] != "all"]
+
+
+def _people(request: Request) -> PeopleStore:
+    store = deps.storage(request)
+    assert isinstance(store, PeopleStore)
+    return store
+
+
+push_router = APIRouter(tags=["notifications"])
+
+
+@push_router.get("/api/v1/push/vapid-public-key")
+async def vapid_public_key(request: Request) -> dict[str, str]:
+    """The applicationServerKey browsers subscribe with. Public."""
+    return {"public_key": request.app.state.vapid.public_key}

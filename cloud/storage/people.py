@@ -43,6 +43,18 @@ CREATE TABLE IF NOT EXISTS nudge_decisions (
     household_id TEXT NOT NULL, nudge_id TEXT NOT NULL, decision TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (household_id, nudge_id)
 );
+CREATE TABLE IF NOT EXISTS notification_prefs (
+    household_id TEXT PRIMARY KEY, prefs_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    endpoint TEXT PRIMARY KEY, household_id TEXT NOT NULL, p256dh TEXT NOT NULL, auth TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    household_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, channel TEXT NOT NULL, target TEXT NOT NULL,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL, ts DOUBLE PRECISION NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (household_id, kind, key, channel, target)
+);
 CREATE TABLE IF NOT EXISTS hub_status (
     hub_id TEXT PRIMARY KEY, household_id TEXT NOT NULL, last_ts BIGINT NOT NULL, voltage_v DOUBLE PRECISION,
     power_failures BIGINT, last_failure_ts BIGINT
@@ -153,6 +165,59 @@ class PeopleStore:
         rows = await self._fetch("SELECT nudge_id, decision FROM nudge_decisions WHERE household_id = ?",
                                  household_id)
         return {r[0]: r[1] for r in rows}
+
+    # --- notification delivery ----------------------------------------------------------------
+
+    async def notification_prefs(self, household_id: str) -> str | None:
+        rows = await self._fetch("SELECT prefs_json FROM notification_prefs WHERE household_id = ?", household_id)
+        return rows[0][0] if rows else None
+
+    async def set_notification_prefs(self, household_id: str, prefs_json: str) -> None:
+        await self._execute("INSERT INTO notification_prefs VALUES (?, ?) ON CONFLICT (household_id) DO UPDATE SET "
+                            "prefs_json = excluded.prefs_json", household_id, prefs_json)
+
+    async def add_push_subscription(self, household_id: str, endpoint: str, p256dh: str, auth: str,
+                                    now: float) -> None:
+        await self._execute("INSERT INTO push_subscriptions VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE "
+                            "SET household_id = excluded.household_id, p256dh = excluded.p256dh, "
+                            "auth = excluded.auth", endpoint, household_id, p256dh, auth, now)
+
+    async def remove_push_subscription(self, endpoint: str) -> None:
+        await self._execute("DELETE FROM push_subscriptions WHERE endpoint = ?", endpoint)
+
+    async def push_subscriptions(self, household_id: str) -> list[dict[str, str]]:
+        rows = await self._fetch("SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE household_id = ?",
+                                 household_id)
+        return [{"endpoint": r[0], "keys": {"p256dh": r[1], "auth": r[2]}} for r in rows]
+
+    async def undelivered(self, since: float) -> list[dict[str, Any]]:
+        """Notifications newer than ``since`` that the dispatcher has not finished (its row with
+        channel 'all' marks one finished: every channel sent, given up on, or not wanted)."""
+        rows = await self._fetch(
+            "SELECT n.household_id, n.kind, n.key, n.created_at, n.message, h.tz, h.account_number "
+            "FROM notifications n JOIN households h ON h.id = n.household_id WHERE n.created_at > ? AND NOT EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.household_id = n.household_id AND d.kind = n.kind AND "
+            "d.key = n.key AND d.channel = 'all') ORDER BY n.created_at", since)
+        keys = ("household_id", "kind", "key", "created_at", "message", "tz", "account_number")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def delivery(self, household_id: str, kind: str, key: str, channel: str, target: str) -> tuple[str, int]:
+        rows = await self._fetch("SELECT status, attempts FROM deliveries WHERE household_id = ? AND kind = ? AND "
+                                 "key = ? AND channel = ? AND target = ?", household_id, kind, key, channel, target)
+        return (rows[0][0], int(rows[0][1])) if rows else ("new", 0)
+
+    async def record_delivery(self, household_id: str, kind: str, key: str, channel: str, target: str,
+                              status: str, detail: str, now: float) -> None:
+        await self._execute(
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (household_id, kind, key, channel, "
+            "target) DO UPDATE SET status = excluded.status, attempts = deliveries.attempts + 1, ts = excluded.ts, "
+            "detail = excluded.detail", household_id, kind, key, channel, target, status, now, detail[:300])
+
+    async def deliveries(self, household_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("SELECT kind, key, channel, target, status, attempts, ts, detail FROM deliveries "
+                                 "WHERE household_id = ? ORDER BY ts DESC", household_id)
+        keys = ("kind", "key", "channel", "target", "status", "attempts", "ts", "detail")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     # --- hub telemetry for the community page ---------------------------------------------
 

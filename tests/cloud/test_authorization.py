@@ -48,6 +48,11 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/household/nudges/{nudge_id}"): HOUSEHOLDERS,
     ("GET", "/api/v1/household/export/costs.csv"): HOUSEHOLDERS,
     ("GET", "/api/v1/household/export/readings.csv"): HOUSEHOLDERS,
+    ("GET", "/api/v1/household/notification-prefs"): HOUSEHOLDERS,
+    ("PUT", "/api/v1/household/notification-prefs"): HOUSEHOLDERS,
+    ("POST", "/api/v1/household/push-subscriptions"): HOUSEHOLDERS,
+    ("GET", "/api/v1/household/deliveries"): HOUSEHOLDERS,
+    ("GET", "/api/v1/push/vapid-public-key"): EVERYONE,
 }
 PATH_VALUES = {"hub_id": "hub-demo", "household_id": "hh-demo", "nudge_id": "0123456789abcdef"}
 QUERY = {"/api/v1/agent/search": {"q": "demo", "reason": "other"},
@@ -59,6 +64,9 @@ BODIES = {
     "/api/v1/hubs/register": lambda: {"code": "AAAA-BBBB-CCCC", "hub_id": "hub-new"},
     "/api/v1/agent/households/{household_id}/notes": lambda: {"text": "checked", "reason": "other"},
     "/api/v1/household/nudges/{nudge_id}": lambda: {"decision": "accept"},
+    "/api/v1/household/notification-prefs": lambda: {"quiet_start": "22:00", "quiet_end": "07:00"},
+    "/api/v1/household/push-subscriptions": lambda: {"endpoint": "https://push.example/abc",
+                                                     "keys": {"p256dh": "x", "auth": "y"}},
 }
 _seq = iter(range(1, 10_000))
 
