@@ -11,11 +11,11 @@ from fastapi import FastAPI
 
 from cloud import problems
 from cloud.bootstrap import bootstrap_demo
-from cloud.community import check_and_notify
 from cloud.metrics import IngestMetrics
 from cloud.notify import Dispatcher, Vapid, dispatch_forever
 from cloud.routers import agents, community, householders, hubs, installers, ops, pages
 from cloud.settings import CloudSettings
+from cloud.social import community_pass
 from cloud.storage.base import Storage
 from cloud.storage.people import PeopleStore
 from cloud.storage.sqlite import SqliteStorage
@@ -32,12 +32,13 @@ def open_storage(settings: CloudSettings) -> Storage:
     return SqliteStorage(settings.data_dir / "cloud.sqlite3")
 
 
-async def _watch_areas(store: Storage, every_s: float) -> None:
-    """Look for loss of supply by area and notify the households there (cloud/community.py)."""
+async def _watch_areas(store: Storage, settings: CloudSettings) -> None:
+    """Look for loss of supply by area, notify the households there (cloud/community.py) and
+    post about it, with the day's tips (cloud/social.py)."""
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(settings.outage_check_s)
         try:
-            await check_and_notify(store)
+            await community_pass(store, settings)
         except Exception:  # a bad pass must not end the watch; the next one tries again
             log.exception("area check failed")
 
@@ -53,7 +54,7 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
             await bootstrap_demo(store, settings)
         background = []
         if settings.outage_check_s:
-            background.append(asyncio.create_task(_watch_areas(store, settings.outage_check_s)))
+            background.append(asyncio.create_task(_watch_areas(store, settings)))
         if settings.notify_every_s:
             background.append(asyncio.create_task(dispatch_forever(app.state.dispatcher, settings.notify_every_s)))
         yield

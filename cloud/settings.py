@@ -22,6 +22,11 @@ class CloudSettings(BaseSettings):
     #: The utility's webhook for notifications (its app or SMS gateway), and the HMAC secret it checks.
     webhook_url: str | None = None
     webhook_secret: str = ""
+    #: The utility's social channel: where posts are POSTed, the secret they are signed with, and
+    #: the secret the platform signs mentions with (mentions are refused while it is empty).
+    social_webhook_url: str | None = None
+    social_webhook_secret: str = ""
+    social_mentions_secret: str = ""
     #: Who runs this cloud, for push services (VAPID "sub": mailto: or https:).
     vapid_subject: str = "mailto:operations@ohmni.invalid"
     #: Seconds between notification delivery passes (cloud/notify.py); 0 turns delivery off.

@@ -90,6 +90,7 @@ class HouseholdContext(BaseModel):
     appliances: dict[str, float] = Field(description="kWh per appliance over the last 30 days (disaggregation)")
     notifications: list[dict[str, Any]]
     notes: list[dict[str, Any]]
+    mentions: list[dict[str, Any]] = Field(description="the household's posts naming the utility")
 
 
 class NoteIn(BaseModel):
@@ -143,7 +144,8 @@ async def household_context(request: Request, session: Annotated[staff.Session, 
         household=await _card(store, household), summary=await household_summary(storage, household),
         coach=await coach_report(storage, household), last_reading_ts=latest.ts if latest else None,
         gaps_24h=gaps(await storage.power_series(household_id, now - 86400, now + 1)), appliances=appliances,
-        notifications=await storage.notifications(household_id), notes=await store.notes(household_id))
+        notifications=await storage.notifications(household_id), notes=await store.notes(household_id),
+        mentions=await store.mentions(household_id))
 
 
 @router.post("/api/v1/agent/households/{household_id}/notes", status_code=201)

@@ -22,6 +22,7 @@ from cloud.coach.nudges import unit_rate
 from cloud.coach.service import CoachReport, coach_report
 from cloud.notify import Prefs, prefs_of
 from cloud.problems import Problem
+from cloud.social import normalise_handle
 from cloud.storage.base import Household
 from cloud.storage.people import PeopleStore
 from cloud.summary import Summary, household_summary, settlement_usage
@@ -188,3 +189,16 @@ push_router = APIRouter(tags=["notifications"])
 async def vapid_public_key(request: Request) -> dict[str, str]:
     """The applicationServerKey browsers subscribe with. Public."""
     return {"public_key": request.app.state.vapid.public_key}
+
+
+class Handle(BaseModel):
+    handle: str = Field(min_length=1, max_length=100, pattern=r"^@?[A-Za-z0-9_.-]+$")
+
+
+@router.put("/social-handle")
+async def link_social_handle(request: Request, who: Annotated[Principal, Depends(deps.householder_write)],
+                             body: Handle) -> dict[str, str]:
+    """Link the household's social handle, so its mentions of the utility reach an agent with its context."""
+    handle = normalise_handle(body.handle)
+    await _people(request).link_handle(who.household_id, handle)
+    return {"handle": handle}

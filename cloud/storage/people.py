@@ -55,6 +55,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
     status TEXT NOT NULL, attempts INTEGER NOT NULL, ts DOUBLE PRECISION NOT NULL, detail TEXT NOT NULL,
     PRIMARY KEY (household_id, kind, key, channel, target)
 );
+CREATE TABLE IF NOT EXISTS social_posts (
+    id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
+    published_at DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS social_handles (
+    handle TEXT PRIMARY KEY, household_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mentions (
+    id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, handle TEXT NOT NULL, text TEXT NOT NULL, url TEXT NOT NULL,
+    household_id TEXT, status TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hub_status (
     hub_id TEXT PRIMARY KEY, household_id TEXT NOT NULL, last_ts BIGINT NOT NULL, voltage_v DOUBLE PRECISION,
     power_failures BIGINT, last_failure_ts BIGINT
@@ -218,6 +229,51 @@ class PeopleStore:
                                  "WHERE household_id = ? ORDER BY ts DESC", household_id)
         keys = ("kind", "key", "channel", "target", "status", "attempts", "ts", "detail")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # --- the social channel -------------------------------------------------------------------
+
+    async def add_post(self, post_id: str, ts: float, kind: str, title: str, body: str) -> None:
+        await self._execute("INSERT INTO social_posts VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (id) DO NOTHING",
+                            post_id, ts, kind, title, body)
+
+    async def posts(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self._fetch("SELECT id, ts, kind, title, body FROM social_posts ORDER BY ts DESC LIMIT ?", limit)
+        return [dict(zip(("id", "ts", "kind", "title", "body"), r, strict=True)) for r in rows]
+
+    async def unpublished_posts(self) -> list[dict[str, Any]]:
+        rows = await self._fetch("SELECT id, ts, kind, title, body FROM social_posts WHERE published_at IS NULL "
+                                 "ORDER BY ts")
+        return [dict(zip(("id", "ts", "kind", "title", "body"), r, strict=True)) for r in rows]
+
+    async def mark_published(self, post_id: str, now: float) -> None:
+        await self._execute("UPDATE social_posts SET published_at = ? WHERE id = ?", now, post_id)
+
+    async def link_handle(self, household_id: str, handle: str) -> None:
+        await self._execute("DELETE FROM social_handles WHERE household_id = ?", household_id)
+        await self._execute("INSERT INTO social_handles VALUES (?, ?) ON CONFLICT (handle) DO UPDATE SET "
+                            "household_id = excluded.household_id", handle, household_id)
+
+    async def add_mention(self, mention_id: str, ts: float, handle: str, text: str, url: str) -> str | None:
+        """Queue a mention for agents; the household whose householder linked the handle, if any."""
+        rows = await self._fetch("SELECT household_id FROM social_handles WHERE handle = ?", handle)
+        household_id = rows[0][0] if rows else None
+        await self._execute("INSERT INTO mentions VALUES (?, ?, ?, ?, ?, ?, 'queued') ON CONFLICT (id) DO NOTHING",
+                            mention_id, ts, handle, text, url, household_id)
+        return household_id
+
+    async def mentions(self, household_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        if household_id is not None:
+            where.append("household_id = ?")
+            args.append(household_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._fetch(f"SELECT id, ts, handle, text, url, household_id, status FROM mentions {clause} "
+                                 "ORDER BY ts", *args)
+        return [dict(zip(("id", "ts", "handle", "text", "url", "household_id", "status"), r, strict=True))
+                for r in rows]
 
     # --- hub telemetry for the community page ---------------------------------------------
 

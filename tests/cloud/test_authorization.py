@@ -53,6 +53,9 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/household/push-subscriptions"): HOUSEHOLDERS,
     ("GET", "/api/v1/household/deliveries"): HOUSEHOLDERS,
     ("GET", "/api/v1/push/vapid-public-key"): EVERYONE,
+    ("PUT", "/api/v1/household/social-handle"): HOUSEHOLDERS,
+    ("GET", "/api/v1/agent/mentions"): STAFF,
+    ("POST", "/api/v1/social/mentions"): frozenset(),  # the platform's signature is the credential
 }
 PATH_VALUES = {"hub_id": "hub-demo", "household_id": "hh-demo", "nudge_id": "0123456789abcdef"}
 QUERY = {"/api/v1/agent/search": {"q": "demo", "reason": "other"},
@@ -65,6 +68,8 @@ BODIES = {
     "/api/v1/agent/households/{household_id}/notes": lambda: {"text": "checked", "reason": "other"},
     "/api/v1/household/nudges/{nudge_id}": lambda: {"decision": "accept"},
     "/api/v1/household/notification-prefs": lambda: {"quiet_start": "22:00", "quiet_end": "07:00"},
+    "/api/v1/household/social-handle": lambda: {"handle": "@someone"},
+    "/api/v1/social/mentions": lambda: {"id": "m", "handle": "@x", "text": "hi"},
     "/api/v1/household/push-subscriptions": lambda: {"endpoint": "https://push.example/abc",
                                                      "keys": {"p256dh": "x", "auth": "y"}},
 }
