@@ -55,6 +55,11 @@ def test_the_dashboard_shows_the_apis_figures(running_home, page):
     assert page.text_content("#today-cost") == summary["today"]["cost"]
     assert page.text_content("#bill-so-far") == coach["preview"]["so_far"]
     assert page.text_content("#bill-projected") == coach["preview"]["projected"]
+    shown = [[td.inner_text() for td in tr.query_selector_all("td")]
+             for tr in page.query_selector_all("#appliances tr")]
+    expected = [[a["appliance"].replace("_", " "), str(a["runs"]), a["kwh"], f"{a['cost']} {a['currency']}"]
+                for a in coach["appliances"]] or [["No appliance runs seen yet."]]
+    assert shown == expected
     page.wait_for_selector("#chart .main-svg")  # Plotly, served by the cloud itself, drew the chart
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
     # usable on a phone

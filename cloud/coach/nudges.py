@@ -59,7 +59,7 @@ class Nudge(BaseModel):
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _profile_kwh(run: ApplianceRunV1) -> list[Decimal]:
+def profile_kwh(run: ApplianceRunV1) -> list[Decimal]:
     minutes = max(1, round((run.end - run.start) / 60))
     if run.profile_w:
         return [Decimal(str(round(w, 3))) / 60000 for w in run.profile_w]
@@ -116,7 +116,7 @@ def fits(tariff: Tariff, tz: ZoneInfo, start: datetime, minutes: int, prefs: Shi
     return not banded or len(bands) == 1
 
 
-def _money(value: Decimal, tariff: Tariff) -> str:
+def money(value: Decimal, tariff: Tariff) -> str:
     return str(value.quantize(tariff.minor_unit, ROUND_HALF_UP))
 
 
@@ -130,7 +130,7 @@ def shift_nudge(run: ApplianceRunV1, tariff: Tariff, tz: ZoneInfo, prefs: ShiftP
                 published_until: datetime | None = None) -> Nudge | None:
     """The cheapest fitting start on the run's local day and the night after, if it saves enough."""
     prefs = prefs or ShiftPrefs()
-    kwh = _profile_kwh(run)
+    kwh = profile_kwh(run)
     original = datetime.fromtimestamp(run.start, UTC)
     try:
         original_cost, _ = run_cost(tariff, tz, original, kwh)
@@ -157,31 +157,43 @@ def shift_nudge(run: ApplianceRunV1, tariff: Tariff, tz: ZoneInfo, prefs: ShiftP
     day_word = "" if when.date() == original.astimezone(tz).date() else " the next morning"
     message = (f"Your {name} ran at {original.astimezone(tz):%H:%M} and used {used:.1f} kWh; starting at "
                f"{when:%H:%M}{day_word} would have cost {_say(saving, tariff.currency)} less.")
-    return Nudge(kind="shift", appliance=run.appliance, message=message, saving=_money(saving, tariff),
+    return Nudge(kind="shift", appliance=run.appliance, message=message, saving=money(saving, tariff),
                  currency=tariff.currency, proposed_start=best[1], original_start=original)
+
+
+def tariff_costs(history: list[Interval], current: Tariff, candidates: list[Tariff], tz: ZoneInfo, end: date,
+                 days: int = 30) -> list[tuple[Tariff, Decimal]]:
+    """The energy cost of the last ``days`` full days under the current tariff (first) and each
+    candidate that can price them (a dynamic tariff without prices for the window cannot)."""
+    start = end - timedelta(days=days)
+    window = [i for i in history if local_midnight(start, tz) <= i.start < local_midnight(end, tz)]
+    if not window:
+        return []
+    out = [(current, price(current, window, start, end, tz).subtotal)]
+    for candidate in candidates:
+        if candidate.name == current.name:
+            continue
+        try:
+            out.append((candidate, price(candidate, window, start, end, tz).subtotal))
+        except ValueError:
+            continue
+    return out
 
 
 def tariff_switch(history: list[Interval], current: Tariff, candidates: list[Tariff], tz: ZoneInfo,
                   end: date, days: int = 30, min_annual: Decimal = Decimal("10")) -> list[Nudge]:
     """Re-price the last ``days`` full days under each candidate; best first, only real savings."""
-    start = end - timedelta(days=days)
-    window = [i for i in history if local_midnight(start, tz) <= i.start < local_midnight(end, tz)]
-    if not window:
+    costs = tariff_costs(history, current, candidates, tz, end, days)
+    if not costs:
         return []
-    now_cost = price(current, window, start, end, tz).subtotal
+    now_cost = costs[0][1]
     out = []
-    for candidate in candidates:
-        if candidate.name == current.name:
-            continue
-        try:
-            cost = price(candidate, window, start, end, tz).subtotal
-        except ValueError:
-            continue  # e.g. dynamic prices not covering the window
+    for candidate, cost in costs[1:]:
         annual = (now_cost - cost) * Decimal(365) / Decimal(days)
         if annual >= min_annual:
             out.append(Nudge(kind="tariff", message=(
                 f"On {candidate.name} your last {days} days would have cost {_say(now_cost - cost, current.currency)}"
-                f" less: about {_say(annual, current.currency)} a year."), saving=_money(annual, current),
+                f" less: about {_say(annual, current.currency)} a year."), saving=money(annual, current),
                 currency=current.currency, annual=True, target=candidate.name))
     return sorted(out, key=lambda n: -Decimal(n.saving))
 
@@ -210,4 +222,4 @@ def always_on(history: list[Interval], tariff: Tariff, tz: ZoneInfo, min_half_ho
     return Nudge(kind="always_on", message=(
         f"Your home never uses less than about {floor_w:.0f} W, {seen}: that always-on load costs about "
         f"{_say(annual, tariff.currency)} a year. Switching off devices on standby lowers it."),
-        saving=_money(annual, tariff), currency=tariff.currency, annual=True)
+        saving=money(annual, tariff), currency=tariff.currency, annual=True)

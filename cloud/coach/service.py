@@ -11,7 +11,17 @@ from pydantic import BaseModel
 
 from cloud.billing.engine import price
 from cloud.coach.explain import Explanation, explain
-from cloud.coach.nudges import Nudge, ShiftPrefs, always_on, shift_nudge, tariff_switch
+from cloud.coach.nudges import (
+    Nudge,
+    ShiftPrefs,
+    always_on,
+    money,
+    profile_kwh,
+    run_cost,
+    shift_nudge,
+    tariff_costs,
+    tariff_switch,
+)
 from cloud.coach.periods import previous_period
 from cloud.coach.preview import BillPreview, daily_totals, project
 from cloud.storage.base import Household, Storage
@@ -24,11 +34,52 @@ HISTORY_DAYS = 91
 SHOCK_RATIO = Decimal("1.3")
 
 
+class ApplianceCost(BaseModel):
+    """An appliance's share of this bill: its runs (disaggregated or from a plug), priced minute by minute."""
+
+    appliance: str
+    runs: int
+    kwh: str
+    cost: str
+    currency: str
+
+
+class TariffCost(BaseModel):
+    """What the same days would have cost on another tariff: energy and standing charges."""
+
+    name: str
+    cost: str
+    currency: str
+    current: bool
+    days: int
+
+
 class CoachReport(BaseModel):
     preview: BillPreview | None
     explanation: Explanation | None
     nudges: list[Nudge]
     bill_shock: str | None
+    appliances: list[ApplianceCost] = []
+    tariffs: list[TariffCost] = []
+
+
+def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int) -> list[ApplianceCost]:
+    totals: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)])
+    for run in runs:
+        if run.start < since:
+            continue
+        kwh = profile_kwh(run)
+        try:
+            cost, _ = run_cost(tariff, tz, datetime.fromtimestamp(run.start, UTC), kwh)
+        except LookupError:
+            continue  # a dynamic tariff without prices for that time
+        row = totals[run.appliance]
+        row[0] += 1
+        row[1] += sum(kwh, Decimal(0))
+        row[2] += cost
+    return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{kwh:.2f}", cost=money(cost, tariff),
+                                 currency=tariff.currency) for name, (n, kwh, cost) in totals.items()),
+                  key=lambda a: -Decimal(a.cost))
 
 
 def _appliance_kwh(runs: list, start: int, end: int) -> dict[str, Decimal]:
@@ -74,9 +125,14 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
                 best_shift[run.appliance] = nudge
     nudges += sorted(best_shift.values(), key=lambda n: -Decimal(n.saving))
     full_days = len(daily_totals(history, tz))
+    compared: list[TariffCost] = []
     if full_days:
         days = 90 if full_days >= 90 else min(30, full_days)  # the last 30 or 90 days, as far as seen
-        nudges += tariff_switch(history, tariff, catalogue(), tz, now.astimezone(tz).date(), days=days)
+        today = now.astimezone(tz).date()
+        nudges += tariff_switch(history, tariff, catalogue(), tz, today, days=days)
+        compared = [TariffCost(name=t.name, cost=money(cost, tariff), currency=tariff.currency,
+                               current=t.name == tariff.name, days=days)
+                    for t, cost in tariff_costs(history, tariff, catalogue(), tz, today, days)]
     floor = always_on(history, tariff, tz)
     if floor:
         nudges.append(floor)
@@ -86,4 +142,6 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
         decided = await store.nudge_decisions(household.id)
         nudges = [n.model_copy(update={"status": "accepted"}) if decided.get(n.id) == "accept" else n
                   for n in nudges if decided.get(n.id) != "dismiss"]
-    return CoachReport(preview=bill_preview, explanation=explanation, nudges=nudges, bill_shock=shock)
+    period_start = int(datetime.combine(bill_preview.period_start, datetime.min.time(), tz).timestamp())
+    return CoachReport(preview=bill_preview, explanation=explanation, nudges=nudges, bill_shock=shock,
+                       appliances=appliance_costs(runs, tariff, tz, period_start), tariffs=compared)

@@ -92,6 +92,29 @@ function showCoach(c) {
   }));
 }
 
+function rows(id, items, cells) {
+  const body = document.getElementById(id);
+  if (!items.length) return;
+  body.replaceChildren(...items.map((item) => {
+    const tr = document.createElement("tr");
+    for (const value of cells(item)) {
+      const td = document.createElement("td");
+      td.textContent = value;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+function showBreakdown(c) {
+  rows("appliances", c.appliances || [], (a) => [a.appliance.replace("_", " "), a.runs, a.kwh, `${a.cost} ${a.currency}`]);
+  rows("tariffs", c.tariffs || [], (t) => [t.current ? `${t.name} (yours)` : t.name, `${t.cost} ${t.currency}`]);
+  if (c.tariffs && c.tariffs.length) {
+    document.getElementById("tariffs-note").textContent =
+      `Your last ${c.tariffs[0].days} days priced on each tariff we know, standing charges included.`;
+  }
+}
+
 async function decide(id, decision) {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const r = await fetch(`/api/v1/household/nudges/${encodeURIComponent(id)}`, {
@@ -104,7 +127,7 @@ async function decide(id, decision) {
 async function refreshCoach() {
   try {
     const r = await fetch("/api/v1/household/coach", { cache: "no-store", credentials: "same-origin" });
-    if (r.ok) showCoach(await r.json());
+    if (r.ok) { const c = await r.json(); showCoach(c); showBreakdown(c); }
   } catch (e) { /* next time */ }
 }
 

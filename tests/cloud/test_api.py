@@ -236,6 +236,18 @@ def test_coach_report_preview_explanation_shock_and_a_shift_nudge(cloud):
     assert report["bill_shock"] is not None
     kinds = [n["kind"] for n in report["nudges"]]
     assert "always_on" in kinds
+    # the washer's share of this bill: 30 min at 2 kW + 90 min at 200 W = 1.3 kWh at 24.50p
+    assert report["appliances"] == [{"appliance": "washing_machine", "runs": 1, "kwh": "1.30", "cost": "0.32",
+                                     "currency": "GBP"}]
+    # the same 30 days on each tariff of the catalogue; this one is the flat demo rate at 24.50p
+    tariffs = {t["name"]: t for t in report["tariffs"]}
+    current = [t for t in tariffs.values() if t["current"]]
+    assert len(current) == 1 and current[0]["days"] == 30 and "Economy 7 (example)" in tariffs
+    # the 30 whole days before the last reading's day: Jan 11-31 at 24 kWh, Feb 1-9 at 48 kWh, less the
+    # half-hour ending Feb 1 00:00 that still ran at the January rate; plus 30 days' standing charge
+    kwh_30_days = Decimal(24) * 21 + Decimal(48) * 9 - Decimal("0.5")
+    expected = kwh_30_days * Decimal("0.2450") + 30 * Decimal("0.6010")
+    assert Decimal(current[0]["cost"]) == expected.quantize(Decimal("0.01"))
     # a flat tariff has no cheaper time: no shift nudge, whatever the run
     assert "shift" not in kinds
     client.get("/api/v1/household/coach", headers=auth)
