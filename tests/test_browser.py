@@ -68,6 +68,21 @@ def test_the_dashboard_shows_the_apis_figures(running_home, page):
     page.screenshot(path=str(SHOTS / "dashboard-phone.png"), full_page=True)
 
 
+def test_history_by_day_week_and_month(running_home, page):
+    cloud = running_home["cloud"]
+    page.goto(f"{cloud}/login?key={running_home['key']}")
+    for span in ("week", "month", "day"):
+        page.click(f"button[data-span={span}]")
+        page.wait_for_selector(f"#history[data-span={span}] .main-svg")
+        history = page.request.get(f"{cloud}/api/v1/household/history?span={span}").json()
+        shaded = [b for b in history["bands"] if b["level"] != "standard"]
+        assert page.get_attribute("#history", "data-shaded") == str(len(shaded))
+        assert page.get_attribute(f"button[data-span={span}]", "aria-pressed") == "true"
+        bars = page.evaluate("document.getElementById('history').data[0].y")
+        assert bars == [float(b["kwh"]) for b in history["bars"]]
+    page.screenshot(path=str(SHOTS / "history.png"), full_page=True)
+
+
 def test_accepting_a_nudge_on_the_dashboard(running_home, page):
     cloud = running_home["cloud"]
     page.goto(f"{cloud}/login?key={running_home['key']}")

@@ -20,6 +20,7 @@ from cloud import deps
 from cloud.auth import Principal
 from cloud.coach.nudges import unit_rate
 from cloud.coach.service import CoachReport, coach_report
+from cloud.history import History, Span, history
 from cloud.notify import Prefs, prefs_of
 from cloud.problems import Problem
 from cloud.social import normalise_handle
@@ -202,3 +203,10 @@ async def link_social_handle(request: Request, who: Annotated[Principal, Depends
     handle = normalise_handle(body.handle)
     await _people(request).link_handle(who.household_id, handle)
     return {"handle": handle}
+
+
+@router.get("/history", response_model=History)
+async def usage_history(request: Request, who: Annotated[Principal, Depends(deps.householder)],
+                        span: Span = "day") -> History:
+    """Use by half-hour over the last day or week (with the tariff's bands), or by day over a month."""
+    return await history(deps.storage(request), await own_household(request, who), span)

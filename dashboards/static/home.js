@@ -115,6 +115,34 @@ function showBreakdown(c) {
   }
 }
 
+const SHADE = { cheap: "rgba(27, 127, 59, 0.15)", peak: "rgba(179, 38, 30, 0.15)" };
+let span = "day";
+
+async function refreshHistory() {
+  try {
+    const r = await fetch(`/api/v1/household/history?span=${span}`, { cache: "no-store", credentials: "same-origin" });
+    if (!r.ok || typeof Plotly === "undefined") return;
+    const h = await r.json();
+    const shapes = h.bands.filter((b) => b.level !== "standard").map((b) => ({
+      type: "rect", xref: "x", yref: "paper", x0: new Date(b.start * 1000), x1: new Date(b.end * 1000), y0: 0, y1: 1,
+      fillcolor: SHADE[b.level], line: { width: 0 }, layer: "below" }));
+    Plotly.react("history", [{ type: "bar", x: h.bars.map((b) => new Date(b.start * 1000)), y: h.bars.map((b) => Number(b.kwh)),
+      marker: { color: "#0b57d0" }, name: "kWh" }], {
+      margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "kWh" }, rangemode: "tozero" },
+      xaxis: { type: "date" }, shapes, bargap: 0.1 }, { displayModeBar: false, responsive: true });
+    document.getElementById("history").dataset.span = h.span;
+    document.getElementById("history").dataset.shaded = String(shapes.length);
+  } catch (e) { /* next time */ }
+}
+
+for (const button of document.querySelectorAll("button[data-span]")) {
+  button.addEventListener("click", () => {
+    span = button.dataset.span;
+    for (const b of document.querySelectorAll("button[data-span]")) b.setAttribute("aria-pressed", String(b === button));
+    refreshHistory();
+  });
+}
+
 async function decide(id, decision) {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const r = await fetch(`/api/v1/household/nudges/${encodeURIComponent(id)}`, {
@@ -128,6 +156,7 @@ async function refreshCoach() {
   try {
     const r = await fetch("/api/v1/household/coach", { cache: "no-store", credentials: "same-origin" });
     if (r.ok) { const c = await r.json(); showCoach(c); showBreakdown(c); }
+    refreshHistory();
   } catch (e) { /* next time */ }
 }
 

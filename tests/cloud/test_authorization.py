@@ -54,6 +54,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/household/deliveries"): HOUSEHOLDERS,
     ("GET", "/api/v1/push/vapid-public-key"): EVERYONE,
     ("PUT", "/api/v1/household/social-handle"): HOUSEHOLDERS,
+    ("GET", "/api/v1/household/history"): HOUSEHOLDERS,
     ("GET", "/api/v1/agent/mentions"): STAFF,
     ("POST", "/api/v1/social/mentions"): frozenset(),  # the platform's signature is the credential
 }

@@ -62,3 +62,30 @@ def test_the_cost_export_adds_up_to_todays_cost(cloud):  # noqa: F811
     assert str(cost) == today["cost"]
     readings = client.get("/api/v1/household/export/readings.csv", headers=auth).text.splitlines()
     assert len(readings) == 1 + 121 and readings[0].startswith("ts,utc,meter_id")
+
+
+def test_history_with_the_tariffs_bands(cloud):  # noqa: F811
+    from dataclasses import replace
+
+    from cloud.bootstrap import DEMO_HOUSEHOLD
+    from tests.cloud.test_coach import e7
+
+    client, secrets = cloud
+    store = client.app.state.storage
+    client.portal.call(store.upsert_household, replace(DEMO_HOUSEHOLD, tariff_json=e7().model_dump_json()))
+    readings = [reading(DAY + i * 1800, 1000 + i * 500) for i in range(48 * 3)]  # three days, 1 kWh an hour
+    assert post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=readings)).status_code == 200
+    auth = {"Authorization": f"Bearer {secrets['key']}"}
+
+    day = client.get("/api/v1/household/history", params={"span": "day"}, headers=auth).json()
+    assert day["resolution_s"] == 1800 and len(day["bars"]) == 48 and {b["kwh"] for b in day["bars"]} == {"0.500"}
+    night = [b for b in day["bands"] if b["band"] == "Night"]
+    assert [(b["level"], b["rate"], b["end"] - b["start"]) for b in night] == [("cheap", "0.09", 7 * 3600)]
+    assert {b["band"] for b in day["bands"]} == {"Night", "Day"}
+
+    week = client.get("/api/v1/household/history", params={"span": "week"}, headers=auth).json()
+    assert len([b for b in week["bands"] if b["level"] == "cheap"]) == 7 and len(week["bars"]) == 48 * 3
+    assert week["bars"][0]["kwh"] == "0.000"  # the first reading ever is the base: nothing before it to subtract
+    month = client.get("/api/v1/household/history", params={"span": "month"}, headers=auth).json()
+    assert month["resolution_s"] == 86400 and [b["kwh"] for b in month["bars"]] == ["23.500", "24.000", "24.000"]
+    assert client.get("/api/v1/household/history", params={"span": "year"}, headers=auth).status_code == 422
