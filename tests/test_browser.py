@@ -127,3 +127,13 @@ def test_the_hubs_display_page_draws_the_face(running_home, page):
     page.wait_for_function(f"document.getElementById('power').textContent === '{state['power_w']} W'")
     assert page.text_content("#reason") == state["reason"]
     page.screenshot(path=str(SHOTS / "display.png"))
+
+
+def test_the_community_page_shows_the_apis_areas(running_home, page):
+    page.goto(f"{running_home['cloud']}/community")
+    api = page.request.get(f"{running_home['cloud']}/api/v1/community/areas").json()
+    shown = page.query_selector_all("#areas li.area")
+    assert [li.get_attribute("data-district") for li in shown] == [a["district"] for a in api["areas"]]
+    if not api["areas"]:  # the test home is one hub: no district has the three a status needs
+        assert "enough hubs" in page.inner_text("#areas")
+    page.screenshot(path=str(SHOTS / "community.png"))

@@ -7,6 +7,7 @@ without JavaScript), then refreshes itself from the API.
 from __future__ import annotations
 
 import html
+import time
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -17,9 +18,10 @@ import plotly
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from cloud import deps
+from cloud import deps, staff
 from cloud.auth import Role, hash_secret
 from cloud.problems import Problem
+from cloud.storage.people import PeopleStore
 from cloud.summary import household_summary
 
 router = APIRouter(include_in_schema=False)
@@ -74,21 +76,32 @@ def _signed_in(request: Request, key: str) -> Response:
     return response
 
 
+async def _sign_in(request: Request, key: str) -> Response:
+    """Check the key; after MAX_FAILURES wrong keys from one address in WINDOW_S, wait (429)."""
+    store = deps.storage(request)
+    assert isinstance(store, PeopleStore)
+    who = f"address:{request.client.host if request.client else '?'}"
+    now = time.time()
+    if await store.failed_logins(who, now - staff.WINDOW_S) >= staff.MAX_FAILURES:
+        return _login_page(f"Too many wrong keys; try again in {staff.WINDOW_S // 60} minutes.", 429)
+    ok = await store.principal(hash_secret(key), Role.HOUSEHOLDER) is not None
+    await store.record_login(who, ok, now)
+    if not ok:
+        return _login_page("That access key is not valid.", 401)
+    return _signed_in(request, key)
+
+
 @router.get("/login")
 async def login_link(request: Request, key: str = "") -> Response:
     """A sign-in link (``/login?key=…``), as the demo prints and a welcome e-mail would carry."""
     if not key:
         return _login_page()
-    if await deps.storage(request).principal(hash_secret(key), Role.HOUSEHOLDER) is None:
-        return _login_page("That access key is not valid.", 401)
-    return _signed_in(request, key)
+    return await _sign_in(request, key)
 
 
 @router.post("/login")
 async def login_form(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
-    if await deps.storage(request).principal(hash_secret(key), Role.HOUSEHOLDER) is None:
-        return _login_page("That access key is not valid.", 401)
-    return _signed_in(request, key)
+    return await _sign_in(request, key)
 
 
 @router.post("/logout")

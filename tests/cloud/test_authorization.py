@@ -157,3 +157,13 @@ def test_pages_show_nothing_private_without_a_session(world):
     agent = client.get("/agent").text
     assert "agent sign in" in agent.lower() and "csrf-token" not in agent
     assert "The Demo Household" not in client.get("/community").text
+
+
+def test_wrong_access_keys_are_rate_limited(world):
+    client, identities = world
+    key = identities["householder"]["headers"]["Authorization"].removeprefix("Bearer ")
+    client.cookies.clear()
+    for _ in range(5):
+        assert client.get("/login", params={"key": "not-a-key"}, follow_redirects=False).status_code == 401
+    resp = client.post("/login", data={"key": key}, follow_redirects=False)
+    assert resp.status_code == 429 and "Too many wrong keys" in resp.text  # even the right key waits
