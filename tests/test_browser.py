@@ -101,8 +101,8 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     page.fill("#username", "demo-agent")
     page.keyboard.press("Tab")  # keyboard: from the user name to the password
     page.keyboard.type(running_home["agent_password"])
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#search")
+    with page.expect_navigation():  # to the console, its scripts loaded (the search is theirs)
+        page.keyboard.press("Enter")
     page.fill("#q", "SW1A 1AA")
     page.select_option("#reason", "billing query")
     page.click("#search button[type=submit]")
@@ -114,6 +114,9 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     assert page.text_content("#hh-projected") == f"{preview['projected']} {preview['currency']}"
     assert page.text_content("#hh-power") == f"{context['summary']['power_w']} W"
     assert page.text_content("#hh-name") == "The Demo Household"
+    page.wait_for_selector("#hh-chart .main-svg")
+    assert page.get_attribute("#hh-chart", "data-gaps") == str(len(context["gaps_24h"]))
+    assert page.inner_text("#hh-hubs").startswith(f"hub-demo: {context['hubs'][0]['verdict']}")
     page.fill("#note-text", "Explained the standing charge")
     page.click("#note button[type=submit]")
     page.wait_for_selector("#hh-notes li:has-text('Explained the standing charge')")
@@ -137,3 +140,39 @@ def test_the_community_page_shows_the_apis_areas(running_home, page):
     if not api["areas"]:  # the test home is one hub: no district has the three a status needs
         assert "enough hubs" in page.inner_text("#areas")
     page.screenshot(path=str(SHOTS / "community.png"))
+
+
+CONTRAST = """(els) => els.map((el) => {
+  const rgba = (s) => { const v = s.match(/[\\d.]+/g).map(Number); return v.length === 4 ? v : [...v, 1]; };
+  const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  const layers = [];  // backgrounds from the element up to the first opaque one
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgba(getComputedStyle(e).backgroundColor);
+    if (c[3] > 0) layers.push(c);
+    if (c[3] === 1) break;
+  }
+  let back = [255, 255, 255];  // the canvas under everything
+  for (const [r, g, b, a] of layers.reverse()) back = [r * a + back[0] * (1 - a), g * a + back[1] * (1 - a),
+                                                       b * a + back[2] * (1 - a)];
+  const [x, y] = [lum(rgba(getComputedStyle(el).color)), lum(back)].sort((p, q) => q - p);
+  return [el.tagName + "." + el.className, (x + 0.05) / (y + 0.05)];
+})"""
+
+
+def test_the_dashboard_reads_well_and_works_from_the_keyboard(running_home, page):
+    page.goto(f"{running_home['cloud']}/login?key={running_home['key']}")
+    page.wait_for_selector("#nudges li.nudge")
+    ratios = page.eval_on_selector_all("h1, h2, p, dt, dd, span, a, button, li, th, td, time", CONTRAST)
+    low = [(name, round(r, 2)) for name, r in ratios if r < 4.5]
+    assert not low, low  # WCAG AA for body text
+    reached, outlined = set(), True
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const e = document.activeElement;
+            return [e.tagName, e.textContent.trim().slice(0, 30), getComputedStyle(e).outlineStyle]; }""")
+        reached.add(focused[1])
+        outlined = outlined and (focused[0] == "BODY" or focused[2] != "none")
+    assert {"Sign out", "Day", "Week", "Month"} <= reached
+    assert any(text.startswith("Half-hourly use and cost") for text in reached)
+    assert outlined  # every stop shows where the focus is

@@ -79,10 +79,21 @@ class Gap(BaseModel):
     seconds: int
 
 
+class HubHealth(BaseModel):
+    hub_id: str
+    last_ts: int | None
+    voltage_v: float | None
+    power_failures: int | None
+    last_failure_ts: int | None
+    verdict: str
+
+
 class HouseholdContext(BaseModel):
     """What the agent sees: what the household saw, and what the hub and the cloud know."""
 
     household: HouseholdCard
+    hubs: list[HubHealth]
+    power_24h: list[tuple[int, int]] = Field(description="(ts, W) over the last 24 hours, one point a minute")
     summary: Summary
     coach: CoachReport
     last_reading_ts: int | None
@@ -106,6 +117,26 @@ async def _card(store: PeopleStore, h: Household) -> HouseholdCard:
 def gaps(series: list[tuple[int, int]], min_s: int = GAP_S) -> list[Gap]:
     return [Gap(start=a, end=b, seconds=b - a) for (a, _), (b, _) in zip(series, series[1:], strict=False)
             if b - a > min_s]
+
+
+def _health(h: dict[str, Any], now: int) -> HubHealth:
+    if h["last_ts"] is None:
+        verdict = "never reported: check it is powered and provisioned"
+    elif now - h["last_ts"] > 3600:
+        verdict = "silent for over an hour: power, Wi-Fi or broadband at the home"
+    elif h["voltage_v"] == 0:
+        verdict = "reporting 0 V: the supply may be off"
+    else:
+        verdict = "reporting normally"
+    return HubHealth(**h, verdict=verdict)
+
+
+def _minutes(series: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One point a minute (its mean), so a day's chart stays light."""
+    out: dict[int, list[int]] = {}
+    for ts, w in series:
+        out.setdefault(ts // 60 * 60, []).append(w)
+    return [(m, round(sum(v) / len(v))) for m, v in out.items()]
 
 
 @router.get("/api/v1/agent/reasons")
@@ -140,10 +171,12 @@ async def household_context(request: Request, session: Annotated[staff.Session, 
     appliances: dict[str, float] = {}
     for run in runs:
         appliances[run.appliance] = round(appliances.get(run.appliance, 0.0) + run.energy_wh / 1000, 3)
+    series = await storage.power_series(household_id, now - 86400, now + 1)
     return HouseholdContext(
-        household=await _card(store, household), summary=await household_summary(storage, household),
+        household=await _card(store, household), hubs=[_health(h, now) for h in await store.household_hubs(
+            household_id)], power_24h=_minutes(series), summary=await household_summary(storage, household),
         coach=await coach_report(storage, household), last_reading_ts=latest.ts if latest else None,
-        gaps_24h=gaps(await storage.power_series(household_id, now - 86400, now + 1)), appliances=appliances,
+        gaps_24h=gaps(series), appliances=appliances,
         notifications=await storage.notifications(household_id), notes=await store.notes(household_id),
         mentions=await store.mentions(household_id))
 

@@ -283,6 +283,14 @@ class PeopleStore:
         keys = ("hub_id", "household_id", "postcode", "last_ts", "voltage_v", "last_failure_ts")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    async def household_hubs(self, household_id: str) -> list[dict[str, Any]]:
+        """Each hub of the household with what its last batch said (hubs that never sent too)."""
+        rows = await self._fetch("SELECT h.id, s.last_ts, s.voltage_v, s.power_failures, s.last_failure_ts "
+                                 "FROM hubs h LEFT JOIN hub_status s ON s.hub_id = h.id WHERE h.household_id = ? "
+                                 "ORDER BY h.id", household_id)
+        keys = ("hub_id", "last_ts", "voltage_v", "power_failures", "last_failure_ts")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     async def household_postcodes(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in await self._fetch("SELECT id, postcode FROM households")]
 

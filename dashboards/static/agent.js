@@ -54,6 +54,17 @@ async function open(id) {
   text("hh-projected", p ? `${p.projected} ${p.currency}` : "–");
   text("hh-face", s.display ? `The household's display shows: ${s.display.face} — ${s.display.reason}` : "No display state yet.");
   text("hh-health", c.last_reading_ts ? `Last reading ${when(c.last_reading_ts)}` : "No reading received yet.");
+  items("hh-hubs", c.hubs.map((h) => `${h.hub_id}: ${h.verdict}` + (h.last_ts ? ` (last reading ${when(h.last_ts)}` +
+    (h.voltage_v !== null ? `, ${h.voltage_v} V` : "") + (h.last_failure_ts ? `, power failure seen ${when(h.last_failure_ts)}` : "") + ")" : "")));
+  if (typeof Plotly !== "undefined") {
+    const shapes = c.gaps_24h.map((g) => ({ type: "rect", xref: "x", yref: "paper", x0: new Date(g.start * 1000),
+      x1: new Date(g.end * 1000), y0: 0, y1: 1, fillcolor: "rgba(179, 38, 30, 0.2)", line: { width: 0 }, layer: "below" }));
+    Plotly.react("hh-chart", [{ type: "scatter", mode: "lines", x: c.power_24h.map((p) => new Date(p[0] * 1000)),
+      y: c.power_24h.map((p) => p[1]), line: { color: "#0b57d0" }, connectgaps: false }], {
+      margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "W" }, rangemode: "tozero" },
+      xaxis: { type: "date" }, shapes }, { displayModeBar: false, responsive: true });
+    document.getElementById("hh-chart").dataset.gaps = String(shapes.length);
+  }
   items("hh-gaps", c.gaps_24h.map((g) => `${when(g.start)} → ${when(g.end)} (${Math.round(g.seconds / 60)} min)`));
   items("hh-explain", c.coach.explanation ? c.coach.explanation.sentences : []);
   items("hh-appliances", Object.entries(c.appliances).map(([name, kwh]) => `${name}: ${kwh} kWh`));

@@ -79,6 +79,9 @@ def test_an_agent_finds_a_household_by_each_key_and_every_look_up_is_audited(con
     mine = client.get("/api/v1/household/summary", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
     assert ctx["summary"]["today"] == mine["today"] and ctx["summary"]["power_w"] == mine["power_w"]
     assert ctx["household"]["meters"] == [DEMO_METER] and ctx["last_reading_ts"] == DAY + 240
+    assert [(h["hub_id"], h["last_ts"], h["verdict"]) for h in ctx["hubs"]] == [
+        ("hub-demo", DAY + 240, "reporting normally")]
+    assert [p[0] for p in ctx["power_24h"]] == [DAY + i * 60 for i in range(5)]
 
     client.cookies.clear()
     sign_in(client, "root")
