@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import time
 
 from fastapi import Request
 
 from cloud.auth import Principal, Role, hash_secret
 from cloud.problems import Problem
 from cloud.storage.base import Storage
+from cloud.storage.people import PeopleStore
 
 SESSION_COOKIE = "ohmni_session"
 
@@ -40,25 +42,37 @@ async def installer(request: Request) -> Principal:
     return await _principal(request, Role.INSTALLER, _bearer(request))
 
 
+async def household_session(request: Request) -> tuple[Principal, str] | None:
+    """The page session behind the cookie: (who, its CSRF token), or None."""
+    token = request.cookies.get(SESSION_COOKIE)
+    store = storage(request)
+    if not token or not isinstance(store, PeopleStore):
+        return None
+    found = await store.session(hash_secret(token), time.time())
+    if found is None or found[0].role != Role.HOUSEHOLDER:
+        return None
+    return found
+
+
 async def householder(request: Request) -> Principal:
-    """A householder by API token (Authorization: Bearer) or by the page session cookie."""
-    return await _principal(request, Role.HOUSEHOLDER, _bearer(request) or request.cookies.get(SESSION_COOKIE))
-
-
-def csrf_token(session_secret: str) -> str:
-    """The token a page signed in by cookie sends back with every change: derived from the
-    cookie's secret, which another site can neither read nor compute."""
-    return hash_secret("csrf:" + session_secret)[:32]
-
-
-async def householder_write(request: Request) -> Principal:
-    """A householder making a change: by API token, or by the page cookie with its CSRF token."""
+    """A householder by API token (Authorization: Bearer) or by the page's session cookie."""
     token = _bearer(request)
     if token:
         return await _principal(request, Role.HOUSEHOLDER, token)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    who = await _principal(request, Role.HOUSEHOLDER, cookie)
-    sent = request.headers.get("x-csrf-token", "")
-    if not cookie or not hmac.compare_digest(sent, csrf_token(cookie)):
+    found = await household_session(request)
+    if found is None:
+        raise Problem(401, "Unauthorized", "this endpoint needs a householder credential or a signed-in page")
+    return found[0]
+
+
+async def householder_write(request: Request) -> Principal:
+    """A householder making a change: by API token, or by the page's session with its CSRF token."""
+    token = _bearer(request)
+    if token:
+        return await _principal(request, Role.HOUSEHOLDER, token)
+    found = await household_session(request)
+    if found is None:
+        raise Problem(401, "Unauthorized", "this endpoint needs a householder credential or a signed-in page")
+    if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), found[1]):
         raise Problem(403, "Forbidden", "missing or wrong CSRF token (X-CSRF-Token header)")
-    return who
+    return found[0]

@@ -6,7 +6,9 @@ without JavaScript), then refreshes itself from the API.
 
 from __future__ import annotations
 
+import hmac
 import html
+import secrets
 import time
 from datetime import UTC, datetime
 from importlib import resources
@@ -19,7 +21,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from cloud import deps, staff
-from cloud.auth import Role, hash_secret
+from cloud.auth import Principal, Role, hash_secret
 from cloud.problems import Problem
 from cloud.storage.people import PeopleStore
 from cloud.summary import household_summary
@@ -42,10 +44,10 @@ def _login_page(error: str = "", status: int = 200) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    try:
-        who = await deps.householder(request)
-    except Problem:
+    found = await deps.household_session(request)
+    if found is None:
         return _login_page()
+    who, csrf = found
     store = deps.storage(request)
     household = await store.household(who.household_id)
     if household is None:
@@ -63,16 +65,24 @@ async def home(request: Request) -> Response:
         "currency_symbol": today.currency_symbol if today else "",
         "tariff_line": today.tariff if today else "",
         "updated": datetime.fromtimestamp(s.now_ts, UTC).isoformat() if s.now_ts else "no reading yet",
-        "csrf": deps.csrf_token(request.cookies.get(deps.SESSION_COOKIE, "")),
+        "csrf": csrf,
     }
     page = _template("home.html").substitute({k: html.escape(v) for k, v in values.items()})
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
-def _signed_in(request: Request, key: str) -> Response:
+SESSION_S = 30 * 86400
+
+
+async def _signed_in(request: Request, who: Principal) -> Response:
+    """A new page session: the cookie holds a generated token (the cloud keeps its hash), never the key."""
+    store = deps.storage(request)
+    assert isinstance(store, PeopleStore)
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    await store.add_session(hash_secret(token), who, csrf, time.time() + SESSION_S)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(deps.SESSION_COOKIE, key, httponly=True, samesite="strict",
-                        secure=request.app.state.settings.secure_cookies, max_age=30 * 86400)
+    response.set_cookie(deps.SESSION_COOKIE, token, httponly=True, samesite="strict", path="/",
+                        secure=request.app.state.settings.secure_cookies, max_age=SESSION_S)
     return response
 
 
@@ -84,11 +94,11 @@ async def _sign_in(request: Request, key: str) -> Response:
     now = time.time()
     if await store.failed_logins(who, now - staff.WINDOW_S) >= staff.MAX_FAILURES:
         return _login_page(f"Too many wrong keys; try again in {staff.WINDOW_S // 60} minutes.", 429)
-    ok = await store.principal(hash_secret(key), Role.HOUSEHOLDER) is not None
-    await store.record_login(who, ok, now)
-    if not ok:
+    principal = await store.principal(hash_secret(key), Role.HOUSEHOLDER)
+    await store.record_login(who, principal is not None, now)
+    if principal is None:
         return _login_page("That access key is not valid.", 401)
-    return _signed_in(request, key)
+    return await _signed_in(request, principal)
 
 
 @router.get("/login")
@@ -105,9 +115,17 @@ async def login_form(request: Request, key: Annotated[str, Form(max_length=200)]
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request, csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """End the page session (with its CSRF token, so another site cannot sign you out)."""
+    found = await deps.household_session(request)
+    if found is not None:
+        if not hmac.compare_digest(csrf, found[1]):
+            raise Problem(403, "Forbidden", "missing or wrong CSRF token")
+        store = deps.storage(request)
+        assert isinstance(store, PeopleStore)
+        await store.end_session(hash_secret(request.cookies.get(deps.SESSION_COOKIE, "")))
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(deps.SESSION_COOKIE)
+    response.delete_cookie(deps.SESSION_COOKIE, path="/")
     return response
 
 

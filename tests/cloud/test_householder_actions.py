@@ -33,12 +33,20 @@ def test_accepting_and_dismissing_nudges(cloud):  # noqa: F811
     other = {"Authorization": f"Bearer {secrets['other_key']}"}
     assert client.post(f"/api/v1/household/nudges/{always_on['id']}", json={"decision": "dismiss"},
                        headers=other).status_code == 404
-    # by cookie (the page), a change needs the CSRF token
-    client.cookies.set(deps.SESSION_COOKIE, secrets["key"])
+    # signed in on the page (a session cookie, not the key), a change needs the page's CSRF token
+    page = client.get("/login", params={"key": secrets["key"]})
+    assert secrets["key"] not in client.cookies.get(deps.SESSION_COOKIE)
+    csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
     url = f"/api/v1/household/nudges/{always_on['id']}"
     assert client.post(url, json={"decision": "dismiss"}).status_code == 403
-    assert client.post(url, json={"decision": "dismiss"},
-                       headers={"X-CSRF-Token": deps.csrf_token(secrets["key"])}).status_code == 200
+    assert client.post(url, json={"decision": "dismiss"}, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert client.post(url, json={"decision": "dismiss"}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    # signing out ends the session on the server: the old cookie opens nothing
+    old = client.cookies.get(deps.SESSION_COOKIE)
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
+    client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    client.cookies.clear()
+    assert client.get("/api/v1/household/summary", cookies={deps.SESSION_COOKIE: old}).status_code == 401
     client.cookies.clear()
     left = client.get("/api/v1/household/coach", headers=auth).json()["nudges"]
     assert always_on["id"] not in {n["id"] for n in left}
