@@ -42,37 +42,41 @@ async def installer(request: Request) -> Principal:
     return await _principal(request, Role.INSTALLER, _bearer(request))
 
 
+def people(request: Request) -> PeopleStore:
+    """The storage as the staff, session, audit and notification store every backend also is."""
+    store = storage(request)
+    assert isinstance(store, PeopleStore), "every storage backend is a PeopleStore"
+    return store
+
+
 async def household_session(request: Request) -> tuple[Principal, str] | None:
     """The page session behind the cookie: (who, its CSRF token), or None."""
     token = request.cookies.get(SESSION_COOKIE)
-    store = storage(request)
-    if not token or not isinstance(store, PeopleStore):
+    if not token:
         return None
-    found = await store.session(hash_secret(token), time.time())
+    found = await people(request).session(hash_secret(token), time.time())
     if found is None or found[0].role != Role.HOUSEHOLDER:
         return None
     return found
 
 
-async def householder(request: Request) -> Principal:
-    """A householder by API token (Authorization: Bearer) or by the page's session cookie."""
+async def _householder(request: Request, write: bool) -> Principal:
     token = _bearer(request)
     if token:
         return await _principal(request, Role.HOUSEHOLDER, token)
     found = await household_session(request)
     if found is None:
         raise Problem(401, "Unauthorized", "this endpoint needs a householder credential or a signed-in page")
+    if write and not hmac.compare_digest(request.headers.get("x-csrf-token", ""), found[1]):
+        raise Problem(403, "Forbidden", "missing or wrong CSRF token (X-CSRF-Token header)")
     return found[0]
+
+
+async def householder(request: Request) -> Principal:
+    """A householder by API token (Authorization: Bearer) or by the page's session cookie."""
+    return await _householder(request, write=False)
 
 
 async def householder_write(request: Request) -> Principal:
     """A householder making a change: by API token, or by the page's session with its CSRF token."""
-    token = _bearer(request)
-    if token:
-        return await _principal(request, Role.HOUSEHOLDER, token)
-    found = await household_session(request)
-    if found is None:
-        raise Problem(401, "Unauthorized", "this endpoint needs a householder credential or a signed-in page")
-    if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), found[1]):
-        raise Problem(403, "Forbidden", "missing or wrong CSRF token (X-CSRF-Token header)")
-    return found[0]
+    return await _householder(request, write=True)

@@ -38,14 +38,8 @@ Reason = Literal["billing query", "outage report", "moving home", "complaint", "
 GAP_S = 120
 
 
-def people(request: Request) -> PeopleStore:
-    store = deps.storage(request)
-    assert isinstance(store, PeopleStore)
-    return store
-
-
 async def signed_in(request: Request) -> staff.Session:
-    session = await staff.current(people(request), request.cookies.get(staff.STAFF_COOKIE))
+    session = await staff.current(deps.people(request), request.cookies.get(staff.STAFF_COOKIE))
     if session is None:
         raise Problem(401, "Unauthorized", "sign in to the agent console first (/agent)")
     if request.method not in ("GET", "HEAD"):
@@ -109,7 +103,7 @@ class NoteIn(BaseModel):
     reason: Reason
 
 
-async def _card(store: PeopleStore, h: Household) -> HouseholdCard:
+async def household_card(store: PeopleStore, h: Household) -> HouseholdCard:
     return HouseholdCard(id=h.id, name=h.name, account_number=h.account_number, postcode=h.postcode,
                          meters=await store.household_meters(h.id))
 
@@ -149,17 +143,17 @@ async def reasons(session: Annotated[staff.Session, Depends(agent)]) -> list[str
 async def search(request: Request, session: Annotated[staff.Session, Depends(agent)],
                  q: Annotated[str, Query(min_length=1, max_length=100)], reason: Reason) -> list[HouseholdCard]:
     """Households by account number, meter id (MPAN/EAN), postcode or name. Audited."""
-    store = people(request)
+    store = deps.people(request)
     found = await store.search_households(q)
     await store.audit(session.who, "*", "search", reason, f"q={q!r} found={len(found)}", time.time())
-    return [await _card(store, h) for h in found]
+    return [await household_card(store, h) for h in found]
 
 
 @router.get("/api/v1/agent/households/{household_id}", response_model=HouseholdContext)
 async def household_context(request: Request, session: Annotated[staff.Session, Depends(agent)],
                             household_id: str, reason: Reason) -> HouseholdContext:
     """Everything about one household an agent may see. Audited."""
-    store = people(request)
+    store = deps.people(request)
     household = await deps.storage(request).household(household_id)
     if household is None:
         raise Problem(404, "Not found", f"no household {household_id!r}")
@@ -173,7 +167,7 @@ async def household_context(request: Request, session: Annotated[staff.Session, 
         appliances[run.appliance] = round(appliances.get(run.appliance, 0.0) + run.energy_wh / 1000, 3)
     series = await storage.power_series(household_id, now - 86400, now + 1)
     return HouseholdContext(
-        household=await _card(store, household), hubs=[_health(h, now) for h in await store.household_hubs(
+        household=await household_card(store, household), hubs=[_health(h, now) for h in await store.household_hubs(
             household_id)], power_24h=_minutes(series), summary=await household_summary(storage, household),
         coach=await coach_report(storage, household), last_reading_ts=latest.ts if latest else None,
         gaps_24h=gaps(series), appliances=appliances,
@@ -185,7 +179,7 @@ async def household_context(request: Request, session: Annotated[staff.Session, 
 async def add_note(request: Request, session: Annotated[staff.Session, Depends(agent)], household_id: str,
                    note: NoteIn) -> dict[str, str]:
     """A note on the household's record (needs the X-CSRF-Token header). Audited."""
-    store = people(request)
+    store = deps.people(request)
     if await deps.storage(request).household(household_id) is None:
         raise Problem(404, "Not found", f"no household {household_id!r}")
     now = time.time()
@@ -199,7 +193,7 @@ async def audit_log(request: Request, session: Annotated[staff.Session, Depends(
                     household_id: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     """Who looked at what, when and why, newest first (admins only)."""
-    return await people(request).audit_log(household_id, limit)
+    return await deps.people(request).audit_log(household_id, limit)
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -216,7 +210,7 @@ def _page(name: str, status: int = 200, trusted: dict[str, str] | None = None, *
 
 @router.get("/agent", include_in_schema=False)
 async def console(request: Request) -> Response:
-    session = await staff.current(people(request), request.cookies.get(staff.STAFF_COOKIE))
+    session = await staff.current(deps.people(request), request.cookies.get(staff.STAFF_COOKIE))
     if session is None:
         return _page("agent_login.html", error="")
     options = "".join(f'<option value="{html.escape(r)}">{html.escape(r)}</option>' for r in REASONS)
@@ -228,7 +222,7 @@ async def console(request: Request) -> Response:
 async def login(request: Request, username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=256)]) -> Response:
     try:
-        session = await staff.sign_in(people(request), username, password)
+        session = await staff.sign_in(deps.people(request), username, password)
     except Problem as exc:
         return _page("agent_login.html", exc.status, error=exc.detail)
     response = RedirectResponse("/agent", status_code=303)
@@ -239,10 +233,10 @@ async def login(request: Request, username: Annotated[str, Form(max_length=64)],
 
 @router.post("/agent/logout", include_in_schema=False)
 async def logout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> Response:
-    session = await staff.current(people(request), request.cookies.get(staff.STAFF_COOKIE))
+    session = await staff.current(deps.people(request), request.cookies.get(staff.STAFF_COOKIE))
     if session is not None:
         staff.check_csrf(session, csrf)
-        await people(request).end_session(hash_secret(session.token))
+        await deps.people(request).end_session(hash_secret(session.token))
     response = RedirectResponse("/agent", status_code=303)
     response.delete_cookie(staff.STAFF_COOKIE, path="/")
     return response

@@ -16,10 +16,9 @@ from pydantic import BaseModel, ValidationError
 from cloud import deps
 from cloud.community import AreaStatus, areas
 from cloud.problems import Problem
-from cloud.routers.agents import HouseholdCard, _card, agent
+from cloud.routers.agents import HouseholdCard, agent, household_card
 from cloud.social import Mention, Post, atom, normalise_handle, verify_mention
 from cloud.staff import Session
-from cloud.storage.people import PeopleStore
 
 router = APIRouter(tags=["community"])
 
@@ -30,9 +29,7 @@ class Community(BaseModel):
 
 
 async def _community(request: Request) -> Community:
-    store = deps.storage(request)
-    assert isinstance(store, PeopleStore)
-    found, clock = areas(await store.hub_statuses())
+    found, clock = areas(await deps.people(request).hub_statuses())
     return Community(clock=clock, areas=found)
 
 
@@ -56,17 +53,12 @@ async def community_page(request: Request) -> HTMLResponse:
     return HTMLResponse(page.substitute(areas=rows, clock=html.escape(when)), headers={"Cache-Control": "no-store"})
 
 
-def _people(request: Request) -> PeopleStore:
-    store = deps.storage(request)
-    assert isinstance(store, PeopleStore)
-    return store
-
 
 @router.get("/social/feed.atom", include_in_schema=False)
 async def feed(request: Request) -> Response:
     """The utility's posts (incidents, tips) as an Atom feed. Public."""
     base = str(request.base_url).rstrip("/")
-    posts = [Post(**p) for p in await _people(request).posts()]
+    posts = [Post(**p) for p in await deps.people(request).posts()]
     return Response(atom(posts, base), media_type="application/atom+xml")
 
 
@@ -83,7 +75,7 @@ async def mention(request: Request) -> dict[str, str | None]:
         m = Mention.model_validate_json(body)
     except ValidationError as exc:
         raise Problem(422, "Invalid mention", str(exc.errors()[0]["msg"])) from None
-    household = await _people(request).add_mention(m.id, m.ts or time.time(), normalise_handle(m.handle), m.text,
+    household = await deps.people(request).add_mention(m.id, m.ts or time.time(), normalise_handle(m.handle), m.text,
                                                    m.url)
     return {"status": "queued", "household_id": household}
 
@@ -100,10 +92,10 @@ class QueuedMention(BaseModel):
 @router.get("/api/v1/agent/mentions", response_model=list[QueuedMention])
 async def mention_queue(request: Request, session: Annotated[Session, Depends(agent)]) -> list[QueuedMention]:
     """Mentions waiting for an agent, oldest first, with the household where the handle is linked."""
-    store = _people(request)
+    store = deps.people(request)
     out = []
     for m in await store.mentions(status="queued"):
         household = await deps.storage(request).household(m["household_id"]) if m["household_id"] else None
-        card = await _card(store, household) if household else None
+        card = await household_card(store, household) if household else None
         out.append(QueuedMention(**{k: m[k] for k in ("id", "ts", "handle", "text", "url")}, household=card))
     return out

@@ -25,7 +25,6 @@ from cloud.notify import Prefs, prefs_of
 from cloud.problems import Problem
 from cloud.social import normalise_handle
 from cloud.storage.base import Household
-from cloud.storage.people import PeopleStore
 from cloud.summary import Summary, household_summary, settlement_usage
 from cloud.tariffs.model import Tariff
 from protocols.uplink import ReadingV1
@@ -87,8 +86,7 @@ async def decide_nudge(request: Request, who: Annotated[Principal, Depends(deps.
     report = await coach_report(store, household)
     if nudge_id not in {n.id for n in report.nudges}:
         raise Problem(404, "Not found", f"no current nudge {nudge_id!r}")
-    assert isinstance(store, PeopleStore)
-    await store.decide_nudge(household.id, nudge_id, body.decision, time.time())
+    await deps.people(request).decide_nudge(household.id, nudge_id, body.decision, time.time())
     return {"id": nudge_id, "decision": body.decision}
 
 
@@ -137,13 +135,13 @@ async def export_readings(request: Request, who: Annotated[Principal, Depends(de
 @router.get("/notification-prefs", response_model=Prefs)
 async def get_prefs(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> Prefs:
     """What the household is told about, on which channels, and its quiet hours."""
-    return await prefs_of(_people(request), who.household_id)
+    return await prefs_of(deps.people(request), who.household_id)
 
 
 @router.put("/notification-prefs", response_model=Prefs)
 async def put_prefs(request: Request, who: Annotated[Principal, Depends(deps.householder_write)],
                     prefs: Prefs) -> Prefs:
-    await _people(request).set_notification_prefs(who.household_id, prefs.model_dump_json())
+    await deps.people(request).set_notification_prefs(who.household_id, prefs.model_dump_json())
     return prefs
 
 
@@ -166,7 +164,7 @@ async def add_push_subscription(request: Request, who: Annotated[Principal, Depe
     url = urlsplit(subscription.endpoint)
     if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost"))):
         raise Problem(422, "Invalid subscription", "a push endpoint is an https:// URL")
-    await _people(request).add_push_subscription(who.household_id, subscription.endpoint, subscription.keys.p256dh,
+    await deps.people(request).add_push_subscription(who.household_id, subscription.endpoint, subscription.keys.p256dh,
                                                  subscription.keys.auth, time.time())
     return {"status": "subscribed"}
 
@@ -174,13 +172,8 @@ async def add_push_subscription(request: Request, who: Annotated[Principal, Depe
 @router.get("/deliveries")
 async def deliveries(request: Request, who: Annotated[Principal, Depends(deps.householder)]) -> list[dict]:
     """The delivery log: each notification on each channel, sent or failed, newest first."""
-    return [d for d in await _people(request).deliveries(who.household_id) if d["channel"] != "all"]
+    return [d for d in await deps.people(request).deliveries(who.household_id) if d["channel"] != "all"]
 
-
-def _people(request: Request) -> PeopleStore:
-    store = deps.storage(request)
-    assert isinstance(store, PeopleStore)
-    return store
 
 
 push_router = APIRouter(tags=["notifications"])
@@ -201,7 +194,7 @@ async def link_social_handle(request: Request, who: Annotated[Principal, Depends
                              body: Handle) -> dict[str, str]:
     """Link the household's social handle, so its mentions of the utility reach an agent with its context."""
     handle = normalise_handle(body.handle)
-    await _people(request).link_handle(who.household_id, handle)
+    await deps.people(request).link_handle(who.household_id, handle)
     return {"handle": handle}
 
 

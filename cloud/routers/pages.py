@@ -23,7 +23,6 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from cloud import deps, staff
 from cloud.auth import Principal, Role, hash_secret
 from cloud.problems import Problem
-from cloud.storage.people import PeopleStore
 from cloud.summary import household_summary
 
 router = APIRouter(include_in_schema=False)
@@ -76,8 +75,7 @@ SESSION_S = 30 * 86400
 
 async def _signed_in(request: Request, who: Principal) -> Response:
     """A new page session: the cookie holds a generated token (the cloud keeps its hash), never the key."""
-    store = deps.storage(request)
-    assert isinstance(store, PeopleStore)
+    store = deps.people(request)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     await store.add_session(hash_secret(token), who, csrf, time.time() + SESSION_S)
     response = RedirectResponse("/", status_code=303)
@@ -88,13 +86,12 @@ async def _signed_in(request: Request, who: Principal) -> Response:
 
 async def _sign_in(request: Request, key: str) -> Response:
     """Check the key; after MAX_FAILURES wrong keys from one address in WINDOW_S, wait (429)."""
-    store = deps.storage(request)
-    assert isinstance(store, PeopleStore)
+    store = deps.people(request)
     who = f"address:{request.client.host if request.client else '?'}"
     now = time.time()
     if await store.failed_logins(who, now - staff.WINDOW_S) >= staff.MAX_FAILURES:
         return _login_page(f"Too many wrong keys; try again in {staff.WINDOW_S // 60} minutes.", 429)
-    principal = await store.principal(hash_secret(key), Role.HOUSEHOLDER)
+    principal = await deps.storage(request).principal(hash_secret(key), Role.HOUSEHOLDER)
     await store.record_login(who, principal is not None, now)
     if principal is None:
         return _login_page("That access key is not valid.", 401)
@@ -121,9 +118,7 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=64)] = "
     if found is not None:
         if not hmac.compare_digest(csrf, found[1]):
             raise Problem(403, "Forbidden", "missing or wrong CSRF token")
-        store = deps.storage(request)
-        assert isinstance(store, PeopleStore)
-        await store.end_session(hash_secret(request.cookies.get(deps.SESSION_COOKIE, "")))
+        await deps.people(request).end_session(hash_secret(request.cookies.get(deps.SESSION_COOKIE, "")))
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(deps.SESSION_COOKIE, path="/")
     return response

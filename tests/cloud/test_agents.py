@@ -11,24 +11,18 @@ from fastapi.testclient import TestClient
 
 from cloud import staff
 from cloud.app import create_app
-from cloud.auth import Principal, Role, hash_secret, new_secret
+from cloud.auth import Principal, Role, hash_secret
 from cloud.bootstrap import DEMO_HOUSEHOLD, DEMO_METER
-from cloud.settings import CloudSettings
 from cloud.storage.base import Household
 from protocols.uplink import UplinkBatch
-from tests.cloud.test_api import DAY, fresh_database, post, reading
+from tests.cloud.test_api import DAY, demo_settings, post, reading
 
 PASSWORDS = {"alice": "correct horse battery", "root": "admin staple battery", "bob": "agent two password"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def console(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    secrets = {"hub": new_secret(), "key": new_secret()}
-    (tmp_path / "hub").write_text(secrets["hub"])
-    (tmp_path / "key").write_text(secrets["key"])
-    database = fresh_database(request.getfixturevalue("postgres")) if request.param == "postgres" else None
-    settings = CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, demo_hub_token_file=tmp_path / "hub",
-                             demo_householder_key_file=tmp_path / "key", database_url=database)
+    settings, secrets = demo_settings(request, tmp_path)
     app = create_app(settings)
     with TestClient(app) as client:
         store = app.state.storage

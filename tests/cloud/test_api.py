@@ -42,15 +42,23 @@ def fresh_database(postgres) -> str:
     return asyncio.run(create_database(postgres))
 
 
+def demo_settings(request, tmp_path: Path, **extra: object) -> tuple[CloudSettings, dict[str, str]]:
+    """The demo household's cloud, on PostgreSQL when the test is parametrised with "postgres";
+    its hub credential and householder key as ``secrets["hub"]`` and ``secrets["key"]``."""
+    secrets = {"hub": new_secret(), "key": new_secret()}
+    (tmp_path / "hub").write_text(secrets["hub"])
+    (tmp_path / "key").write_text(secrets["key"])
+    postgres = getattr(request, "param", "sqlite") == "postgres"
+    database = fresh_database(request.getfixturevalue("postgres")) if postgres else None
+    return CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, demo_hub_token_file=tmp_path / "hub",
+                         demo_householder_key_file=tmp_path / "key", database_url=database, **extra), secrets
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def cloud(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """The cloud app on each storage backend: the same tests hold for SQLite and PostgreSQL."""
-    secrets = {"hub": new_secret(), "key": new_secret(), "other_hub": new_secret(), "other_key": new_secret()}
-    (tmp_path / "hub").write_text(secrets["hub"])
-    (tmp_path / "key").write_text(secrets["key"])
-    database = fresh_database(request.getfixturevalue("postgres")) if request.param == "postgres" else None
-    settings = CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, demo_hub_token_file=tmp_path / "hub",
-                             demo_householder_key_file=tmp_path / "key", database_url=database)
+    settings, secrets = demo_settings(request, tmp_path)
+    secrets |= {"other_hub": new_secret(), "other_key": new_secret()}
     app = create_app(settings)
     with TestClient(app) as client:
         store = app.state.storage

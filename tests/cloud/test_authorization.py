@@ -16,10 +16,9 @@ from cloud import staff
 from cloud.app import create_app
 from cloud.auth import ALL_HOUSEHOLDS, Principal, Role, hash_secret, new_secret
 from cloud.bootstrap import DEMO_HOUSEHOLD
-from cloud.settings import CloudSettings
 from cloud.storage.base import Household
 from protocols.uplink import UplinkBatch
-from tests.cloud.test_api import DAY, reading
+from tests.cloud.test_api import DAY, demo_settings, reading
 
 EVERYONE = frozenset({"anonymous", "hub", "other_hub", "householder", "other_householder", "installer", "agent",
                       "admin"})
@@ -78,12 +77,9 @@ _seq = iter(range(1, 10_000))
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict]]]:
-    secrets = {"hub": new_secret(), "key": new_secret()}
-    (tmp_path / "hub").write_text(secrets["hub"])
-    (tmp_path / "key").write_text(secrets["key"])
-    app = create_app(CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, outage_check_s=0,
-                                   demo_hub_token_file=tmp_path / "hub", demo_householder_key_file=tmp_path / "key"))
+def world(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict]]]:
+    settings, secrets = demo_settings(request, tmp_path, outage_check_s=0)
+    app = create_app(settings)
     other_hub, other_key, installer = new_secret(), new_secret(), new_secret()
     with TestClient(app) as client:
         store = app.state.storage

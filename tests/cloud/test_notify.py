@@ -25,8 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi.testclient import TestClient
 
 from cloud.app import create_app
-from cloud.settings import CloudSettings
-from tests.cloud.test_api import fresh_database
+from tests.cloud.test_api import demo_settings
 from tests.fixtures import free_port
 
 SECRET = "webhook-shared-secret"
@@ -111,16 +110,10 @@ class Receivers:
 @pytest.fixture(params=["sqlite", "postgres"])
 def notifying(request, tmp_path: Path):
     receivers = Receivers()
-    database = fresh_database(request.getfixturevalue("postgres")) if request.param == "postgres" else None
-    key = "k" * 43
-    (tmp_path / "key").write_text(key)
-    (tmp_path / "hub").write_text("h" * 43)
-    app = create_app(CloudSettings(data_dir=tmp_path / "cloud", database_url=database, bootstrap_demo=True,
-                                   demo_hub_token_file=tmp_path / "hub", demo_householder_key_file=tmp_path / "key",
-                                   webhook_url=f"{receivers.url}/hook", webhook_secret=SECRET,
-                                   notify_every_s=0, outage_check_s=0))
-    with TestClient(app) as client:
-        yield client, {"Authorization": f"Bearer {key}"}, receivers
+    settings, secrets = demo_settings(request, tmp_path, webhook_url=f"{receivers.url}/hook", webhook_secret=SECRET,
+                                      notify_every_s=0, outage_check_s=0)
+    with TestClient(create_app(settings)) as client:
+        yield client, {"Authorization": f"Bearer {secrets['key']}"}, receivers
     receivers.close()
 
 
@@ -136,6 +129,9 @@ def test_each_notification_reaches_each_channel_once_outside_quiet_hours(notifyi
         resp = client.post("/api/v1/household/push-subscriptions", headers=auth, json={
             "endpoint": f"{receivers.url}/push/{name}", "keys": {"p256dh": browser.p256dh, "auth": b64(browser.auth)}})
         assert resp.status_code == 201
+    refused = client.post("/api/v1/household/push-subscriptions", headers=auth, json={
+        "endpoint": "http://push.example/plain", "keys": {"p256dh": "x", "auth": "y"}})
+    assert refused.status_code == 422 and "https://" in refused.json()["detail"]
     client.post("/api/v1/household/push-subscriptions", headers=auth, json={
         "endpoint": f"{receivers.url}/push/gone", "keys": {"p256dh": Browser().p256dh, "auth": b64(os.urandom(16))}})
     assert client.put("/api/v1/household/notification-prefs", headers=auth, json={

@@ -15,6 +15,7 @@ from cloud.app import create_app
 from cloud.settings import CloudSettings
 from cloud.social import community_pass, tip_posts
 from tests.cloud.test_agents import PASSWORDS, sign_in
+from tests.cloud.test_api import demo_settings
 from tests.cloud.test_community import HOMES, Homes, area  # noqa: F401  (the fixture, on both backends)
 from tests.cloud.test_notify import Receivers
 
@@ -52,19 +53,16 @@ def test_an_outage_is_posted_to_the_feed_and_the_webhook_once(area, tmp_path):  
 
 
 @pytest.fixture
-def console_with_mentions(tmp_path):
-    (tmp_path / "key").write_text("k" * 43)
-    (tmp_path / "hub").write_text("h" * 43)
-    app = create_app(CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, outage_check_s=0,
-                                   notify_every_s=0, demo_hub_token_file=tmp_path / "hub",
-                                   demo_householder_key_file=tmp_path / "key",
-                                   social_mentions_secret=MENTIONS_SECRET))
+def console_with_mentions(request, tmp_path):
+    settings, secrets = demo_settings(request, tmp_path, outage_check_s=0, notify_every_s=0,
+                                      social_mentions_secret=MENTIONS_SECRET)
+    app = create_app(settings)
     with TestClient(app) as client:
         from cloud import staff
         from cloud.auth import Role
 
         client.portal.call(staff.add_staff, app.state.storage, "alice", Role.AGENT, PASSWORDS["alice"])
-        yield client, {"Authorization": f"Bearer {'k' * 43}"}
+        yield client, {"Authorization": f"Bearer {secrets['key']}"}
 
 
 def send(client: TestClient, mention: dict, secret: str = MENTIONS_SECRET):
@@ -80,6 +78,9 @@ def test_mentions_reach_agents_with_the_households_context(console_with_mentions
                       headers=householder).json() == {"handle": "demohome"}
     mine = {"id": "m1", "handle": "@demohome", "text": "@utility why is my bill so high?", "url": "https://x/1"}
     assert send(client, mine, secret="forged").status_code == 401
+    broken = client.post("/api/v1/social/mentions", content=b"{not json", headers={
+        "X-Ohmni-Signature": "sha256=" + hmac.new(MENTIONS_SECRET.encode(), b"{not json", hashlib.sha256).hexdigest()})
+    assert broken.status_code == 422 and broken.headers["content-type"].startswith("application/problem+json")
     assert send(client, mine).json() == {"status": "queued", "household_id": "hh-demo"}
     assert send(client, {"id": "m2", "handle": "@stranger", "text": "@utility hello"}).json()["household_id"] is None
     sign_in(client, "alice")
