@@ -116,9 +116,6 @@ def fits(tariff: Tariff, tz: ZoneInfo, start: datetime, minutes: int, prefs: Shi
     return not banded or len(bands) == 1
 
 
-def money(value: Decimal, tariff: Tariff) -> str:
-    return str(value.quantize(tariff.minor_unit, ROUND_HALF_UP))
-
 
 def _say(amount: Decimal, currency: str) -> str:
     if currency == "GBP" and amount < 1:
@@ -157,7 +154,7 @@ def shift_nudge(run: ApplianceRunV1, tariff: Tariff, tz: ZoneInfo, prefs: ShiftP
     day_word = "" if when.date() == original.astimezone(tz).date() else " the next morning"
     message = (f"Your {name} ran at {original.astimezone(tz):%H:%M} and used {used:.1f} kWh; starting at "
                f"{when:%H:%M}{day_word} would have cost {_say(saving, tariff.currency)} less.")
-    return Nudge(kind="shift", appliance=run.appliance, message=message, saving=money(saving, tariff),
+    return Nudge(kind="shift", appliance=run.appliance, message=message, saving=tariff.money(saving),
                  currency=tariff.currency, proposed_start=best[1], original_start=original)
 
 
@@ -193,7 +190,7 @@ def tariff_switch(history: list[Interval], current: Tariff, candidates: list[Tar
         if annual >= min_annual:
             out.append(Nudge(kind="tariff", message=(
                 f"On {candidate.name} your last {days} days would have cost {_say(now_cost - cost, current.currency)}"
-                f" less: about {_say(annual, current.currency)} a year."), saving=money(annual, current),
+                f" less: about {_say(annual, current.currency)} a year."), saving=current.money(annual),
                 currency=current.currency, annual=True, target=candidate.name))
     return sorted(out, key=lambda n: -Decimal(n.saving))
 
@@ -222,4 +219,4 @@ def always_on(history: list[Interval], tariff: Tariff, tz: ZoneInfo, min_half_ho
     return Nudge(kind="always_on", message=(
         f"Your home never uses less than about {floor_w:.0f} W, {seen}: that always-on load costs about "
         f"{_say(annual, tariff.currency)} a year. Switching off devices on standby lowers it."),
-        saving=money(annual, tariff), currency=tariff.currency, annual=True)
+        saving=tariff.money(annual), currency=tariff.currency, annual=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -42,9 +42,6 @@ class BillPreview(BaseModel):
     history_days: int
     basis: str
 
-
-def _money(value: Decimal, tariff: Tariff) -> str:
-    return str(value.quantize(tariff.minor_unit, ROUND_HALF_UP))
 
 
 def slot_profile(history: list[Interval], tz: ZoneInfo) -> tuple[dict[int, Decimal], Decimal]:
@@ -112,10 +109,10 @@ def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime,
     return BillPreview(
         currency=tariff.currency, period_start=period_start, covered_from=start, period_end=end,
         days_total=(end - period_start).days,
-        days_elapsed=(today - start).days + 1, so_far=_money(so_far.total, tariff),
-        so_far_kwh=f"{so_far.energy_kwh:.3f}", projected=_money(projected.total, tariff),
-        projected_low=_money(max(so_far.total, projected.total - band), tariff),
-        projected_high=_money(projected.total + band, tariff), projected_kwh=f"{projected.energy_kwh:.3f}",
+        days_elapsed=(today - start).days + 1, so_far=tariff.money(so_far.total),
+        so_far_kwh=f"{so_far.energy_kwh:.3f}", projected=tariff.money(projected.total),
+        projected_low=tariff.money(max(so_far.total, projected.total - band)),
+        projected_high=tariff.money(projected.total + band), projected_kwh=f"{projected.energy_kwh:.3f}",
         history_days=len(totals), basis=basis), projected
 
 

@@ -15,7 +15,6 @@ from cloud.coach.nudges import (
     Nudge,
     ShiftPrefs,
     always_on,
-    money,
     profile_kwh,
     run_cost,
     shift_nudge,
@@ -77,7 +76,7 @@ def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int) -> lis
         row[0] += 1
         row[1] += sum(kwh, Decimal(0))
         row[2] += cost
-    return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{kwh:.2f}", cost=money(cost, tariff),
+    return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{kwh:.2f}", cost=tariff.money(cost),
                                  currency=tariff.currency) for name, (n, kwh, cost) in totals.items()),
                   key=lambda a: -Decimal(a.cost))
 
@@ -130,7 +129,7 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
         days = 90 if full_days >= 90 else min(30, full_days)  # the last 30 or 90 days, as far as seen
         today = now.astimezone(tz).date()
         nudges += tariff_switch(history, tariff, catalogue(), tz, today, days=days)
-        compared = [TariffCost(name=t.name, cost=money(cost, tariff), currency=tariff.currency,
+        compared = [TariffCost(name=t.name, cost=tariff.money(cost), currency=tariff.currency,
                                current=t.name == tariff.name, days=days)
                     for t, cost in tariff_costs(history, tariff, catalogue(), tz, today, days)]
     floor = always_on(history, tariff, tz)

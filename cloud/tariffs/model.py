@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import UTC, datetime, time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
@@ -174,6 +174,10 @@ class Tariff(BaseModel):
     @property
     def minor_unit(self) -> Decimal:
         return MINOR_UNIT.get(self.currency, Decimal("0.01"))
+
+    def money(self, value: Decimal) -> str:
+        """An amount as the bill shows it: rounded half-up once, to the currency's smallest unit."""
+        return str(value.quantize(self.minor_unit, ROUND_HALF_UP))
 
     def version_at(self, t: datetime) -> TariffVersion:
         for version in self.versions:
