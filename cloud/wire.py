@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from cloud.ingest import EARLIEST_TS, MAX_POWER_W
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS
-from protocols.uplink import ApplianceRunV1, ReadingV1, UplinkBatch, UplinkEnvelope
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1, UplinkBatch, UplinkEnvelope
 
 #: The reading's columns in storage order: a decoded reading's astuple() is a table row.
 ROW_FIELDS: tuple[str, ...] = ("channel", *READING_FIELDS)
@@ -79,7 +79,7 @@ ReadingWire = _struct("ReadingWire", ReadingV1, ROW_FIELDS, STRICTER)
 Reading: TypeAlias = ReadingV1 | msgspec.Struct
 
 _BATCH = UplinkBatch.model_fields
-_NESTED = ("display", "runs", "notices")  # validated by pydantic from raw JSON
+_NESTED = ("display", "runs", "energy", "notices")  # validated by pydantic from raw JSON
 _ADAPTERS = {name: TypeAdapter(Annotated[_BATCH[name].annotation, _BATCH[name]]) for name in _NESTED}
 _DEFAULTS = {name: _BATCH[name].default_factory or (lambda d=_BATCH[name].default: d) for name in _NESTED}
 
@@ -92,6 +92,7 @@ class BatchWire(msgspec.Struct, kw_only=True):
     backlog: _wire_type(_BATCH["backlog"]) = None  # type: ignore[valid-type]
     display: msgspec.Raw = msgspec.Raw()  # empty: not in the body
     runs: msgspec.Raw = msgspec.Raw()
+    energy: msgspec.Raw = msgspec.Raw()
     notices: msgspec.Raw = msgspec.Raw()
 
 
@@ -109,10 +110,12 @@ class Incoming:
     backlog: int | None = None
     notices: list[str] = field(default_factory=list)
     fast: bool = True  # decoded here: every reading valid, floats finite
+    energy: list[ApplianceEnergyV1] = field(default_factory=list)
 
     @classmethod
     def from_envelope(cls, env: UplinkEnvelope) -> Incoming:
-        return cls(env.hub_id, env.seq, env.readings, env.display, env.runs, env.backlog, env.notices, fast=False)
+        return cls(env.hub_id, env.seq, env.readings, env.display, env.runs, env.backlog, env.notices, fast=False,
+                   energy=env.energy)
 
 
 def decode_fast(body: bytes) -> Incoming | None:
@@ -132,7 +135,7 @@ def decode_fast(body: bytes) -> Incoming | None:
         except ValueError:
             return None
     return Incoming(wire.hub_id, wire.seq, wire.readings, nested["display"], nested["runs"], wire.backlog,
-                    nested["notices"])
+                    nested["notices"], energy=nested["energy"])
 
 
 _COLUMNS = operator.attrgetter(*ROW_FIELDS)

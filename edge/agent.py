@@ -89,6 +89,7 @@ class HubAgent:
             runs = [run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)]
             if runs:
                 self.store.add_runs(run.to_uplink() for run in runs)
+            self.store.add_energy(self.nilm.take_half_hours())
         if self.mqtt is not None and readings:
             r = readings[-1]
             self.mqtt.publish_state("meter", f"Smart meter {r.meter_id}", {
@@ -152,7 +153,8 @@ class HubAgent:
         await asyncio.gather(*workers, return_exceptions=True)
         self.flush_devices()
         if self.nilm is not None:  # runs that ended before the stop still count
-            self.store.add_runs(run.to_uplink() for run in self.nilm.flush(final=False))
+            self.store.add_runs(run.to_uplink() for run in self.nilm.flush(final=True))
+            self.store.add_energy(self.nilm.take_half_hours())
         drained = await self.uplink.drain(drain_s)
         if not drained:
             backlog = self.store.status()["backlog_readings"]

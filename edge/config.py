@@ -123,7 +123,8 @@ class NilmConfig(BaseModel):
 
     enabled: bool = True
     model: Path | None = Field(default=None, description="a model from `ohmni nilm train`; default: the shipped one")
-    window_s: float = 6 * 3600
+    window_s: float = Field(default=8 * 3600, ge=4 * 3600 + 600, description="power kept for disaggregation; runs "
+                            "and half hours are settled two hours inside both ends")
     every_s: float = 300
 
 

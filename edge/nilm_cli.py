@@ -70,15 +70,17 @@ def _model(path: Path) -> dict:
 def train_cmd(
     houses: Annotated[list[Path], typer.Argument(help="House CSVs with submetered appliance columns.")],
     out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")],
+    trees: Annotated[int, typer.Option(min=5, max=500, help="Trees per booster: fewer train faster and fit "
+                                                                "less.")] = 80,
 ) -> None:
-    """Learn each appliance's switching signature from submetered houses."""
+    """Learn each appliance's signature and its trees from submetered houses (two houses or more each)."""
     from edge.nilm.model import learn, save
 
-    model = learn(_houses(houses, need_truth=True))
+    model = learn(_houses(houses, need_truth=True), trees=trees, progress=lambda msg: typer.echo(msg, err=True))
     save(model, out)
-    for name, sig in model.items():
-        typer.echo(f"{name}: {sig.runs} runs learned" + ("" if sig.runs else " (none: it will not be detected)"),
-                   err=True)
+    missing = [name for name in NAMES if name not in model.appliances]
+    if missing:
+        typer.echo(f"not learned (will not be detected): {', '.join(missing)}", err=True)
     typer.echo(f"wrote {out} ({out.stat().st_size} bytes)", err=True)
 
 
@@ -117,7 +119,7 @@ def evaluate_cmd(
         for name, truth in h.appliances.items():
             t, e = pooled.setdefault(name, ([], []))
             t.append(truth)
-            e.append(est[name])
+            e.append(est.get(name, np.zeros(len(truth))))
     _print_scores({name: score(name, np.concatenate(t), np.concatenate(e)) for name, (t, e) in pooled.items()},
                   "evaluation")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS, MeterReading, column_sql
-from protocols.uplink import ApplianceRunV1, ReadingV1, UplinkBatch
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1, UplinkBatch
 
 _SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS appliance_runs (
     appliance TEXT NOT NULL,
     start INTEGER NOT NULL,
     body TEXT NOT NULL,
+    batch_seq INTEGER,
+    UNIQUE (appliance, start)
+);
+CREATE TABLE IF NOT EXISTS appliance_energy (
+    appliance TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    energy_wh REAL NOT NULL,
     batch_seq INTEGER,
     UNIQUE (appliance, start)
 );
@@ -145,6 +152,16 @@ class HubStore:
                                 rows)
         return self.db.total_changes - before
 
+    def add_energy(self, half_hours: Iterable[ApplianceEnergyV1]) -> int:
+        """Keep each appliance's half-hour energy once (the first estimate of a half hour stands)."""
+        rows = [(e.appliance, e.start, e.energy_wh) for e in half_hours]
+        before = self.db.total_changes
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)",
+                                rows)
+        return self.db.total_changes - before
+
     def runs(self) -> list[ApplianceRunV1]:
         return [ApplianceRunV1.model_validate_json(b) for (b,) in
                 self.db.execute("SELECT body FROM appliance_runs ORDER BY start")]
@@ -229,8 +246,13 @@ class HubStore:
             runs = [ApplianceRunV1.model_validate_json(body) for _, body in run_rows]
             self.db.executemany("UPDATE appliance_runs SET batch_seq = ? WHERE rowid = ?",
                                 [(seq, rowid) for rowid, _ in run_rows])
+            energy_rows = self.db.execute("SELECT rowid, appliance, start, energy_wh FROM appliance_energy WHERE "
+                                          "batch_seq IS NULL ORDER BY start LIMIT 5000").fetchall()
+            energy = [ApplianceEnergyV1(appliance=a, start=start, energy_wh=wh) for _, a, start, wh in energy_rows]
+            self.db.executemany("UPDATE appliance_energy SET batch_seq = ? WHERE rowid = ?",
+                                [(seq, row[0]) for row in energy_rows])
             batch = UplinkBatch(hub_id=hub_id, seq=seq, readings=readings, display=display, notices=notices,
-                                runs=runs)
+                                runs=runs, energy=energy)
             if notices:
                 self.db.execute("UPDATE compactions SET reported = 1 WHERE reported = 0")
             self.db.execute("UPDATE outbox SET body = ? WHERE seq = ?", (batch.model_dump_json(), seq))

@@ -64,6 +64,20 @@ class ApplianceRunV1(BaseModel):
         return self
 
 
+class ApplianceEnergyV1(BaseModel):
+    """An appliance's energy in one half hour, as disaggregation estimated it: what the bill's half hours split into."""
+
+    appliance: str = Field(max_length=64)
+    start: int = Field(description="UTC epoch seconds, a multiple of 1800")
+    energy_wh: float = Field(ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ApplianceEnergyV1:
+        if self.start % 1800:
+            raise ValueError("a half hour starts on a multiple of 1800 s")
+        return self
+
+
 class UplinkBatch(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     hub_id: str = Field(max_length=64)
@@ -71,6 +85,8 @@ class UplinkBatch(BaseModel):
     readings: list[ReadingV1] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
+    energy: list[ApplianceEnergyV1] = Field(default_factory=list, max_length=5000,
+                                            description="per-appliance energy per half hour (optional, newer hubs)")
     backlog: int | None = Field(default=None, ge=0, description="readings still waiting in the hub's outbox")
     notices: list[str] = Field(default_factory=list, max_length=100,
                                description="what the household should know, e.g. readings kept at lower resolution")
@@ -85,6 +101,7 @@ class UplinkEnvelope(BaseModel):
     readings: list[Any] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
+    energy: list[ApplianceEnergyV1] = Field(default_factory=list, max_length=5000)
     backlog: int | None = Field(default=None, ge=0)
     notices: list[str] = Field(default_factory=list, max_length=100)
 

@@ -27,6 +27,7 @@ from cloud.storage.base import Household, Storage
 from cloud.storage.people import PeopleStore
 from cloud.summary import settlement_usage
 from cloud.tariffs.model import Tariff, catalogue
+from protocols.uplink import ApplianceEnergyV1
 
 HISTORY_DAYS = 91
 #: A projection this much above the last period's bill warns the household before the bill arrives.
@@ -34,7 +35,8 @@ SHOCK_RATIO = Decimal("1.3")
 
 
 class ApplianceCost(BaseModel):
-    """An appliance's share of this bill: its runs (disaggregated or from a plug), priced minute by minute."""
+    """An appliance's share of this bill. Where the hub sent its half-hour energy (disaggregation on the hub),
+    that energy is priced half hour by half hour, as the bill is; otherwise its runs are, minute by minute."""
 
     appliance: str
     runs: int
@@ -62,8 +64,10 @@ class CoachReport(BaseModel):
     tariffs: list[TariffCost] = []
 
 
-def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int) -> list[ApplianceCost]:
+def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int,
+                    energy: list[ApplianceEnergyV1] = ()) -> list[ApplianceCost]:
     totals: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)])
+    by_half_hour = {e.appliance for e in energy if e.start >= since}
     for run in runs:
         if run.start < since:
             continue
@@ -74,19 +78,36 @@ def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int) -> lis
             continue  # a dynamic tariff without prices for that time
         row = totals[run.appliance]
         row[0] += 1
-        row[1] += sum(kwh, Decimal(0))
+        if run.appliance not in by_half_hour:
+            row[1] += sum(kwh, Decimal(0))
+            row[2] += cost
+    for e in energy:
+        if e.start < since:
+            continue
+        kwh = Decimal(str(e.energy_wh)) / 1000
+        try:  # tariffs change rate on half hours: the rate at the start holds for the whole half hour
+            cost, _ = run_cost(tariff, tz, datetime.fromtimestamp(e.start, UTC), [kwh])
+        except LookupError:
+            continue
+        row = totals[e.appliance]
+        row[1] += kwh
         row[2] += cost
     return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{kwh:.2f}", cost=tariff.money(cost),
                                  currency=tariff.currency) for name, (n, kwh, cost) in totals.items()),
                   key=lambda a: -Decimal(a.cost))
 
 
-def _appliance_kwh(runs: list, start: int, end: int) -> dict[str, Decimal]:
+def _appliance_kwh(runs: list, energy: list[ApplianceEnergyV1], start: int, end: int) -> dict[str, Decimal]:
+    """kWh per appliance in [start, end): from the half hours where the hub sent them, else from runs."""
+    from_energy: dict[str, Decimal] = defaultdict(Decimal)
+    for e in energy:
+        if start <= e.start < end:
+            from_energy[e.appliance] += Decimal(str(e.energy_wh)) / 1000
     out: dict[str, Decimal] = defaultdict(Decimal)
     for run in runs:
-        if start <= run.start < end:
+        if start <= run.start < end and run.appliance not in from_energy:
             out[run.appliance] += Decimal(str(run.energy_wh)) / 1000
-    return dict(out)
+    return {**out, **from_energy}
 
 
 async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs | None = None) -> CoachReport:
@@ -102,6 +123,7 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     explanation, shock = None, None
     prev_start, prev_end = previous_period(bill_preview.period_start, household.billing_day)
     runs = await store.runs(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
+    energy = await store.appliance_energy(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
     previous_usage = [i for i in history if i.start.astimezone(tz).date() >= prev_start
                       and i.start.astimezone(tz).date() < prev_end]
     if previous_usage:
@@ -109,7 +131,8 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
         ts = [int(datetime.combine(d, datetime.min.time(), tz).timestamp())
               for d in (prev_start, prev_end, bill_preview.period_end)]
         # this period as projected to its end against the last one: like with like
-        explanation = explain(last, projected, (_appliance_kwh(runs, ts[0], ts[1]), _appliance_kwh(runs, ts[1], ts[2])))
+        explanation = explain(last, projected, (_appliance_kwh(runs, energy, ts[0], ts[1]),
+                                                    _appliance_kwh(runs, energy, ts[1], ts[2])))
         if Decimal(bill_preview.projected) > last.total * SHOCK_RATIO:
             shock = (f"Your bill is heading for about {bill_preview.projected} {tariff.currency}, well above last "
                      f"period's {last.total}.")
@@ -143,4 +166,5 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
                   for n in nudges if decided.get(n.id) != "dismiss"]
     period_start = int(datetime.combine(bill_preview.period_start, datetime.min.time(), tz).timestamp())
     return CoachReport(preview=bill_preview, explanation=explanation, nudges=nudges, bill_shock=shock,
-                       appliances=appliance_costs(runs, tariff, tz, period_start), tariffs=compared)
+                       appliances=appliance_costs(runs, tariff, tz, period_start, energy),
+                       tariffs=compared)

@@ -66,6 +66,8 @@ async def post_batch(
             await store.set_display(hub.household_id, batch.display)
         if batch.runs:
             await store.store_runs(hub.household_id, hub.subject, batch.runs)
+        if batch.energy:
+            await store.store_energy(hub.household_id, hub.subject, batch.energy)
         for notice in batch.notices:
             await store.add_notification(hub.household_id, "hub_notice", hashlib.sha256(notice.encode()).hexdigest(),
                                          notice[:500])

@@ -9,7 +9,7 @@ from typing import Protocol
 from cloud.auth import Principal, Role
 from cloud.wire import Reading
 from protocols.display import DisplayState
-from protocols.uplink import ApplianceRunV1, ReadingV1
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ class Storage(Protocol):
         """Keep appliance runs once per (hub, appliance, start)."""
 
     async def runs(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceRunV1]: ...
+    async def store_energy(self, household_id: str, hub_id: str, energy: list[ApplianceEnergyV1]) -> int:
+        """Keep per-appliance half-hour energy once per (hub, appliance, half hour)."""
+
+    async def appliance_energy(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceEnergyV1]:
+        """The household's half-hour appliance energy with ``from_ts <= start < to_ts``, by start."""
 
     async def add_notification(self, household_id: str, kind: str, key: str, message: str) -> bool:
         """Record a notification once per (household, kind, key); False if it was already sent."""

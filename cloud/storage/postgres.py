@@ -24,7 +24,7 @@ from cloud.wire import ROW_FIELDS, Reading
 from cloud.wire import rows as to_rows
 from protocols.display import DisplayState
 from protocols.readings import READING_COLUMNS
-from protocols.uplink import ApplianceRunV1, ReadingV1
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1
 
 DAY_S = 86_400
 _PG_TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION", "TEXT": "TEXT"}
@@ -59,6 +59,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE display (household_id TEXT PRIMARY KEY, state_json TEXT NOT NULL);
     """,
     PEOPLE_DDL,  # 2: staff, sessions, audit log, notes, registered meters
+    """
+    CREATE TABLE appliance_energy (household_id TEXT NOT NULL, hub_id TEXT NOT NULL, appliance TEXT NOT NULL,
+        start BIGINT NOT NULL, energy_wh DOUBLE PRECISION NOT NULL, PRIMARY KEY (hub_id, appliance, start));
+    CREATE INDEX energy_household_start ON appliance_energy (household_id, start);
+    """,  # 3: per-appliance energy per half hour, from the hub's disaggregation
 )
 
 
@@ -304,6 +309,19 @@ class PostgresStorage(PeopleStore):
         rows = await self.pool.fetch("SELECT run_json FROM appliance_runs WHERE household_id = $1 AND start >= $2 "
                                      "AND start < $3 ORDER BY start", household_id, from_ts, to_ts)
         return [ApplianceRunV1.model_validate_json(r["run_json"]) for r in rows]
+
+    async def store_energy(self, household_id: str, hub_id: str, energy: list[ApplianceEnergyV1]) -> int:
+        status = await self.pool.execute(
+            "INSERT INTO appliance_energy SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[], "
+            "$5::double precision[]) ON CONFLICT DO NOTHING", household_id, hub_id, [e.appliance for e in energy],
+            [e.start for e in energy], [e.energy_wh for e in energy])
+        return int(status.split()[-1])
+
+    async def appliance_energy(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceEnergyV1]:
+        rows = await self.pool.fetch("SELECT appliance, start, energy_wh FROM appliance_energy WHERE household_id = $1 "
+                                     "AND start >= $2 AND start < $3 ORDER BY start, appliance", household_id, from_ts,
+                                     to_ts)
+        return [ApplianceEnergyV1(appliance=r["appliance"], start=r["start"], energy_wh=r["energy_wh"]) for r in rows]
 
     async def add_notification(self, household_id: str, kind: str, key: str, message: str) -> bool:
         status = await self.pool.execute("INSERT INTO notifications VALUES ($1, $2, $3, $4, $5) ON CONFLICT "

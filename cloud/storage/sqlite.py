@@ -18,7 +18,7 @@ from cloud.wire import ROW_FIELDS, Reading
 from cloud.wire import rows as to_rows
 from protocols.display import DisplayState
 from protocols.readings import column_sql
-from protocols.uplink import ApplianceRunV1, ReadingV1
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1
 
 T = TypeVar("T")
 
@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS appliance_runs (
     run_json TEXT NOT NULL, PRIMARY KEY (hub_id, appliance, start)
 );
 CREATE INDEX IF NOT EXISTS runs_household_start ON appliance_runs (household_id, start);
+CREATE TABLE IF NOT EXISTS appliance_energy (
+    household_id TEXT NOT NULL, hub_id TEXT NOT NULL, appliance TEXT NOT NULL, start INTEGER NOT NULL,
+    energy_wh REAL NOT NULL, PRIMARY KEY (hub_id, appliance, start)
+);
+CREATE INDEX IF NOT EXISTS energy_household_start ON appliance_energy (household_id, start);
 CREATE TABLE IF NOT EXISTS notifications (
     household_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL,
     message TEXT NOT NULL, PRIMARY KEY (household_id, kind, key)
@@ -288,6 +293,23 @@ class SqliteStorage(PeopleStore):
             "SELECT run_json FROM appliance_runs WHERE household_id = ? AND start >= ? AND start < ? "
             "ORDER BY start", (household_id, from_ts, to_ts)).fetchall())
         return [ApplianceRunV1.model_validate_json(r[0]) for r in rows]
+
+    async def store_energy(self, household_id: str, hub_id: str, energy: list[ApplianceEnergyV1]) -> int:
+        rows = [(household_id, hub_id, e.appliance, e.start, e.energy_wh) for e in energy]
+
+        def fn(db: sqlite3.Connection) -> int:
+            before = db.total_changes
+            with db:
+                db.execute("BEGIN")
+                db.executemany("INSERT OR IGNORE INTO appliance_energy VALUES (?, ?, ?, ?, ?)", rows)
+            return db.total_changes - before
+        return await self._run(fn)
+
+    async def appliance_energy(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceEnergyV1]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT appliance, start, energy_wh FROM appliance_energy WHERE household_id = ? AND start >= ? "
+            "AND start < ? ORDER BY start, appliance", (household_id, from_ts, to_ts)).fetchall())
+        return [ApplianceEnergyV1(appliance=a, start=s, energy_wh=wh) for a, s, wh in rows]
 
     async def add_notification(self, household_id: str, kind: str, key: str, message: str) -> bool:
         def fn(db: sqlite3.Connection) -> bool:

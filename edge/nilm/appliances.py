@@ -14,7 +14,7 @@ class Appliance:
 
 
 APPLIANCES: tuple[Appliance, ...] = (
-    Appliance("kettle", 2000, ("Kettle",), ()),
+    Appliance("kettle", 2000, ("Kettle", "Kettle/Toaster"), ()),
     Appliance("microwave", 200, ("Microwave", "Combination Microwave"), ("microwave",)),
     Appliance("fridge", 50, ("Fridge", "Fridge-Freezer", "Fridge Freezer", "Freezer", "Chest Freezer",
                              "Upright Freezer", "Fridge & Freezer"), ("fridge",)),

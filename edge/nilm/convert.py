@@ -10,6 +10,7 @@ window spans two chunks.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,11 @@ CHUNK_GAP_S = 3600
 
 
 def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:
+    """Column -> label, without the room or number REFIT adds in brackets ("Freezer (Garage)",
+    "Fridge-Freezer (1)"): every cold appliance in the mains belongs in the fridge's truth."""
     with labels_csv.open(newline="") as f:
-        return {r["column"]: r["label"] for r in csv.DictReader(f) if int(r["house"]) == house}
+        return {r["column"]: re.sub(r"\s*\(.*\)\s*$", "", r["label"]).strip() for r in csv.DictReader(f)
+                if int(r["house"]) == house}
 
 
 def convert_refit(day_csv: Path, labels_csv: Path, house: int, out: Path) -> list[str]:

@@ -284,3 +284,27 @@ def test_settlement_half_hours_are_maintained_at_ingest(cloud):
     store = client.app.state.storage
     buckets = client.portal.call(store.register_buckets, "hh-demo", DAY, DAY + 7200, 1800)
     assert buckets == [(DAY + 1800 * k, 1_010_000 + 20 * (30 * k + 29)) for k in range(4)]  # t1 + t2
+
+
+def test_half_hour_appliance_energy_is_kept_once_and_priced_by_the_half_hour(cloud):
+    """What the hub's disaggregation sends per appliance and half hour feeds the bill's appliance split."""
+    client, secrets = cloud
+    hub = {"Authorization": f"Bearer {secrets['hub']}"}
+    day = 1_738_886_400  # 2025-02-07 00:00 UTC (= London)
+    readings = [reading(day - 6 * 86400 + 1800 * i, 1_000_000 + 500 * i) for i in range(48 * 7)]
+    energy = ([{"appliance": "fridge", "start": day + 1800 * i, "energy_wh": 40.0} for i in range(48)]
+              + [{"appliance": "washing_machine", "start": day + 18 * 1800, "energy_wh": 600.0},
+                 {"appliance": "washing_machine", "start": day + 19 * 1800, "energy_wh": 700.0}])
+    for seq in (1, 2):  # the second batch re-sends the same half hours, as after a lost ack
+        body = UplinkBatch(hub_id="hub-demo", seq=seq, readings=readings if seq == 1 else []).model_dump()
+        resp = client.post("/api/v1/hub/batches", content=json.dumps(body | {"energy": energy}), headers=hub)
+        assert resp.status_code == 200, resp.text
+    report = client.get("/api/v1/household/coach", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    split = {a["appliance"]: a for a in report["appliances"]}
+    # 48 half hours at 40 Wh, stored once: 1.92 kWh at the flat 24.50p; the washer's 1.3 kWh, no runs sent
+    assert (split["fridge"]["kwh"], split["fridge"]["cost"], split["fridge"]["runs"]) == ("1.92", "0.47", 0)
+    assert (split["washing_machine"]["kwh"], split["washing_machine"]["cost"]) == ("1.30", "0.32")
+    bad = UplinkBatch(hub_id="hub-demo", seq=3).model_dump() | {
+        "energy": [{"appliance": "fridge", "start": day + 60, "energy_wh": 1.0}]}
+    resp = client.post("/api/v1/hub/batches", content=json.dumps(bad), headers=hub)
+    assert resp.status_code == 422 and "half hour" in resp.text

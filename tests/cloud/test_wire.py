@@ -38,12 +38,14 @@ def test_a_good_batch_decodes_to_the_contracts_values() -> None:
     raw = body(GOOD, {**GOOD, "ts": GOOD["ts"] + 1, "channel": "solar", "gas_m3": 12.5},
                display={"ts": 1, "face": "smile", "power_w": 300, "reason": "a quiet hour"},
                runs=[{"appliance": "kettle", "start": 10, "end": 100, "energy_wh": 50, "peak_w": 2900}],
+               energy=[{"appliance": "fridge", "start": 1800, "energy_wh": 41.5}],
                notices=["kept at 1-minute resolution"], backlog=3)
     fast = decode_fast(raw)
     slow = UplinkBatch.model_validate_json(raw)
     assert fast is not None and fast.fast
     assert (fast.hub_id, fast.seq, fast.backlog, fast.notices) == (slow.hub_id, slow.seq, slow.backlog, slow.notices)
-    assert fast.display == slow.display and fast.runs == slow.runs
+    assert fast.display == slow.display and fast.runs == slow.runs and fast.energy == slow.energy
+    assert fast.energy[0].energy_wh == 41.5
     assert rows(("hh",), fast.readings) == rows(("hh",), slow.readings)
 
 
@@ -56,6 +58,7 @@ def test_what_the_slow_path_must_explain_is_refused() -> None:
     assert decode_fast(body(GOOD).replace(b"231.5", b"1e999")) is None
     assert decode_fast(body(GOOD, runs=[{"appliance": "kettle", "start": 10, "end": 10, "energy_wh": 1,
                                          "peak_w": 1}])) is None  # a run must end after it starts
+    assert decode_fast(body(GOOD, energy=[{"appliance": "fridge", "start": 60, "energy_wh": 1}])) is None
     assert decode_fast(body(GOOD, schema_version=2)) is None
     assert decode_fast(b"{not json") is None
 

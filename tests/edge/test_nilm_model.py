@@ -1,4 +1,4 @@
-"""The first disaggregator on real REFIT houses it never saw: train, disaggregate, evaluate."""
+"""The disaggregator on real REFIT houses it never saw: train, disaggregate, evaluate, and live on the hub."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from edge.nilm.model import learn
 from ohmni.cli import app
 
 runner = CliRunner()
-TRAIN, TEST = (1, 3, 4, 6, 8, 10, 13, 16, 19, 21), (2, 9)
+TRAIN, TEST = (1, 3, 4, 6, 8, 10, 13, 16, 19, 21), (2, 5, 9, 20)
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +30,36 @@ def refit(data_dir, tmp_path_factory):
     return paths
 
 
-def test_kettle_and_fridge_are_found_in_unseen_houses(refit):
-    model = learn([read_house(refit[n]) for n in TRAIN])
-    assert all(model[name].runs > 0 for name in ("kettle", "fridge"))  # learned from data, not typed in
+@pytest.fixture(scope="module")
+def model(refit):
+    return learn([read_house(refit[n]) for n in TRAIN], trees=30)
+
+
+def test_appliances_are_found_in_unseen_houses(refit, model):
+    """A small model (10 houses, 30 trees a booster) on four houses it never saw, scored pooled as the bench
+    scores. The washing machine needs more houses than this to be found; `python -m bench.nilm` measures it."""
+    assert all(model.signatures[name].runs > 0 for name in ("kettle", "fridge"))  # learned from data, not typed in
+    assert set(model.appliances) == {"kettle", "microwave", "fridge", "washing_machine", "dishwasher"}
+    pooled: dict[str, tuple[list, list]] = {}
     for n in TEST:
         house = read_house(refit[n], need_truth=True)
         est = disaggregate(house.timestamp, house.mains, model)
-        kettle = score("kettle", house.appliances["kettle"], est["kettle"])
-        assert kettle.f1 is not None and kettle.f1 > 0.5 > kettle.always_on_f1
-        assert kettle.energy_share is not None and kettle.energy_share > 0.6
-        # (its MAE does not yet beat "always off" in every house: issue 4's goal is still open)
+        assert all(len(e) == len(house.mains) for e in est.values())
+        for name, truth in house.appliances.items():
+            pooled.setdefault(name, ([], []))[0].append(truth)
+            pooled[name][1].append(est[name])
+    scores = {name: score(name, np.concatenate(t), np.concatenate(e)) for name, (t, e) in pooled.items()}
+    for name in ("kettle", "microwave", "fridge", "dishwasher"):
+        assert scores[name].f1 is not None and scores[name].f1 > scores[name].always_on_f1, scores[name]
+    assert scores["kettle"].f1 > 0.5 and scores["fridge"].f1 > 0.65
+    for name in ("kettle", "fridge", "dishwasher"):
+        assert scores[name].mae_w < scores[name].always_off_mae_w, scores[name]
 
 
 def test_train_disaggregate_evaluate_commands(refit, tmp_path):
     model = tmp_path / "model.json"
-    trained = runner.invoke(app, ["nilm", "train", *(str(refit[n]) for n in TRAIN), "--out", str(model)])
+    trained = runner.invoke(app, ["nilm", "train", *(str(refit[n]) for n in TRAIN[:4]), "--out", str(model),
+                                  "--trees", "5"])
     assert trained.exit_code == 0, trained.output
     assert model.stat().st_size < 1_000_000
     out = tmp_path / "est.csv"
@@ -68,29 +83,42 @@ def test_a_missing_model_is_a_clear_error(refit, tmp_path):
     assert result.exit_code == 2 and "cannot read the model" in result.output
 
 
-def test_the_live_path_gives_the_batch_path_runs(refit):
-    from edge.nilm.live import LiveDisaggregator, runs_from
+def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
+    from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
     from edge.nilm.model import pretrained
 
     model = pretrained()  # the model the hub ships with
     house = read_house(refit[9])
-    batch = {(r.appliance, r.start, round(r.energy_wh, 3)) for r in
-             runs_from(house.timestamp, disaggregate(house.timestamp, house.mains, model))}
-    live = LiveDisaggregator(model, window_s=86_400 + 60, every_s=300)
-    runs = []
-    for ts, watts in zip(house.timestamp, house.mains, strict=True):
-        runs += live.feed(ts, watts)
+    ts = house.timestamp
+    estimates = disaggregate(ts, house.mains, model)
+    live = LiveDisaggregator(model)  # the hub's own window: eight hours, settled two hours inside both ends
+    runs, half_hours = [], []
+    for t, watts in zip(ts, house.mains, strict=True):
+        runs += live.feed(t, watts)
+        half_hours += live.take_half_hours()
     runs += live.flush()
-    assert {(r.appliance, r.start, round(r.energy_wh, 3)) for r in runs} == batch
+    half_hours += live.take_half_hours()
     assert len(runs) == len({(r.appliance, r.start) for r in runs})  # each run once
-    assert any(r.appliance == "kettle" for r in runs)
     assert len(live._ts) <= live._ts.maxlen  # bounded
+    # every run of the batch path that lasts at most four hours (the live window less both margins): the same
+    # and that ended before the day did
+    reach = {(r.appliance, r.start, round(r.energy_wh, 3)) for r in runs_from(ts, estimates)
+             if r.end - r.start <= live.window_s - 2 * live.margin_s and r.end <= ts[-1]}
+    assert reach == {(r.appliance, r.start, round(r.energy_wh, 3)) for r in runs}
+    assert any(r.appliance == "kettle" for r in runs) and any(r.appliance == "fridge" for r in runs)
+    # and the energy of each settled half hour, appliance by appliance
+    batch = half_hour_energy(ts, estimates)
+    assert len(half_hours) == len({(h.appliance, h.start) for h in half_hours}) > 5 * 30
+    for h in half_hours:
+        assert h.start % 1800 == 0 and h.energy_wh == pytest.approx(batch[(h.appliance, h.start)], abs=0.01)
+    fridge = sum(h.energy_wh for h in half_hours if h.appliance == "fridge")
+    assert fridge > 0
 
 
 def test_numpy_filters_match_scipy_without_its_memory_cost():
     from scipy.ndimage import median_filter, minimum_filter1d
 
-    from edge.nilm.disaggregate import median3, running_min
+    from edge.nilm.events import median3, running_min
 
     x = np.random.default_rng(0).random(3000) * 100
     assert np.allclose(median3(x), median_filter(x, 3, mode="nearest"))

@@ -185,17 +185,22 @@ async def test_past_the_disk_budget_readings_are_compacted_not_lost(cloud, tmp_p
     assert any("1-minute resolution" in n for n in summary["notices"])
 
 
-async def test_appliance_runs_travel_with_the_readings(cloud, tmp_path):
-    from protocols.uplink import ApplianceRunV1
+async def test_appliance_runs_and_half_hours_travel_with_the_readings(cloud, tmp_path):
+    from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
 
     store = HubStore(tmp_path / "hub.sqlite3")
     store.add_readings(readings(30))
     run = ApplianceRunV1(appliance="kettle", start=DAY0 + 60, end=DAY0 + 230, energy_wh=137.0, peak_w=2900,
                          confidence=0.6, profile_w=[2900.0, 2900.0, 2900.0])
     assert store.add_runs([run, run]) == 1  # a run is kept once
+    half_hours = [ApplianceEnergyV1(appliance=a, start=DAY0 - DAY0 % 1800, energy_wh=wh)
+                  for a, wh in (("kettle", 137.0), ("fridge", 41.5))]
+    assert store.add_energy(half_hours + half_hours[:1]) == 2  # and a half hour once
     assert await uplink_for(store, cloud).drain(30)
     db = sqlite3.connect(cloud.folder / "db" / "cloud.sqlite3")
     stored = db.execute("SELECT appliance, start, run_json FROM appliance_runs").fetchall()
+    energy = db.execute("SELECT appliance, start, energy_wh FROM appliance_energy ORDER BY appliance").fetchall()
     db.close()
     assert [(a, s) for a, s, _ in stored] == [("kettle", DAY0 + 60)]
     assert ApplianceRunV1.model_validate_json(stored[0][2]) == run
+    assert energy == [("fridge", DAY0 - DAY0 % 1800, 41.5), ("kettle", DAY0 - DAY0 % 1800, 137.0)]

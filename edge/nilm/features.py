@@ -1,0 +1,112 @@
+"""What the trees see of the whole-house signal: shapes over several time scales, on a fixed grid.
+
+Meters sample every 1–10 s, irregularly, with gaps. Everything is first put on a grid of
+``GRID_S`` seconds anchored at the epoch (so the live path, which sees a moving window, cuts
+the same cells as the batch path): the mean of the samples in a cell, empty cells carry the
+last value. Windows are centred and measured in seconds, so a model trained on REFIT's 7 s
+rows reads a 1 s meter alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge.nilm.appliances import NAMES
+from edge.nilm.events import events
+
+if TYPE_CHECKING:
+    from edge.nilm.model import Signature
+
+GRID_S = 6.0
+SCALES_S = (60, 300, 900, 3600, 7200)  # centred windows: a kettle boil, a microwave, a fridge cycle, a wash
+FLOOR_S = 7200  # the home's floor: its lowest level over two hours
+STEP_BANDS_W = ((30, 300), (300, 1200), (1200, 6000))  # fridges and motors; microwaves; heaters
+COUNT_S = (900, 3600, 7200)
+HEATER_W = 1200.0  # a step this big is a heating element switching
+
+
+EVENT_COLUMNS = len(NAMES)  # the event detector's verdicts close the matrix, one column per appliance
+
+
+def to_grid(ts: np.ndarray, mains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cell of each sample, mean power of each cell from the first sample's cell to the last's)."""
+    cells = np.floor(ts / GRID_S).astype(np.int64)
+    k = cells - cells[0]
+    return k, cells_of(k, mains)
+
+
+def cells_of(cell: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` per grid cell (cells without a sample carry the previous cell's mean)."""
+    n = int(cell[-1]) + 1
+    counts = np.bincount(cell, minlength=n)
+    means = np.bincount(cell, values, minlength=n) / np.maximum(counts, 1)
+    filled = np.where(counts > 0, np.arange(n), 0)
+    np.maximum.accumulate(filled, out=filled)
+    return means[filled]
+
+
+def house_matrix(ts: np.ndarray, mains: np.ndarray, signatures: dict[str, Signature]) -> tuple[np.ndarray, np.ndarray]:
+    """(grid cell of each sample, feature matrix of the cells): the shapes, then the event detector's verdicts."""
+    cell, grid = to_grid(ts, mains)
+    x, _ = features(grid)
+    verdicts = events(ts, mains, signatures)
+    extra = np.stack([cells_of(cell, verdicts.get(n, np.zeros(len(ts)))) for n in NAMES], axis=1)
+    return cell, np.hstack([x, extra.astype(np.float32)])
+
+
+def window(x: np.ndarray, seconds: float) -> np.ndarray:
+    """Centred windows of ``seconds`` as a view (rows, width); edges repeat the end values."""
+    width = max(1, int(round(seconds / GRID_S)) | 1)
+    half = width // 2
+    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
+    return np.lib.stride_tricks.sliding_window_view(padded, width)
+
+
+def _sum(x: np.ndarray, seconds: float) -> np.ndarray:
+    """Centred moving sum through a cumulative sum (linear time, whatever the window)."""
+    width = max(1, int(round(seconds / GRID_S)) | 1)
+    half = width // 2
+    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
+    c = np.concatenate([[0.0], np.cumsum(padded)])
+    return c[width:] - c[:-width]
+
+
+def _since(event: np.ndarray, cap_s: float = 3600) -> np.ndarray:
+    """Seconds since the last cell where ``event`` held (``cap_s`` when none or longer)."""
+    idx = np.where(event, np.arange(len(event)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    return np.where(idx >= 0, np.minimum((np.arange(len(event)) - idx) * GRID_S, cap_s), cap_s)
+
+
+def features(x: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(cells, features) float32 matrix for grid power ``x``, and the feature names."""
+    cols: dict[str, np.ndarray] = {"power": x}
+    d = np.diff(x, prepend=x[0])
+    cols["rise"] = d
+    cols["fall_next"] = np.append(x[1:], x[-1]) - x
+    floor = window(x, FLOOR_S).min(axis=1)
+    cols["above_floor"] = x - floor
+    for s in SCALES_S:
+        w = window(x, s)
+        lo, hi = w.min(axis=1), w.max(axis=1)
+        width = w.shape[1]
+        mean = _sum(x, s) / width
+        var = np.maximum(_sum(x * x, s) / width - mean ** 2, 0.0)
+        cols[f"above_min_{s}"] = x - lo
+        cols[f"below_max_{s}"] = hi - x
+        cols[f"mean_above_floor_{s}"] = mean - floor
+        cols[f"std_{s}"] = np.sqrt(var)
+        cols[f"range_{s}"] = hi - lo
+    for lo_w, hi_w in STEP_BANDS_W:
+        moving = ((np.abs(d) >= lo_w) & (np.abs(d) < hi_w)).astype(np.float64)
+        for s in COUNT_S:
+            cols[f"steps_{lo_w}_{hi_w}_{s}"] = _sum(moving, s)
+    rises, falls = d >= HEATER_W, d <= -HEATER_W
+    cols["since_heater_on"] = _since(rises)
+    cols["until_heater_off"] = _since(falls[::-1])[::-1]
+    cols["since_heater_off"] = _since(falls)
+    cols["until_heater_on"] = _since(rises[::-1])[::-1]
+    names = list(cols)
+    return np.stack([cols[k] for k in names], axis=1).astype(np.float32), names
