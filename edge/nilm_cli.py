@@ -1,4 +1,4 @@
-"""`ohmni nilm …`: house data for disaggregation — converters and scoring (the disaggregator comes next)."""
+"""`ohmni nilm …`: train, disaggregate and evaluate on house CSVs; convert REFIT and REDD into them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Disaggregation on the hub (NumPy/SciPy only): data, converters and metrics so far.
+"""Disaggregation on the hub, NumPy only: appliances from the whole-house signal (docs/nilm.md).
 
-The disaggregator itself is the next step (issue 4); this package already reads and
-checks house CSVs, converts REFIT and REDD into them, and scores estimates the way the
-issue states it.
+`features` (the mains on a grid, their shapes), `events` (the step-pairing detector), `boost`
+(gradient-boosted trees), `model` (learning, the vote, save/load, the shipped model),
+`disaggregate` (estimates per sample), `live` (the hub's bounded window, runs and half hours),
+`house_csv`, `convert` and `metrics` (data in, scores out).
 """
