@@ -155,6 +155,8 @@ class HubStore:
     def add_energy(self, half_hours: Iterable[ApplianceEnergyV1]) -> int:
         """Keep each appliance's half-hour energy once (the first estimate of a half hour stands)."""
         rows = [(e.appliance, e.start, e.energy_wh) for e in half_hours]
+        if not rows:
+            return 0  # the common case: no half hour settled since the last readings
         before = self.db.total_changes
         with self.db:
             self.db.execute("BEGIN")
