@@ -79,8 +79,7 @@ def fhmm_baseline(train: list[House], states: int = 2) -> callable:
     rng = np.random.default_rng(0)
     names, levels, var, trans, start = [], [], [], [], []
     for n in NAMES:
-        values = [h.appliances[n] for h in train if n in h.appliances]
-        if not values:
+        if not any(n in h.appliances for h in train):
             continue
         x = np.concatenate([_minutes(h.timestamp, h.appliances[n])[1] for h in train if n in h.appliances])
         pick = x[rng.choice(len(x), size=min(len(x), 20000), replace=False)]

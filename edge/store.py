@@ -118,14 +118,17 @@ class HubStore:
     def add_readings(self, readings: Iterable[MeterReading], channel: str = "electricity") -> int:
         """Store readings; return how many were new (a repeated timestamp is ignored)."""
         rows = [(channel, *(getattr(r, name) for name in READING_FIELDS)) for r in readings]
+        return self._insert_new(
+            f"INSERT OR IGNORE INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
+
+    def _insert_new(self, sql: str, rows: list[tuple]) -> int:
+        """Run an INSERT OR IGNORE for ``rows`` in one transaction; return how many were new."""
         if not rows:
-            return 0
+            return 0  # the common case for runs and half hours: nothing settled since the last readings
         before = self.db.total_changes
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(
-                f"INSERT OR IGNORE INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                rows)
+            self.db.executemany(sql, rows)
         return self.db.total_changes - before
 
     def add_device_readings(self, readings: Iterable[DeviceReading], received_at: float) -> int:
@@ -144,25 +147,13 @@ class HubStore:
         return [dict(zip(names, row, strict=True)) for row in cur]
 
     def add_runs(self, runs: Iterable[ApplianceRunV1]) -> int:
-        rows = [(r.appliance, r.start, r.model_dump_json()) for r in runs]
-        before = self.db.total_changes
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES (?, ?, ?)",
-                                rows)
-        return self.db.total_changes - before
+        return self._insert_new("INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES (?, ?, ?)",
+                                [(r.appliance, r.start, r.model_dump_json()) for r in runs])
 
     def add_energy(self, half_hours: Iterable[ApplianceEnergyV1]) -> int:
         """Keep each appliance's half-hour energy once (the first estimate of a half hour stands)."""
-        rows = [(e.appliance, e.start, e.energy_wh) for e in half_hours]
-        if not rows:
-            return 0  # the common case: no half hour settled since the last readings
-        before = self.db.total_changes
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)",
-                                rows)
-        return self.db.total_changes - before
+        return self._insert_new("INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)",
+                                [(e.appliance, e.start, e.energy_wh) for e in half_hours])
 
     def runs(self) -> list[ApplianceRunV1]:
         return [ApplianceRunV1.model_validate_json(b) for (b,) in

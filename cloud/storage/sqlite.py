@@ -278,13 +278,17 @@ class SqliteStorage(PeopleStore):
                                (household_id, ts))
 
     async def store_runs(self, household_id: str, hub_id: str, runs: list[ApplianceRunV1]) -> int:
-        rows = [(household_id, hub_id, r.appliance, r.start, r.model_dump_json()) for r in runs]
+        return await self._insert_new("INSERT OR IGNORE INTO appliance_runs VALUES (?, ?, ?, ?, ?)",
+                                      [(household_id, hub_id, r.appliance, r.start, r.model_dump_json())
+                                       for r in runs])
 
+    async def _insert_new(self, sql: str, rows: list[tuple]) -> int:
+        """Run an INSERT OR IGNORE for ``rows`` in one transaction; return how many were new."""
         def fn(db: sqlite3.Connection) -> int:
             before = db.total_changes
             with db:
                 db.execute("BEGIN")
-                db.executemany("INSERT OR IGNORE INTO appliance_runs VALUES (?, ?, ?, ?, ?)", rows)
+                db.executemany(sql, rows)
             return db.total_changes - before
         return await self._run(fn)
 
@@ -295,15 +299,8 @@ class SqliteStorage(PeopleStore):
         return [ApplianceRunV1.model_validate_json(r[0]) for r in rows]
 
     async def store_energy(self, household_id: str, hub_id: str, energy: list[ApplianceEnergyV1]) -> int:
-        rows = [(household_id, hub_id, e.appliance, e.start, e.energy_wh) for e in energy]
-
-        def fn(db: sqlite3.Connection) -> int:
-            before = db.total_changes
-            with db:
-                db.execute("BEGIN")
-                db.executemany("INSERT OR IGNORE INTO appliance_energy VALUES (?, ?, ?, ?, ?)", rows)
-            return db.total_changes - before
-        return await self._run(fn)
+        return await self._insert_new("INSERT OR IGNORE INTO appliance_energy VALUES (?, ?, ?, ?, ?)",
+                                      [(household_id, hub_id, e.appliance, e.start, e.energy_wh) for e in energy])
 
     async def appliance_energy(self, household_id: str, from_ts: int, to_ts: int) -> list[ApplianceEnergyV1]:
         rows = await self._run(lambda db: db.execute(

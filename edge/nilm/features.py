@@ -25,8 +25,6 @@ FLOOR_S = 7200  # the home's floor: its lowest level over two hours
 STEP_BANDS_W = ((30, 300), (300, 1200), (1200, 6000))  # fridges and motors; microwaves; heaters
 COUNT_S = (900, 3600, 7200)
 HEATER_W = 1200.0  # a step this big is a heating element switching
-
-
 EVENT_COLUMNS = len(NAMES)  # the event detector's verdicts close the matrix, one column per appliance
 
 
@@ -56,19 +54,22 @@ def house_matrix(ts: np.ndarray, mains: np.ndarray, signatures: dict[str, Signat
     return cell, np.hstack([x, extra.astype(np.float32)])
 
 
-def window(x: np.ndarray, seconds: float) -> np.ndarray:
-    """Centred windows of ``seconds`` as a view (rows, width); edges repeat the end values."""
+def _padded(x: np.ndarray, seconds: float) -> tuple[np.ndarray, int]:
+    """``x`` with the end values repeated for a centred window of ``seconds`` (an odd number of cells), and it."""
     width = max(1, int(round(seconds / GRID_S)) | 1)
     half = width // 2
-    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
+    return np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])]), width
+
+
+def window(x: np.ndarray, seconds: float) -> np.ndarray:
+    """Centred windows of ``seconds`` as a view (rows, width); edges repeat the end values."""
+    padded, width = _padded(x, seconds)
     return np.lib.stride_tricks.sliding_window_view(padded, width)
 
 
 def _sum(x: np.ndarray, seconds: float) -> np.ndarray:
     """Centred moving sum through a cumulative sum (linear time, whatever the window)."""
-    width = max(1, int(round(seconds / GRID_S)) | 1)
-    half = width // 2
-    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
+    padded, width = _padded(x, seconds)
     c = np.concatenate([[0.0], np.cumsum(padded)])
     return c[width:] - c[:-width]
 

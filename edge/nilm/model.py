@@ -210,7 +210,8 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
         on = np.concatenate([h.appliances[name][h.appliances[name] >= THRESHOLDS[name]] for h, _, _ in have])
         model = ApplianceModel(name, [], 0.5, float(max(THRESHOLDS[name], np.percentile(on, 10))),
                                float(np.percentile(on, 95)))
-        held_out: dict[bool, list] = {False: [], True: []}  # per vote: (vote, step, truth W, on) of unseen houses
+        # per vote offered (with the detector only where it may vote): (vote, step, truth W, on) of unseen houses
+        held_out: dict[bool, list] = {False: [], True: []} if name in PAIRED else {False: []}
         # the two halves share the houses where it ran most alike: one day of a house may hold no wash at all,
         # and trees that never saw one would choose for nothing
         fold_of = np.empty(len(have), dtype=np.int64)
@@ -222,7 +223,7 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
                 scored += [(model.vote(x, detector), step_power(x), cells_of(k, h.appliances[name]), labels[i])
                            for i, (h, k, x) in enumerate(have) if fold_of[i] != fold]
         best = {detector: _best_threshold(scored) for detector, scored in held_out.items()}
-        model.detector_votes = name in PAIRED and best[True][1] > best[False][1]
+        model.detector_votes = True in best and best[True][1] > best[False][1]
         model.threshold, f1 = best[model.detector_votes]
         scored = held_out[model.detector_votes]
         error = {hedge: sum(float(np.sum(np.abs(model.estimate(v, st, hedge=hedge) - w))) for v, st, w, _ in scored)
