@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import uvicorn
 
@@ -27,6 +28,7 @@ from protocols.display import DisplayState
 from protocols.readings import MeterReading
 
 log = logging.getLogger("ohmni.hub")
+OWN_MODEL = "nilm-own-home.json"
 
 
 class HubAgent:
@@ -46,13 +48,66 @@ class HubAgent:
             from edge.nilm.model import load as load_model
             from edge.nilm.model import pretrained
 
-            model = load_model(cfg.nilm.model) if cfg.nilm.model else pretrained()
+            self._nilm_base = load_model(cfg.nilm.model) if cfg.nilm.model else pretrained()
+            model = self._nilm_base
+            if self.own_model_path.exists():  # what an earlier run learned of this home
+                try:
+                    model = load_model(self.own_model_path)
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    log.warning("ignoring %s (%s): disaggregating with the base model", self.own_model_path, exc)
             self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s)
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None
         self.started = time.time()
         self.duplicates = 0
         self._stop = asyncio.Event()
         self._pending_devices: list[DeviceReading] = []
+
+    @property
+    def own_model_path(self) -> Path:
+        """The model adapted to this home (``adapt_to_home``): the hub starts from it when it is there."""
+        return self.cfg.hub.data_dir / OWN_MODEL
+
+    async def adapt_to_home(self) -> bool:
+        """Adapt the disaggregator to this home from its plugs (``nilm.plugs``): the recent meter and plug
+        history becomes submetered truth (``edge/nilm/own_home.py``) and the base model boosts on from it
+        (``model.adapt``, in a worker thread). Each time from the base model, so the model never grows. Returns
+        whether it adapted; too little history with every plug reporting leaves the model as it is."""
+        if self.nilm is None or not self.cfg.nilm.plugs:
+            return False
+        from edge.nilm.model import adapt, save
+        from edge.nilm.own_home import PLUG_HOLD_S, own_home
+
+        self.flush_devices()
+        (last,) = self.store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
+        house = None if last is None else own_home(self.store, self.cfg.nilm.plugs,
+                                                   last - self.cfg.nilm.adapt_history_s)
+        covered = 0.0 if house is None else float(sum(min(d, PLUG_HOLD_S) for d in (house.timestamp[1:] -
+                                                                                      house.timestamp[:-1])))
+        if covered < self.cfg.nilm.adapt_min_s:
+            log.info("not adapting to this home yet: %.1f h of meter and plug history, %.1f h needed",
+                     covered / 3600, self.cfg.nilm.adapt_min_s / 3600)
+            return False
+        model = await asyncio.to_thread(adapt, self._nilm_base, [house])
+        partial = self.own_model_path.with_suffix(".partial")
+        save(model, partial)
+        partial.replace(self.own_model_path)  # a crash mid-write leaves the previous model whole
+        self.nilm.model = model
+        log.info("disaggregation adapted to this home: %.1f h with %s", covered / 3600,
+                 ", ".join(sorted(set(self.cfg.nilm.plugs.values()))))
+        return True
+
+    async def _adapter(self) -> None:
+        """Re-adapt every ``adapt_every_s``, counted from the last adaptation (a restart does not reset it)."""
+        while True:
+            done = self.own_model_path.stat().st_mtime if self.own_model_path.exists() else 0.0
+            await asyncio.sleep(max(60.0, done + self.cfg.nilm.adapt_every_s - time.time()))
+            try:
+                adapted = await self.adapt_to_home()
+            except Exception:  # a failed adaptation must not stop the hub: the model stays as it is
+                log.exception("adapting the disaggregator to this home failed; trying again later")
+                adapted = False
+            if not adapted:  # too little history yet: look again in a twenty-fourth of the period (an hour)
+                await asyncio.sleep(self.cfg.nilm.adapt_every_s / 24)
 
     def flush_devices(self) -> None:
         """Plug readings are written once a second in one transaction, not one commit each."""
@@ -141,6 +196,8 @@ class HubAgent:
                  asyncio.create_task(self.uplink.run(), name="uplink"),
                  asyncio.create_task(self._housekeeping(), name="housekeeping"),
                  asyncio.create_task(server.serve(), name="display")]
+        if self.nilm is not None and self.cfg.nilm.plugs:
+            tasks.insert(0, asyncio.create_task(self._adapter(), name="nilm-adapt"))
         if self.mqtt is not None:
             tasks.insert(2, asyncio.create_task(self.mqtt.run(), name="mqtt"))
             tasks.insert(3, asyncio.create_task(self._flusher(), name="device-flush"))

@@ -199,6 +199,41 @@ def status_cmd(
 app.command("doctor", help="The same checks as `status`.")(status_cmd)
 
 
+@app.command("nilm-export")
+def nilm_export_cmd(
+    out: Annotated[Path, typer.Option(dir_okay=False, help="The house CSV to write.")],
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML "
+                                                "(default: hub.toml in the config folder).")] = None,
+    days: Annotated[float, typer.Option(min=0.01, help="How much recent history to export.")] = 7.0,
+) -> None:
+    """This home's meter power and its plugs (``[nilm.plugs]``) as a house CSV: its own submetered truth, for
+    `ohmni nilm adapt` or `ohmni nilm train`."""
+    from edge.nilm.own_home import export_own_home
+    from edge.provision import default_config_dir
+    from edge.store import HubStore
+
+    path = config or default_config_dir() / "hub.toml"
+    try:
+        cfg = HubConfig.load(path if path.exists() else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    if not cfg.nilm.plugs:
+        typer.echo("error: no plug is mapped to an appliance: add [nilm.plugs] to the hub's config, e.g.\n"
+                   '  [nilm.plugs]\n  "shelly:shellyplug-s-washer:0" = "washing_machine"', err=True)
+        raise typer.Exit(2)
+    store = HubStore(cfg.hub.data_dir / "hub.sqlite3")
+    try:
+        (last,) = store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
+        house = None if last is None else export_own_home(store, cfg.nilm.plugs, out, last - days * 86400)
+    finally:
+        store.close()
+    if house is None:
+        typer.echo("error: no meter reading with every mapped plug reporting in that time; nothing written",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"wrote {out}: {len(house.timestamp)} rows, mains + {', '.join(house.appliances)}", err=True)
+
+
 @app.command("systemd-unit")
 def systemd_unit() -> None:
     """Print the systemd unit that runs the hub (ships with the package)."""

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from edge.nilm.appliances import NAMES
 
 
 class MeterConfig(BaseModel):
@@ -118,6 +121,9 @@ class FaceConfig(BaseModel):
     similar_homes_w: float | None = Field(default=None, gt=0)
 
 
+Appliance = Literal[NAMES]  # an appliance the disaggregator names
+
+
 class NilmConfig(BaseModel):
     """Disaggregation on the hub: appliance runs from the meter's whole-house power."""
 
@@ -126,6 +132,14 @@ class NilmConfig(BaseModel):
     window_s: float = Field(default=8 * 3600, ge=4 * 3600 + 600, description="power kept for disaggregation; runs "
                             "and half hours are settled two hours inside both ends")
     every_s: float = 300
+    #: Plugs on appliances, by device id (as `ohmni hub status` lists them) -> appliance. They are this home's
+    #: submetered truth: from them the hub adapts its model to the home (``edge/nilm/own_home.py``).
+    plugs: dict[str, Appliance] = Field(default_factory=dict)
+    adapt_every_s: float = Field(default=24 * 3600, ge=60, description="how often the model re-adapts to the home")
+    adapt_history_s: float = Field(default=7 * 24 * 3600, ge=3600, description="the recent plug and meter "
+                                   "history it adapts on (memory and time grow with it)")
+    adapt_min_s: float = Field(default=24 * 3600, ge=600, description="history with every plug reporting that "
+                               "the first adaptation waits for")
 
 
 class HubSection(BaseModel):

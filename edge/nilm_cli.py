@@ -84,6 +84,25 @@ def train_cmd(
     typer.echo(f"wrote {out} ({out.stat().st_size} bytes)", err=True)
 
 
+@app.command("adapt")
+def adapt_cmd(
+    houses: Annotated[list[Path], typer.Argument(help="House CSVs of one home, with the appliance columns its "
+                                                      "plugs give (`ohmni hub nilm-export`).")],
+    out: Annotated[Path, typer.Option(help="Where to write the adapted model (JSON).")],
+    model_path: Annotated[Path | None, typer.Option("--model", help="The model to start from (default: the "
+                                                                     "shipped one).")] = None,
+    trees: Annotated[int, typer.Option(min=1, max=200, help="Trees each booster adds.")] = 20,
+) -> None:
+    """Adapt a model to one home: its boosters go on learning from the home's own submetered appliances."""
+    from edge.nilm.model import adapt, pretrained, save
+
+    base = _model(model_path) if model_path else pretrained()
+    model = adapt(base, _houses(houses, need_truth=True), trees=trees,
+                  progress=lambda msg: typer.echo(msg, err=True))
+    save(model, out)
+    typer.echo(f"wrote {out} ({out.stat().st_size} bytes)", err=True)
+
+
 @app.command("disaggregate")
 def disaggregate_cmd(
     house: Annotated[Path, typer.Argument(help="House CSV (only timestamp and mains are read).")],

@@ -263,6 +263,80 @@ def _boosters(matrices: list[np.ndarray], labels: list[np.ndarray], trees: int) 
             fit(x[:, :-EVENT_COLUMNS], y, trees=trees, subsample=SUBSAMPLE, seed=1)]
 
 
+ADAPT_TREES = 20  # trees each booster adds per adaptation: a home's few days teach less than twenty homes did
+ADAPT_RATES = (0.05, 0.15)  # how hard the new trees pull, tried on the home's own held-out half
+ADAPT_MIN_ON_CELLS = 10  # a minute on (ten cells) in each half of the history before the trees learn from a home
+ADAPT_MIN_ON_SAMPLES = 30  # samples on before the estimate's watts follow this home's own appliance
+ADAPT_GAIN = 0.01  # F1 on the held-out half a change must win by, or the appliance's trees stay as they were
+
+
+def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
+          progress: Callable[[str], None] | None = None) -> Model:
+    """The model, gone on learning from one home's own submetered channels (its plugs); ``houses`` are that
+    home's pieces of history, in time order.
+
+    Per appliance with a channel: the estimate's on-power range becomes this home's appliance's own; and the
+    boosters boost ``trees`` more trees from where theirs stand (the homes they learned from stay in the trees
+    before), at the rate and with the vote threshold that score best when trees grown on one half of the
+    history score the other half, both ways; unless no choice beats the model as it was by ``ADAPT_GAIN`` F1 on
+    those halves, or the appliance hardly ran in one half (a week without a wash says nothing about a wash
+    here): then its trees and threshold stay. Signatures and hedges stay: chosen over many homes."""
+    say = progress or (lambda _msg: None)
+    prepared = [(h, *house_matrix(h.timestamp, h.mains, model.signatures)) for h in houses]
+    appliances = dict(model.appliances)
+    for name, old in model.appliances.items():
+        have = [(h, k, x) for h, k, x in prepared if name in h.appliances]
+        if not have:
+            continue
+        x = np.vstack([x for _, _, x in have])
+        y = np.concatenate([cells_of(k, h.appliances[name]) >= THRESHOLDS[name] for h, k, _ in have])
+        on = np.concatenate([h.appliances[name][h.appliances[name] >= THRESHOLDS[name]] for h, _, _ in have])
+        mine = ApplianceModel(name, old.trees, old.threshold, old.power_lo, old.power_hi, old.detector_votes,
+                              old.hedge)
+        if len(on) >= ADAPT_MIN_ON_SAMPLES:
+            mine.power_lo, mine.power_hi = float(max(THRESHOLDS[name], np.percentile(on, 10))), float(
+                np.percentile(on, 95))
+        later = np.arange(len(y)) >= len(y) // 2
+        if min(int(y[later].sum()), int(y[~later].sum())) < ADAPT_MIN_ON_CELLS:
+            appliances[name] = mine
+            say(f"{name}: it hardly ran in one half of this history; on-power {mine.power_lo:.0f}–"
+                f"{mine.power_hi:.0f} W, trees as they were")
+            continue
+        before = _f1_at(old.vote(x), y, np.array([old.threshold]))[0]
+        best = (before + ADAPT_GAIN, 0.0, old.threshold)
+        for rate in ADAPT_RATES:
+            votes = np.empty(len(y))
+            for half in (False, True):
+                trial = _boost_on(old, x[later != half], y[later != half], trees, rate)
+                votes[later == half] = trial.vote(x[later == half])
+            f1 = _f1_at(votes, y, THRESHOLD_GRID)
+            if f1.max() > best[0]:
+                best = (float(f1.max()), rate, float(THRESHOLD_GRID[int(np.argmax(f1))]))
+        f1, rate, mine.threshold = best
+        if rate:
+            mine.trees = _boost_on(old, x, y, trees, rate).trees
+        appliances[name] = mine
+        say(f"{name}: {int(y.sum())} cells on of {len(y)}; on-power {mine.power_lo:.0f}–{mine.power_hi:.0f} W; "
+            + (f"{trees} trees more per booster at rate {rate:g}, on above {mine.threshold:.2f}: F1 {before:.2f} -> "
+               f"{f1:.2f} on the held-out halves" if rate else f"trees as they were (F1 {before:.2f} held out)"))
+    return Model(model.signatures, appliances)
+
+
+def _boost_on(old: ApplianceModel, x: np.ndarray, y: np.ndarray, trees: int, rate: float) -> ApplianceModel:
+    labels = y.astype(np.float64)
+    boosters = [fit(x, labels, trees=trees, rate=rate, subsample=SUBSAMPLE, seed=2, start=old.trees[0]),
+                fit(x[:, :-EVENT_COLUMNS], labels, trees=trees, rate=rate, subsample=SUBSAMPLE, seed=3,
+                    start=old.trees[1])]
+    return ApplianceModel(old.name, boosters, old.threshold, old.power_lo, old.power_hi, old.detector_votes)
+
+
+def _f1_at(vote: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """F1 of calling the appliance on above each threshold."""
+    guess = vote[None, :] > thresholds[:, None]
+    tp, fp, fn = np.sum(guess & y, 1), np.sum(guess & ~y, 1), np.sum(~guess & y, 1)
+    return 2 * tp / np.maximum(1, 2 * tp + fp + fn)
+
+
 def save(model: Model, path: Path) -> None:
     path.write_text(json.dumps({"version": MODEL_VERSION,
                                 "signatures": {k: asdict(v) for k, v in model.signatures.items()},

@@ -124,3 +124,77 @@ def test_numpy_filters_match_scipy_without_its_memory_cost():
     assert np.allclose(median3(x), median_filter(x, 3, mode="nearest"))
     for width in (1, 2, 3, 10, 11, 400):
         assert np.allclose(running_min(x, width), minimum_filter1d(x, width, mode="nearest")), width
+
+
+def _quarters(house):
+    from edge.nilm.house_csv import House
+
+    hour = (house.timestamp - house.timestamp[0]) // 3600
+    return [House(house.name, house.timestamp[m], house.mains[m], {k: v[m] for k, v in house.appliances.items()})
+            for m in ((hour >= a) & (hour < a + 6) for a in (0, 6, 12, 18))]
+
+
+def test_the_model_improves_as_it_sees_its_own_home(refit, model):
+    """Four homes the model never saw, each adapting to its own plugs over 00-06 and 12-18 h of its day and scored
+    on 06-12 and 18-24 h: the fridge (every home has one, each cycles its own way) is found better, and no
+    appliance gets worse than it was, since a change must win on the home's own held-out half first."""
+    from edge.nilm.model import adapt
+
+    pooled: dict[tuple[str, str], tuple[list, list]] = {}
+    for n in TEST:
+        quarters = _quarters(read_house(refit[n]))
+        mine = adapt(model, [quarters[0], quarters[2]])
+        assert set(mine.appliances) == set(model.appliances) and mine.signatures == model.signatures
+        for which, m in (("before", model), ("after", mine)):
+            for part in (quarters[1], quarters[3]):
+                est = disaggregate(part.timestamp, part.mains, m)
+                for name, truth in part.appliances.items():
+                    pooled.setdefault((which, name), ([], []))[0].append(truth)
+                    pooled[(which, name)][1].append(est[name])
+    f1 = {key: score(key[1], np.concatenate(t), np.concatenate(e)).f1 or 0.0 for key, (t, e) in pooled.items()}
+    assert f1[("after", "fridge")] > f1[("before", "fridge")] + 0.03, f1
+    for name in ("kettle", "microwave", "washing_machine", "dishwasher"):
+        assert f1[("after", name)] >= f1[("before", name)] - 0.02, (name, f1)
+
+
+def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
+    """The hub's own loop: meter readings and a fridge plug in its store -> an adapted model, saved beside the
+    store, used at once and again after a restart; with too little history it waits."""
+    import asyncio
+
+    from edge.agent import HubAgent
+    from edge.config import HubConfig
+    from edge.nilm.model import load, save
+    from edge.store import HubStore
+    from tests.edge.test_nilm_own_home import fill_store
+
+    base = tmp_path / "base.json"
+    save(model, base)
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}, "mqtt": {"enabled": False},
+                                    "nilm": {"model": str(base), "plugs": {"shelly:fridge:0": "fridge"},
+                                             "adapt_min_s": 12 * 3600}})
+    (tmp_path / "hub").mkdir()
+    house = read_house(refit[5])
+    early = house.timestamp < house.timestamp[0] + 6 * 3600
+    store = HubStore(tmp_path / "hub/hub.sqlite3")
+    fill_store(store, _quarters(house)[0], {"shelly:fridge:0": "fridge"})
+    store.close()
+    agent = HubAgent(cfg)
+    assert not asyncio.run(agent.adapt_to_home())  # six hours of history: not yet
+    assert not agent.own_model_path.exists() and agent.nilm.model is agent._nilm_base
+    agent.store.close()
+
+    store = HubStore(tmp_path / "hub/hub.sqlite3")
+    fill_store(store, house, {"shelly:fridge:0": "fridge"})  # the whole day (its first six hours: kept once)
+    assert store.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == len(house.timestamp) > early.sum()
+    store.close()
+    agent = HubAgent(cfg)
+    assert asyncio.run(agent.adapt_to_home())
+    adapted = agent.nilm.model.appliances["fridge"]
+    assert agent.own_model_path.exists() and adapted.power_hi != model.appliances["fridge"].power_hi
+    assert agent.nilm.model.appliances["kettle"].to_json() == model.appliances["kettle"].to_json()  # no plug
+    agent.store.close()
+    restarted = HubAgent(cfg)  # starts from what it learned of this home
+    assert restarted.nilm.model.appliances["fridge"].to_json() == load(agent.own_model_path).appliances[
+        "fridge"].to_json() == adapted.to_json()
+    restarted.store.close()

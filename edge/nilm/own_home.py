@@ -1,0 +1,59 @@
+"""A home's own submetered truth: the meter's power beside the plugs the installer put on appliances.
+
+A plug on the washing machine is what REFIT's submeters were: one appliance's own power beside
+the whole house's. The hub keeps both (``readings`` and ``device_readings`` in its store); this
+reads them back as a ``House`` for ``model.adapt`` (the hub does this itself, see
+``edge/agent.py``) or writes them as a house CSV (``ohmni hub nilm-export``) for
+``ohmni nilm adapt`` and ``ohmni nilm train``.
+
+Decisions: the mains are the meter's import minus export, floored at 0 (a house CSV's power is
+never negative; a home exporting solar has no appliance to find in that moment anyway). A plug's
+power at a meter reading is its last report at or before it; a report older than ``PLUG_HOLD_S``
+says nothing (the plug is off the network), and such rows are left out rather than guessed.
+Several plugs for one appliance (two freezers) add up, as REFIT's channels do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge.nilm.house_csv import House, write_house
+
+if TYPE_CHECKING:
+    from edge.store import HubStore
+
+PLUG_HOLD_S = 300.0  # plugs report on change and every minute or so; a report older than this is stale
+
+
+def own_home(store: HubStore, plugs: dict[str, str], since: float = 0.0) -> House | None:
+    """The home since ``since`` with one column per appliance a plug is mapped to (device -> appliance), or None
+    when no meter reading has every mapped plug's power."""
+    meter = np.array(store.db.execute(
+        "SELECT ts, MAX(power_import_w - power_export_w, 0) FROM readings WHERE channel = 'electricity' AND ts >= ? "
+        "ORDER BY ts", (since,)).fetchall(), dtype=np.float64).reshape(-1, 2)
+    ts = meter[:, 0]
+    known = np.ones(len(ts), dtype=bool)
+    columns: dict[str, np.ndarray] = {}
+    for device, appliance in plugs.items():
+        rows = np.array(store.db.execute(
+            "SELECT ts, power_w FROM device_readings WHERE device = ? AND power_w IS NOT NULL AND ts >= ? "
+            "ORDER BY ts", (device, since - PLUG_HOLD_S)).fetchall(), dtype=np.float64).reshape(-1, 2)
+        last = np.searchsorted(rows[:, 0], ts, side="right") - 1
+        fresh = (last >= 0) & (ts - rows[np.maximum(last, 0), 0] <= PLUG_HOLD_S) if len(rows) else np.zeros_like(known)
+        known &= fresh
+        power = np.clip(rows[np.maximum(last, 0), 1], 0, None) if len(rows) else np.zeros(len(ts))
+        columns[appliance] = columns.get(appliance, 0.0) + power
+    if not plugs or not known.any():
+        return None
+    return House("own home", ts[known], meter[known, 1], {k: v[known] for k, v in columns.items()})
+
+
+def export_own_home(store: HubStore, plugs: dict[str, str], out: Path, since: float = 0.0) -> House | None:
+    """Write the home as a house CSV; returns what was written (None: nothing to write)."""
+    house = own_home(store, plugs, since)
+    if house is not None:
+        write_house(out, house.timestamp, house.mains, house.appliances)
+    return house
