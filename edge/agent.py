@@ -74,6 +74,8 @@ class HubAgent:
         whether it adapted; too little history with every plug reporting leaves the model as it is."""
         if self.nilm is None or not self.cfg.nilm.plugs:
             return False
+        import numpy as np
+
         from edge.nilm.model import adapt, save
         from edge.nilm.own_home import PLUG_HOLD_S, own_home
 
@@ -81,8 +83,7 @@ class HubAgent:
         (last,) = self.store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
         house = None if last is None else own_home(self.store, self.cfg.nilm.plugs,
                                                    last - self.cfg.nilm.adapt_history_s)
-        covered = 0.0 if house is None else float(sum(min(d, PLUG_HOLD_S) for d in (house.timestamp[1:] -
-                                                                                      house.timestamp[:-1])))
+        covered = 0.0 if house is None else float(np.minimum(np.diff(house.timestamp), PLUG_HOLD_S).sum())
         if covered < self.cfg.nilm.adapt_min_s:
             log.info("not adapting to this home yet: %.1f h of meter and plug history, %.1f h needed",
                      covered / 3600, self.cfg.nilm.adapt_min_s / 3600)

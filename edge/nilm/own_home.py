@@ -6,11 +6,14 @@ reads them back as a ``House`` for ``model.adapt`` (the hub does this itself, se
 ``edge/agent.py``) or writes them as a house CSV (``ohmni hub nilm-export``) for
 ``ohmni nilm adapt`` and ``ohmni nilm train``.
 
-Decisions: the mains are the meter's import minus export, floored at 0 (a house CSV's power is
-never negative; a home exporting solar has no appliance to find in that moment anyway). A plug's
-power at a meter reading is its last report at or before it; a report older than ``PLUG_HOLD_S``
-says nothing (the plug is off the network), and such rows are left out rather than guessed.
-Several plugs for one appliance (two freezers) add up, as REFIT's channels do.
+Decisions: one row per cell of the disaggregator's 6-second grid (``features.GRID_S``), the mean
+of the meter readings in it, which is all the disaggregator reads of them: a week of a 1-second
+meter is 100,000 rows, not 600,000 (it runs on a Pi). The mains are the meter's import minus
+export, floored at 0 (a house CSV's power is never negative; a home exporting solar has no
+appliance to find in that moment anyway). A plug's power in a cell is its last report before the
+cell ends; a report older than ``PLUG_HOLD_S`` says nothing (the plug is off the network), and
+such rows are left out rather than guessed. Several plugs for one appliance (two freezers) add
+up, as REFIT's channels do.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge.nilm.features import GRID_S
 from edge.nilm.house_csv import House, write_house
 
 if TYPE_CHECKING:
@@ -29,20 +33,22 @@ PLUG_HOLD_S = 300.0  # plugs report on change and every minute or so; a report o
 
 
 def own_home(store: HubStore, plugs: dict[str, str], since: float = 0.0) -> House | None:
-    """The home since ``since`` with one column per appliance a plug is mapped to (device -> appliance), or None
-    when no meter reading has every mapped plug's power."""
+    """The home since ``since`` on the grid, with one column per appliance a plug is mapped to (device ->
+    appliance), or None when no cell has every mapped plug's power."""
     meter = np.array(store.db.execute(
-        "SELECT ts, MAX(power_import_w - power_export_w, 0) FROM readings WHERE channel = 'electricity' AND ts >= ? "
-        "ORDER BY ts", (since,)).fetchall(), dtype=np.float64).reshape(-1, 2)
-    ts = meter[:, 0]
+        "SELECT CAST(ts / ? AS INTEGER) AS cell, AVG(MAX(power_import_w - power_export_w, 0)) FROM readings "
+        "WHERE channel = 'electricity' AND ts >= ? GROUP BY cell ORDER BY cell", (GRID_S, since)).fetchall(),
+        dtype=np.float64).reshape(-1, 2)
+    ts = meter[:, 0] * GRID_S
     known = np.ones(len(ts), dtype=bool)
     columns: dict[str, np.ndarray] = {}
     for device, appliance in plugs.items():
         rows = np.array(store.db.execute(
             "SELECT ts, power_w FROM device_readings WHERE device = ? AND power_w IS NOT NULL AND ts >= ? "
             "ORDER BY ts", (device, since - PLUG_HOLD_S)).fetchall(), dtype=np.float64).reshape(-1, 2)
-        last = np.searchsorted(rows[:, 0], ts, side="right") - 1
-        fresh = (last >= 0) & (ts - rows[np.maximum(last, 0), 0] <= PLUG_HOLD_S) if len(rows) else np.zeros_like(known)
+        end = ts + GRID_S
+        last = np.searchsorted(rows[:, 0], end, side="left") - 1
+        fresh = (last >= 0) & (end - rows[np.maximum(last, 0), 0] <= PLUG_HOLD_S) if len(rows) else np.zeros_like(known)
         known &= fresh
         power = np.clip(rows[np.maximum(last, 0), 1], 0, None) if len(rows) else np.zeros(len(ts))
         columns[appliance] = columns.get(appliance, 0.0) + power
