@@ -37,7 +37,8 @@ def model(refit):
 
 def test_appliances_are_found_in_unseen_houses(refit, model):
     """A small model (10 houses, 30 trees a booster) on four houses it never saw, scored pooled as the bench
-    scores. The washing machine needs more houses than this to be found; `python -m bench.nilm` measures it."""
+    scores. All five are found better than "always on"; the washing machine's MAE, though, is not under "always
+    off" with so few houses (`python -m bench.nilm` measures it with 15)."""
     assert all(model.signatures[name].runs > 0 for name in ("kettle", "fridge"))  # learned from data, not typed in
     assert set(model.appliances) == {"kettle", "microwave", "fridge", "washing_machine", "dishwasher"}
     pooled: dict[str, tuple[list, list]] = {}
@@ -49,8 +50,9 @@ def test_appliances_are_found_in_unseen_houses(refit, model):
             pooled.setdefault(name, ([], []))[0].append(truth)
             pooled[name][1].append(est[name])
     scores = {name: score(name, np.concatenate(t), np.concatenate(e)) for name, (t, e) in pooled.items()}
-    for name in ("kettle", "microwave", "fridge", "dishwasher"):
+    for name in ("kettle", "microwave", "fridge", "washing_machine", "dishwasher"):
         assert scores[name].f1 is not None and scores[name].f1 > scores[name].always_on_f1, scores[name]
+    assert scores["washing_machine"].f1 > 0.2
     assert scores["kettle"].f1 > 0.5 and scores["fridge"].f1 > 0.65
     for name in ("kettle", "fridge", "dishwasher"):
         assert scores[name].mae_w < scores[name].always_off_mae_w, scores[name]
@@ -198,3 +200,24 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
     assert restarted.nilm.model.appliances["fridge"].to_json() == load(agent.own_model_path).appliances[
         "fridge"].to_json() == adapted.to_json()
     restarted.store.close()
+
+
+def test_boosting_goes_on_from_a_models_trees():
+    """``fit(start=…)`` keeps the start's trees as they are and adds trees that fit what they got wrong: here a
+    second region of on-labels the first trees never saw."""
+    from edge.nilm.boost import Trees, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4000, 3))
+    first = (x[:, 0] > 0.7).astype(float)
+    both = ((x[:, 0] > 0.7) | (x[:, 1] < 0.2)).astype(float)
+    start = fit(x, first, trees=20, subsample=0.5)
+    went_on = fit(x, both, trees=20, subsample=0.5, start=start)
+    assert went_on.feature.shape[0] == 40 and np.array_equal(went_on.feature[:20], start.feature)
+    assert np.array_equal(went_on.leaf[:20], start.leaf) and went_on.base == start.base
+    assert [e.tolist() for e in went_on.edges] == [e.tolist() for e in start.edges]  # the same bins
+    wrong_before = np.mean((start.probability(x) > 0.5) != both)
+    wrong_after = np.mean((went_on.probability(x) > 0.5) != both)
+    assert wrong_before > 0.1 and wrong_after < 0.03, (wrong_before, wrong_after)
+    again = Trees.from_json(went_on.to_json())  # and it saves like any model (bin edges to 3 decimals)
+    assert np.mean(np.abs(again.probability(x) - went_on.probability(x)) < 1e-3) > 0.99
