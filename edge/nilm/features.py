@@ -110,4 +110,7 @@ def features(x: np.ndarray) -> tuple[np.ndarray, list[str]]:
     cols["since_heater_off"] = _since(falls)
     cols["until_heater_on"] = _since(rises[::-1])[::-1]
     names = list(cols)
-    return np.stack([cols[k] for k in names], axis=1).astype(np.float32), names
+    out = np.empty((len(x), len(names)), dtype=np.float32)  # filled a column at a time: no float64 copy of it all
+    for j, name in enumerate(names):
+        out[:, j] = cols[name]
+    return out, names

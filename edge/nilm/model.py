@@ -325,7 +325,7 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
         have = [(h, k, x) for h, k, x in prepared if name in h.appliances]
         if not have:
             continue
-        x = np.vstack([x for _, _, x in have])
+        x = have[0][2] if len(have) == 1 else np.vstack([x for _, _, x in have])  # a hub's one home: no copy
         y = np.concatenate([cells_of(k, h.appliances[name]) >= THRESHOLDS[name] for h, k, _ in have])
         on = np.concatenate([h.appliances[name][h.appliances[name] >= THRESHOLDS[name]] for h, _, _ in have])
         mine = ApplianceModel(name, old.trees, old.threshold, old.power_lo, old.power_hi, old.detector_votes,
