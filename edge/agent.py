@@ -178,6 +178,9 @@ class HubAgent:
                        "last_error": self.uplink.last_error, "counters": dict(self.uplink.counters)},
             "display": self.face.state.model_dump(mode="json") if self.face.state else None,
             "mqtt": self.mqtt.status() if self.mqtt else None,
+            "nilm": None if self.nilm is None else {
+                "plugs": dict(self.cfg.nilm.plugs),
+                "adapted_at": (self.own_model_path.stat().st_mtime if self.own_model_path.exists() else None)},
         }
 
     def request_stop(self) -> None:

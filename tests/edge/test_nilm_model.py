@@ -184,6 +184,7 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
     agent = HubAgent(cfg)
     assert not asyncio.run(agent.adapt_to_home())  # six hours of history: not yet
     assert not agent.own_model_path.exists() and agent.nilm.model is agent._nilm_base
+    assert agent.status()["nilm"] == {"plugs": {"shelly:fridge:0": "fridge"}, "adapted_at": None}
     agent.store.close()
 
     store = HubStore(tmp_path / "hub/hub.sqlite3")
@@ -194,6 +195,7 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
     assert asyncio.run(agent.adapt_to_home())
     adapted = agent.nilm.model.appliances["fridge"]
     assert agent.own_model_path.exists() and adapted.power_hi != model.appliances["fridge"].power_hi
+    assert agent.status()["nilm"]["adapted_at"] == agent.own_model_path.stat().st_mtime
     assert agent.nilm.model.appliances["kettle"].to_json() == model.appliances["kettle"].to_json()  # no plug
     agent.store.close()
     restarted = HubAgent(cfg)  # starts from what it learned of this home
