@@ -221,6 +221,9 @@ def nilm_export_cmd(
         typer.echo("error: no plug is mapped to an appliance: add [nilm.plugs] to the hub's config, e.g.\n"
                    '  [nilm.plugs]\n  "shelly:shellyplug-s-washer:0" = "washing_machine"', err=True)
         raise typer.Exit(2)
+    if not (cfg.hub.data_dir / "hub.sqlite3").exists():
+        typer.echo(f"error: no hub store in {cfg.hub.data_dir} (the hub's data_dir): nothing to export", err=True)
+        raise typer.Exit(1)
     store = HubStore(cfg.hub.data_dir / "hub.sqlite3")
     try:
         (last,) = store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()

@@ -116,6 +116,11 @@ def test_export_command_writes_a_house_csv_the_nilm_commands_read(house_2, tmp_p
     mine, shipped = load(adapted), pretrained()
     assert mine.appliances["fridge"].to_json() != shipped.appliances["fridge"].to_json()
     assert mine.appliances["kettle"].to_json() == shipped.appliances["kettle"].to_json()  # no plug: as it was
+    # a hub that never ran there: said so, and no empty store left behind
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(f'[hub]\ndata_dir = "{tmp_path / "none"}"\n[nilm.plugs]\n"p" = "fridge"\n')
+    refused = runner.invoke(app, ["hub", "nilm-export", "--config", str(elsewhere), "--out", str(out)])
+    assert refused.exit_code == 1 and "no hub store" in refused.output and not (tmp_path / "none").exists()
     # without a mapped plug: a clear error that says what to add
     bare = tmp_path / "bare.toml"
     bare.write_text(f'[hub]\ndata_dir = "{data}"\n')
