@@ -217,22 +217,26 @@ def nilm_export_cmd(
         cfg = HubConfig.load(path if path.exists() else None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from exc
-    if not cfg.nilm.plugs:
-        typer.echo("error: no plug is mapped to an appliance: add [nilm.plugs] to the hub's config, e.g.\n"
-                   '  [nilm.plugs]\n  "shelly:shellyplug-s-washer:0" = "washing_machine"', err=True)
-        raise typer.Exit(2)
     if not (cfg.hub.data_dir / "hub.sqlite3").exists():
         typer.echo(f"error: no hub store in {cfg.hub.data_dir} (the hub's data_dir): nothing to export", err=True)
         raise typer.Exit(1)
     store = HubStore(cfg.hub.data_dir / "hub.sqlite3")
     try:
+        seen = [d for (d,) in store.db.execute("SELECT DISTINCT device FROM device_readings WHERE power_w IS NOT "
+                                               "NULL ORDER BY device")]
         (last,) = store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
-        house = None if last is None else export_own_home(store, cfg.nilm.plugs, out, last - days * 86400)
+        house = None if last is None or not cfg.nilm.plugs else export_own_home(store, cfg.nilm.plugs, out,
+                                                                                last - days * 86400)
     finally:
         store.close()
+    if not cfg.nilm.plugs:
+        typer.echo("error: no plug is mapped to an appliance: add [nilm.plugs] to the hub's config, e.g.\n"
+                   '  [nilm.plugs]\n  "shelly:shellyplug-s-washer:0" = "washing_machine"\n'
+                   f"plugs this hub has seen: {', '.join(seen) or 'none yet'}", err=True)
+        raise typer.Exit(2)
     if house is None:
-        typer.echo("error: no meter reading with every mapped plug reporting in that time; nothing written",
-                   err=True)
+        typer.echo("error: no meter reading with every mapped plug reporting in that time; nothing written "
+                   f"(plugs this hub has seen: {', '.join(seen) or 'none yet'})", err=True)
         raise typer.Exit(1)
     typer.echo(f"wrote {out}: {len(house.timestamp)} rows, mains + {', '.join(house.appliances)}", err=True)
 

@@ -132,8 +132,8 @@ class NilmConfig(BaseModel):
     window_s: float = Field(default=8 * 3600, ge=4 * 3600 + 600, description="power kept for disaggregation; runs "
                             "and half hours are settled two hours inside both ends")
     every_s: float = 300
-    #: Plugs on appliances, by device id (as `ohmni hub status` lists them) -> appliance. They are this home's
-    #: submetered truth: from them the hub adapts its model to the home (``edge/nilm/own_home.py``).
+    #: Plugs on appliances: device id as the hub stores it (`ohmni hub nilm-export` lists those seen) -> appliance.
+    #: They are this home's submetered truth: from them the hub adapts its model to it (``edge/nilm/own_home.py``).
     plugs: dict[str, Appliance] = Field(default_factory=dict)
     adapt_every_s: float = Field(default=24 * 3600, ge=60, description="how often the model re-adapts to the home")
     adapt_history_s: float = Field(default=7 * 24 * 3600, ge=3600, description="the recent plug and meter "

@@ -126,6 +126,7 @@ def test_export_command_writes_a_house_csv_the_nilm_commands_read(house_2, tmp_p
     bare.write_text(f'[hub]\ndata_dir = "{data}"\n')
     refused = runner.invoke(app, ["hub", "nilm-export", "--config", str(bare), "--out", str(out)])
     assert refused.exit_code == 2 and "[nilm.plugs]" in refused.output
+    assert "plugs this hub has seen: shelly:fridge-plug:0" in refused.output  # the ids to map
     # a plug mapped to something that is not an appliance the hub names
     wrong = tmp_path / "wrong.toml"
     wrong.write_text(f'[hub]\ndata_dir = "{data}"\n[nilm.plugs]\n"p" = "toaster"\n')
