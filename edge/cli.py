@@ -206,8 +206,8 @@ def nilm_export_cmd(
                                                 "(default: hub.toml in the config folder).")] = None,
     days: Annotated[float, typer.Option(min=0.01, help="How much recent history to export.")] = 7.0,
 ) -> None:
-    """This home's meter power and its plugs (``[nilm.plugs]``) as a house CSV: its own submetered truth, for
-    `ohmni nilm adapt` or `ohmni nilm train`."""
+    """This home's meter power and the plugs mapped to its appliances (nilm.plugs in the hub's config) as a house
+    CSV: its own submetered truth, for `ohmni nilm adapt` or `ohmni nilm train`."""
     from edge.nilm.own_home import export_own_home
     from edge.provision import default_config_dir
     from edge.store import HubStore
