@@ -132,11 +132,6 @@ def ours(train: list[House]) -> callable:
     return run
 
 
-def _piece(house: House, keep: np.ndarray) -> House:
-    return House(house.name, house.timestamp[keep], house.mains[keep],
-                 {k: v[keep] for k, v in house.appliances.items()})
-
-
 def own_home_parts(dataset: str, house: House) -> tuple[list[House], list[House]]:
     """(what the hub learns from, what it is scored on) of one unseen house. REFIT's single day: its quarters,
     00-06 and 12-18 h to learn, 06-12 and 18-24 h to score (so both hold daytime). REDD's days: the first half
@@ -144,9 +139,9 @@ def own_home_parts(dataset: str, house: House) -> tuple[list[House], list[House]
     if dataset == "redd":
         half = len(house.timestamp) // 2
         first = np.arange(len(house.timestamp)) < half
-        return [_piece(house, first)], [_piece(house, ~first)]
+        return [house.subset(first)], [house.subset(~first)]
     hour = (house.timestamp - house.timestamp[0]) // 3600
-    quarter = [_piece(house, (hour >= a) & (hour < a + 6)) for a in (0, 6, 12, 18)]
+    quarter = [house.subset((hour >= a) & (hour < a + 6)) for a in (0, 6, 12, 18)]
     return [quarter[0], quarter[2]], [quarter[1], quarter[3]]
 
 

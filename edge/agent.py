@@ -80,9 +80,7 @@ class HubAgent:
         from edge.nilm.own_home import PLUG_HOLD_S, own_home
 
         self.flush_devices()
-        (last,) = self.store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
-        house = None if last is None else own_home(self.store, self.cfg.nilm.plugs,
-                                                   last - self.cfg.nilm.adapt_history_s)
+        house = own_home(self.store, self.cfg.nilm.plugs, self.cfg.nilm.adapt_history_s)
         covered = 0.0 if house is None else float(np.minimum(np.diff(house.timestamp), PLUG_HOLD_S).sum())
         if covered < self.cfg.nilm.adapt_min_s:
             log.info("not adapting to this home yet: %.1f h of meter and plug history, %.1f h needed",

@@ -168,6 +168,17 @@ def provision_cmd(
     console.print(f"[green]✓ provisioned.[/] Start the hub: ohmni hub run --config {path}")
 
 
+def _installed_config(config: Path | None) -> HubConfig:
+    """The hub's config: ``--config``, else hub.toml in the config folder, else the defaults."""
+    from edge.provision import default_config_dir
+
+    path = config or default_config_dir() / "hub.toml"
+    try:
+        return HubConfig.load(path if path.exists() else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+
+
 @app.command("status")
 def status_cmd(
     config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML "
@@ -177,13 +188,9 @@ def status_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from edge.provision import checks, default_config_dir
+    from edge.provision import checks
 
-    path = config or default_config_dir() / "hub.toml"
-    try:
-        cfg = HubConfig.load(path if path.exists() else None)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    cfg = _installed_config(config)
     results = checks(cfg)
     table = Table(title=f"Hub {cfg.hub.id}")
     for column in ("check", "verdict", "detail", "what to do"):
@@ -209,14 +216,9 @@ def nilm_export_cmd(
     """This home's meter power and the plugs mapped to its appliances (nilm.plugs in the hub's config) as a house
     CSV: its own submetered truth, for `ohmni nilm adapt` or `ohmni nilm train`."""
     from edge.nilm.own_home import export_own_home
-    from edge.provision import default_config_dir
     from edge.store import HubStore
 
-    path = config or default_config_dir() / "hub.toml"
-    try:
-        cfg = HubConfig.load(path if path.exists() else None)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    cfg = _installed_config(config)
     if not (cfg.hub.data_dir / "hub.sqlite3").exists():
         typer.echo(f"error: no hub store in {cfg.hub.data_dir} (the hub's data_dir): nothing to export", err=True)
         raise typer.Exit(1)
@@ -224,9 +226,7 @@ def nilm_export_cmd(
     try:
         seen = [d for (d,) in store.db.execute("SELECT DISTINCT device FROM device_readings WHERE power_w IS NOT "
                                                "NULL ORDER BY device")]
-        (last,) = store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
-        house = None if last is None or not cfg.nilm.plugs else export_own_home(store, cfg.nilm.plugs, out,
-                                                                                last - days * 86400)
+        house = export_own_home(store, cfg.nilm.plugs, out, days * 86400)
     finally:
         store.close()
     if not cfg.nilm.plugs:

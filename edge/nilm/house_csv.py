@@ -28,6 +28,11 @@ class House:
     mains: np.ndarray  # float64 W
     appliances: dict[str, np.ndarray]  # submetered truth, W
 
+    def subset(self, keep: np.ndarray) -> House:
+        """The rows where ``keep`` holds (a stretch of the house's time), every column alike."""
+        return House(self.name, self.timestamp[keep], self.mains[keep],
+                     {k: v[keep] for k, v in self.appliances.items()})
+
 
 def read_house(path: Path, need_truth: bool = False) -> House:
     try:

@@ -249,11 +249,8 @@ PAIRED = ORDER
 
 def _best_threshold(scored: list) -> tuple[float, float]:
     """(threshold, F1) that scores best over the held-out houses, pooled."""
-    counts = np.zeros((len(THRESHOLD_GRID), 3))
-    for vote, _, _, y in scored:
-        guess = vote[None, :] > THRESHOLD_GRID[:, None]
-        counts += np.stack([np.sum(guess & y, 1), np.sum(guess & ~y, 1), np.sum(~guess & y, 1)], axis=1)
-    f1 = 2 * counts[:, 0] / np.maximum(1, 2 * counts[:, 0] + counts[:, 1] + counts[:, 2])
+    f1 = _f1_at(np.concatenate([v for v, _, _, _ in scored]), np.concatenate([y for _, _, _, y in scored]),
+                THRESHOLD_GRID)
     return float(THRESHOLD_GRID[int(np.argmax(f1))]), float(f1.max())
 
 

@@ -32,9 +32,13 @@ if TYPE_CHECKING:
 PLUG_HOLD_S = 300.0  # plugs report on change and every minute or so; a report older than this is stale
 
 
-def own_home(store: HubStore, plugs: dict[str, str], since: float = 0.0) -> House | None:
-    """The home since ``since`` on the grid, with one column per appliance a plug is mapped to (device ->
-    appliance), or None when no cell has every mapped plug's power."""
+def own_home(store: HubStore, plugs: dict[str, str], history_s: float | None = None) -> House | None:
+    """The home's last ``history_s`` before its latest meter reading (all of it: None) on the grid, with one column
+    per appliance a plug is mapped to (device -> appliance), or None when no cell has every mapped plug's power."""
+    (last,) = store.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
+    if last is None or not plugs:
+        return None
+    since = -np.inf if history_s is None else last - history_s
     meter = np.array(store.db.execute(
         "SELECT CAST(ts / ? AS INTEGER) AS cell, AVG(MAX(power_import_w - power_export_w, 0)) FROM readings "
         "WHERE channel = 'electricity' AND ts >= ? GROUP BY cell ORDER BY cell", (GRID_S, since)).fetchall(),
@@ -52,14 +56,14 @@ def own_home(store: HubStore, plugs: dict[str, str], since: float = 0.0) -> Hous
         known &= fresh
         power = np.clip(rows[np.maximum(last, 0), 1], 0, None) if len(rows) else np.zeros(len(ts))
         columns[appliance] = columns.get(appliance, 0.0) + power
-    if not plugs or not known.any():
+    if not known.any():
         return None
     return House("own home", ts[known], meter[known, 1], {k: v[known] for k, v in columns.items()})
 
 
-def export_own_home(store: HubStore, plugs: dict[str, str], out: Path, since: float = 0.0) -> House | None:
+def export_own_home(store: HubStore, plugs: dict[str, str], out: Path, history_s: float | None = None) -> House | None:
     """Write the home as a house CSV; returns what was written (None: nothing to write)."""
-    house = own_home(store, plugs, since)
+    house = own_home(store, plugs, history_s)
     if house is not None:
         write_house(out, house.timestamp, house.mains, house.appliances)
     return house

@@ -129,11 +129,8 @@ def test_numpy_filters_match_scipy_without_its_memory_cost():
 
 
 def _quarters(house):
-    from edge.nilm.house_csv import House
-
     hour = (house.timestamp - house.timestamp[0]) // 3600
-    return [House(house.name, house.timestamp[m], house.mains[m], {k: v[m] for k, v in house.appliances.items()})
-            for m in ((hour >= a) & (hour < a + 6) for a in (0, 6, 12, 18))]
+    return [house.subset((hour >= a) & (hour < a + 6)) for a in (0, 6, 12, 18)]
 
 
 def test_the_model_improves_as_it_sees_its_own_home(refit, model):
