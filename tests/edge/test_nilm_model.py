@@ -199,6 +199,10 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
     assert restarted.nilm.model.appliances["fridge"].to_json() == load(agent.own_model_path).appliances[
         "fridge"].to_json() == adapted.to_json()
     restarted.store.close()
+    agent.own_model_path.write_text("{not json")  # a damaged file: the hub starts on its base model, and says so
+    damaged = HubAgent(cfg)
+    assert damaged.nilm.model is damaged._nilm_base
+    damaged.store.close()
 
 
 def test_boosting_goes_on_from_a_models_trees():
