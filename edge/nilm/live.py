@@ -2,19 +2,22 @@
 
 The hub keeps the last ``window_s`` of whole-house power (a ring of at most one sample a
 second), re-runs the batch disaggregator over it every ``every_s`` of new data, and emits
-each appliance run once, when it lies ``margin_s`` inside both ends of the window: what the
-disaggregator says at a moment depends on the hour either side of it (the trees' widest
-windows, the home's floor), so a run that far inside the window is called as the batch path
-calls it on the whole day. Each half hour's energy per appliance is settled the same way.
-A run longer than the window less both margins (four hours by default) is not seen live.
-As the hub stops, every run that has ended and every whole half hour is sent with what the
-window holds; the half hour in progress is not (after a restart it would be counted twice).
+what lies ``margin_s`` inside both ends of the window: what the disaggregator says at a moment
+depends on the hour either side of it (the trees' widest windows, the home's floor), so that far
+inside the window it says what the batch path says on the whole day. Each pass settles the
+stretch after the last one's, and runs are stitched across passes: a run still going at the end
+of a settled stretch stays open (its start, energy, peak and minute profile so far: bounded) and
+goes on in the next, so a run of any length is emitted once, when it ends, as the batch path
+has it. Each half hour's energy per appliance is settled the same way. As the hub stops, every
+run that has ended and every whole half hour is sent with what the window holds; the run and the
+half hour in progress are not (after a restart they would be counted twice). Where the hub lost
+sight of the meter for longer than the window, a run open before is closed where it was last seen.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +61,36 @@ def runs_from(ts: np.ndarray, estimates: dict[str, np.ndarray]) -> list[Run]:
     return sorted(out, key=lambda r: (r.start, r.appliance))
 
 
+PROFILE_MINUTES = 24 * 60  # minutes of a run's profile kept (and sent)
+
+
+@dataclass
+class _OpenRun:
+    """A run still going at the end of what is settled: what the emitted run will need, nothing more."""
+    appliance: str
+    t0: float
+    energy_ws: float = 0.0
+    peak_w: float = 0.0
+    end: float = 0.0
+    minutes: dict[int, list[float]] = field(default_factory=dict)  # minute from the start -> [sum of W, samples]
+
+    def add(self, t: np.ndarray, p: np.ndarray, d: np.ndarray) -> None:
+        self.energy_ws += float(np.sum(p * d))
+        self.peak_w = max(self.peak_w, float(np.max(p)))
+        self.end = float(t[-1] + d[-1])
+        minute = ((t - self.t0) // 60).astype(np.int64)
+        keep = minute < PROFILE_MINUTES
+        found, index = np.unique(minute[keep], return_inverse=True)
+        for m, total, n in zip(found, np.bincount(index, p[keep]), np.bincount(index), strict=True):
+            into = self.minutes.setdefault(int(m), [0.0, 0])
+            into[0] += float(total)
+            into[1] += int(n)
+
+    def closed(self) -> Run:
+        return Run(self.appliance, int(self.t0), int(self.end), self.energy_ws / 3600, self.peak_w,
+                   tuple(round(total / n, 1) for _, (total, n) in sorted(self.minutes.items())))
+
+
 class LiveDisaggregator:
     def __init__(self, model: Model, window_s: float = 8 * 3600, every_s: float = 300,
                  margin_s: float = 7200) -> None:
@@ -69,8 +102,8 @@ class LiveDisaggregator:
         self._w: deque[float] = deque(maxlen=int(window_s) + 1)
         self._last_run_at: float | None = None
         self._trimmed = False  # older power has left the window: its first two hours lack what came before
-        self._emitted: set[tuple[str, int]] = set()
-        self._emitted_order: deque[tuple[str, int]] = deque(maxlen=10_000)  # bounded memory of what was sent
+        self._runs_to = -np.inf  # samples before this are settled for runs
+        self._open: dict[str, _OpenRun] = {}  # per appliance, its run going on at ``_runs_to``
 
     def feed(self, ts: float, power_w: float) -> list[Run]:
         if self._ts and ts <= self._ts[-1]:
@@ -89,7 +122,7 @@ class LiveDisaggregator:
         return self.flush(final=False)
 
     def flush(self, final: bool = True) -> list[Run]:
-        """Runs settled (when ``final``, as the hub stops: every run that has ended), each once."""
+        """Runs that ended in the stretch settled now (when ``final``, as the hub stops: to the last sample)."""
         if len(self._ts) < 3:
             return []
         ts = np.fromiter(self._ts, dtype=np.float64)
@@ -98,17 +131,38 @@ class LiveDisaggregator:
         after = ts[0] + self.margin_s if self._trimmed else ts[0]
         estimates = disaggregate(ts, w, self.model)
         self._settle_half_hours(ts, estimates, after, horizon)
-        new = []
-        for run in runs_from(ts, estimates):
-            key = (run.appliance, run.start)
-            if run.end > horizon or run.start < after or key in self._emitted:
-                continue  # still going, too near the window's start to be sure, or already sent
-            if len(self._emitted_order) == self._emitted_order.maxlen:
-                self._emitted.discard(self._emitted_order[0])
-            self._emitted_order.append(key)
-            self._emitted.add(key)
-            new.append(run)
-        return new
+        return self._settle_runs(ts, estimates, after, horizon, final)
+
+    def _settle_runs(self, ts: np.ndarray, estimates: dict[str, np.ndarray], after: float, horizon: float,
+                     final: bool) -> list[Run]:
+        """Stitch the samples from where the last pass stopped to ``horizon`` onto the open runs; the runs that
+        ended there are emitted."""
+        ended: list[Run] = []
+        if self._runs_to < after:  # the window holds nothing of where the open runs were last seen
+            ended += [run.closed() for run in self._open.values()]
+            self._open.clear()
+        start = max(self._runs_to, after)
+        index = np.flatnonzero((ts >= start) & ((ts <= horizon) if final else (ts < horizon)))
+        if not len(index):
+            return ended
+        self._runs_to = float(np.nextafter(ts[index[-1]], np.inf))
+        dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
+        for name, est in estimates.items():
+            on = est[index] >= THRESHOLDS.get(name, 10)
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+            going = self._open.pop(name, None)
+            if going is not None and (not len(edges) or edges[0] != 0):
+                ended.append(going.closed())  # it ended just before this stretch
+                going = None
+            for a, b in zip(edges[::2], edges[1::2], strict=True):
+                piece = index[a:b]
+                run = going if a == 0 and going is not None else _OpenRun(name, float(ts[piece[0]]))
+                run.add(ts[piece], est[piece], dt[piece])
+                if b < len(index):
+                    ended.append(run.closed())
+                else:
+                    self._open[name] = run  # still going where the settled stretch ends
+        return sorted(ended, key=lambda r: (r.start, r.appliance))
 
     def _settle_half_hours(self, ts: np.ndarray, estimates: dict[str, np.ndarray], after: float,
                            horizon: float) -> None:
