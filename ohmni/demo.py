@@ -109,6 +109,33 @@ def _write_secret(path: Path) -> str:
     return secret
 
 
+DEMO_ADAPT_EVERY_S = 1200  # real seconds: a sped-up demo gathers a day of history in minutes, not a day
+
+
+def plug_appliances(household: Path | None) -> dict[str, str]:
+    """The simulated home's plugs, named as the hub names them (what it decodes from each plug's own message), to
+    the appliance each meters: the demo's hub takes them as this home's submetered truth and adapts its
+    disaggregator to the home once it holds a day of them (``edge/nilm/own_home.py``)."""
+    from edge.nilm.appliances import NAMES
+    from firmware_sim.household import Household
+    from firmware_sim.plugs import PAYLOADS
+    from protocols.devices import decode, mappings
+
+    out: dict[str, str] = {}
+    for plug in Household.load(household, 0).plugs:
+        if plug.appliance in NAMES:
+            topic, payload = PAYLOADS[plug.kind](plug, 0, 100.0)
+            out |= {r.device: plug.appliance for r in decode(topic, payload.encode(), mappings())}
+    return out
+
+
+def write_hub_config(path: Path, plugs: dict[str, str]) -> Path:
+    lines = ["[nilm]", f"adapt_every_s = {DEMO_ADAPT_EVERY_S}", "", "[nilm.plugs]",
+             *(f"{json.dumps(device)} = {json.dumps(appliance)}" for device, appliance in sorted(plugs.items()))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def wait_for(what: str, check: callable, child: Child, timeout: float) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -230,8 +257,9 @@ def demo(
         sim = spawn("sim", sim_args, data)
         children.append(sim)
         wait_for("simulated meter", tty.exists, sim, 15)
-        hub = spawn("hub", ["hub", "run", "--port", str(tty), "--cloud", cloud_url, "--token-file",
-                             str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
+        hub_config = write_hub_config(data / "hub.toml", plug_appliances(household))
+        hub = spawn("hub", ["hub", "run", "--config", str(hub_config), "--port", str(tty), "--cloud", cloud_url,
+                             "--token-file", str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
                              str(display_port), "--hub-id", "hub-demo", "--uplink-interval", "1",
                              "--embedded-broker", str(broker_port)], data)
         children.append(hub)
@@ -281,6 +309,12 @@ def demo(
             console.print(f"Smart plugs: {plugs['counters'].get('device_readings', 0)} readings from "
                           f"{len(plugs['devices']) - 1 if 'meter' in plugs['devices'] else len(plugs['devices'])} "
                           f"devices over the hub's embedded MQTT broker")
+        nilm = final.get("nilm")
+        if nilm and nilm["plugs"]:
+            appliances = ", ".join(sorted(set(nilm["plugs"].values())))
+            console.print(f"Disaggregation adapted to this home's plugs ({appliances})" if nilm["adapted_at"] else
+                          f"Disaggregation: not adapted to this home's plugs ({appliances}) yet: that needs a "
+                          "simulated day of them (e.g. --speed 500 --duration 300)")
         if summary.get("faults"):
             console.print(f"Injected faults: {summary['faults']}; hub rejected: {counters}")
         console.print(f"Ground truth: {data / 'sim' / 'truth.csv'}  meter log: {data / 'sim' / 'meter.csv'}")

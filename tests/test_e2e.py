@@ -9,9 +9,11 @@ import csv
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -117,6 +119,13 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
     # the three simulated plugs publish every 10 simulated seconds to the hub's embedded broker
     plugs = re.search(r"Smart plugs: (\d+) readings from 3 devices", out)
     assert plugs and int(plugs.group(1)) >= 80, out
+    # the demo's hub takes those plugs as its home's submetered truth, named as it stores them
+    mapped = tomllib.loads((tmp_path / "demo" / "hub.toml").read_text())["nilm"]["plugs"]
+    assert mapped == {"zigbee2mqtt:kettle_plug": "kettle", "shelly:shellyplusplugs-washer:0": "washing_machine",
+                      "tasmota:dishwasher": "dishwasher"}
+    with sqlite3.connect(tmp_path / "demo" / "hub" / "hub.sqlite3") as db:
+        assert set(mapped) <= {d for (d,) in db.execute("SELECT DISTINCT device FROM device_readings")}
+    assert "not adapted to this home's plugs (dishwasher, kettle, washing_machine) yet" in out  # 5 minutes
     assert "Traceback" not in out
     for log in (tmp_path / "demo").glob("*.log"):
         assert "Traceback" not in log.read_text(), log
