@@ -3,7 +3,9 @@
 Each plug meters one appliance of the simulated home and publishes as its kind does:
 a Zigbee metering plug through zigbee2mqtt (device state JSON), a Shelly gen2 plug
 (NotifyStatus on <id>/events/rpc, energy in Wh) and a Tasmota plug (tele/<topic>/SENSOR
-with an ENERGY object). Shapes are data: a table of payload builders by kind.
+with an ENERGY object). Each carries the simulated time as its kind can (zigbee2mqtt's
+``last_seen``, Shelly's ``ts``, Tasmota's ``Time`` with its offset), so the hub lines plug and
+meter up at any speed. Shapes are data: a table of payload builders by kind.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class PlugState:
 
 def _zigbee(p: PlugState, ts: int, watts: float) -> tuple[str, str]:
     return f"zigbee2mqtt/{p.name}", json.dumps({
+        "last_seen": datetime.fromtimestamp(ts, UTC).isoformat(),  # zigbee2mqtt's advanced.last_seen: ISO_8601
         "power": round(watts), "energy": round(p.energy_wh / 1000, 2), "voltage": round(VOLTS),
         "current": round(watts / VOLTS, 2), "state": "ON" if watts > 0.5 else "OFF", "linkquality": 120})
 
@@ -41,7 +44,7 @@ def _shelly(p: PlugState, ts: int, watts: float) -> tuple[str, str]:
 
 
 def _tasmota(p: PlugState, ts: int, watts: float) -> tuple[str, str]:
-    when = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    when = datetime.fromtimestamp(ts, UTC).isoformat()  # with its offset, as Tasmota sends it with SetOption52 1
     return f"tele/{p.name}/SENSOR", json.dumps({"Time": when, "ENERGY": {
         "TotalStartTime": "2024-01-01T00:00:00", "Total": round(p.energy_wh / 1000, 3), "Yesterday": 0.0,
         "Today": round(p.energy_wh / 1000, 3), "Power": round(watts), "ApparentPower": round(watts),

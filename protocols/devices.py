@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 #: Glow reports -8388.608 (int24 0x800000 / 1000) when the meter gave no reading.
@@ -62,6 +63,24 @@ def _number(value: Any, what: str) -> float | None:
     return number
 
 
+def _device_time(value: Any, what: str) -> float | None:
+    """A device's own clock: Unix milliseconds (zigbee2mqtt's ``last_seen: epoch``) or ISO 8601 with an offset
+    (zigbee2mqtt's ``ISO_8601`` and ``ISO_8601_local``, Tasmota with ``SetOption52 1``). A time without an offset
+    (Tasmota's default, the device's local zone, which the hub does not know) gives None: the hub then stamps
+    the reading as it arrives, as for devices that send no time."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) / 1000
+    if not isinstance(value, str):
+        raise PayloadError(f"{what} is {value!r}, not a time")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadError(f"{what} is {value!r}, not an ISO 8601 time") from None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
 def _pick(obj: dict[str, Any], table: dict[str, tuple[str, float]], device: str, kind: str) -> DeviceReading:
     """Fields of ``obj`` named in ``table`` (payload key -> (reading field, scale))."""
     values: dict[str, float | None] = {}
@@ -83,7 +102,7 @@ def z2m_state(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     if not isinstance(obj, dict):
         raise PayloadError("zigbee2mqtt state must be a JSON object")
     reading = _pick(obj, Z2M_FIELDS, f"zigbee2mqtt:{m['device']}", "zigbee2mqtt")
-    return [reading] if reading.fields() else []
+    return [replace(reading, ts=_device_time(obj.get("last_seen"), "last_seen"))] if reading.fields() else []
 
 
 def z2m_attribute(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
@@ -199,7 +218,8 @@ def tasmota(m: re.Match[str], payload: bytes, sml: SmlKeys = SmlKeys()) -> list[
             energy_kwh=_number(block.get(sml.import_kwh), f"{sml.prefix}.{sml.import_kwh}"),
             export_kwh=_number(block.get(sml.export_kwh), f"{sml.prefix}.{sml.export_kwh}"),
             power_w=power))
-    return [r for r in out if r.fields()]
+    ts = _device_time(obj.get("Time"), "Time")
+    return [replace(r, ts=ts) for r in out if r.fields()]
 
 
 # --- Hildebrand Glow ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import pytest
 
@@ -38,6 +39,7 @@ def test_zigbee2mqtt_state_and_attribute_output(data_dir):
         want = ex[key]["expected"]
         assert r.power_w == want["power_w"] and r.voltage_v == want["voltage_v"] and r.current_a == want["current_a"]
         assert r.device.startswith("zigbee2mqtt:plug_zigbee2")
+        assert r.ts == datetime.fromisoformat(json.loads(ex[key]["payload"])["last_seen"]).timestamp()
     [r] = decode(ex["z2m_ts011f_attribute_output"]["topic"], b"12.05", mappings())
     assert r.energy_kwh == 12.05 and r.device == "zigbee2mqtt:z1"
     assert decode("zigbee2mqtt/bridge/devices", b"[]", mappings()) == []
@@ -109,3 +111,20 @@ def test_zigbee_metering_attributes(data_dir):
 def test_bad_payloads_name_what_is_wrong(topic, payload, message):
     with pytest.raises(PayloadError, match=message):
         decode(topic, payload, mappings())
+
+
+def test_a_device_time_is_taken_only_where_it_says_its_zone():
+    """zigbee2mqtt's last_seen (ISO 8601 with an offset, or epoch milliseconds) and Tasmota's Time with its offset
+    (SetOption52) stamp the reading; Tasmota's default local time, zone unknown, leaves it to the hub; a time that
+    is no time is a clear error."""
+    table = mappings()
+    [z] = decode("zigbee2mqtt/p", b'{"power": 5, "last_seen": "2024-03-31T01:30:00+01:00"}', table)
+    assert z.ts == 1711845000.0
+    [z] = decode("zigbee2mqtt/p", b'{"power": 5, "last_seen": 1711845000123}', table)
+    assert z.ts == 1711845000.123
+    [t] = decode("tele/p/SENSOR", b'{"Time": "2024-03-31T00:30:00+00:00", "ENERGY": {"Power": 7}}', table)
+    assert t.ts == 1711845000.0 and t.power_w == 7
+    [t] = decode("tele/p/SENSOR", b'{"Time": "2024-03-31T00:30:00", "ENERGY": {"Power": 7}}', table)
+    assert t.ts is None
+    with pytest.raises(PayloadError, match="last_seen is 'yesterday', not an ISO 8601 time"):
+        decode("zigbee2mqtt/p", b'{"power": 5, "last_seen": "yesterday"}', table)
