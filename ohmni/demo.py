@@ -119,7 +119,7 @@ DEMO_ADAPT_MIN_S = 3 * 3600
 def plug_appliances(household: Path | None) -> dict[str, str]:
     """The simulated home's plugs, named as the hub names them (what it decodes from each plug's own message), to
     the appliance each meters: the demo's hub takes them as this home's submetered truth and adapts its
-    disaggregator to the home once it holds a day of them (``edge/nilm/own_home.py``)."""
+    disaggregator to the home once it holds ``DEMO_ADAPT_MIN_S`` of them (``edge/nilm/own_home.py``)."""
     from edge.nilm.appliances import NAMES
     from firmware_sim.household import Household
     from firmware_sim.plugs import PAYLOADS
@@ -321,7 +321,7 @@ def demo(
         if nilm and nilm["plugs"]:
             appliances = ", ".join(sorted(set(nilm["plugs"].values())))
             console.print(f"Disaggregation adapted to this home's plugs ({appliances})" if nilm["adapted_at"] else
-                          f"Disaggregation: not adapted to this home's plugs ({appliances}) yet: that needs a "
+                          f"Disaggregation: not adapted to this home's plugs ({appliances}) yet: that needs "
                           f"{DEMO_ADAPT_MIN_S // 3600} simulated hours of them (e.g. --speed 100 --duration 300)")
         if summary.get("faults"):
             console.print(f"Injected faults: {summary['faults']}; hub rejected: {counters}")

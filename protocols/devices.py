@@ -70,7 +70,7 @@ def _device_time(value: Any, what: str) -> float | None:
     the reading as it arrives, as for devices that send no time."""
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value) / 1000
     if not isinstance(value, str):
         raise PayloadError(f"{what} is {value!r}, not a time")

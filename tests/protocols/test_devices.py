@@ -128,3 +128,5 @@ def test_a_device_time_is_taken_only_where_it_says_its_zone():
     assert t.ts is None
     with pytest.raises(PayloadError, match="last_seen is 'yesterday', not an ISO 8601 time"):
         decode("zigbee2mqtt/p", b'{"power": 5, "last_seen": "yesterday"}', table)
+    with pytest.raises(PayloadError, match="not a time"):
+        decode("zigbee2mqtt/p", b'{"power": 5, "last_seen": NaN}', table)
