@@ -142,6 +142,22 @@ def test_a_run_longer_than_the_window_is_stitched_across_passes():
         (r.appliance, r.start, r.end, round(r.energy_wh, 6), r.profile_w) for r in batch)
 
 
+def test_a_run_open_when_the_meter_went_silent_is_closed_where_it_was_last_seen():
+    from edge.nilm.live import LiveDisaggregator
+
+    live = LiveDisaggregator(model=None)  # type: ignore[arg-type]
+    ts = np.arange(0.0, 5 * 3600, 10.0)
+    on = {"fridge": np.where(ts >= 2 * 3600, 90.0, 0.0)}  # on from 02:00 until the meter goes silent
+    horizon = ts[-1] - live.margin_s  # settled to about 03:00
+    assert live._settle_runs(ts, on, ts[0], horizon, final=False) == []  # still going there
+    later = ts + 20 * 3600  # the meter is back 20 hours later: the window holds nothing of that run
+    live._trimmed = True
+    [run] = live._settle_runs(later, {"fridge": np.zeros(len(later))}, later[0] + live.margin_s,
+                              later[-1] - live.margin_s, final=False)
+    assert (run.appliance, run.start, run.end) == ("fridge", 2 * 3600, horizon)  # where it was last settled
+    assert run.energy_wh == pytest.approx(90.0 * (horizon - 2 * 3600) / 3600)
+
+
 def test_numpy_filters_match_scipy_without_its_memory_cost():
     from scipy.ndimage import median_filter, minimum_filter1d
 
