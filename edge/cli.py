@@ -226,7 +226,7 @@ def nilm_export_cmd(
     try:
         seen = [d for (d,) in store.db.execute("SELECT DISTINCT device FROM device_readings WHERE power_w IS NOT "
                                                "NULL ORDER BY device")]
-        house = export_own_home(store, cfg.nilm.plugs, out, days * 86400)
+        house = export_own_home(store, cfg.nilm.plugs, out, days * 86400) if cfg.nilm.plugs else None
     finally:
         store.close()
     if not cfg.nilm.plugs:

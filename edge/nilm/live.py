@@ -39,7 +39,7 @@ class Run:
     def to_uplink(self, confidence: float = 0.6) -> ApplianceRunV1:
         return ApplianceRunV1(appliance=self.appliance, start=self.start, end=max(self.end, self.start + 1),
                               energy_wh=round(self.energy_wh, 1), peak_w=round(self.peak_w, 1),
-                              confidence=confidence, profile_w=list(self.profile_w)[: 24 * 60])
+                              confidence=confidence, profile_w=list(self.profile_w)[:PROFILE_MINUTES])
 
 
 def runs_from(ts: np.ndarray, estimates: dict[str, np.ndarray]) -> list[Run]:
@@ -49,19 +49,20 @@ def runs_from(ts: np.ndarray, estimates: dict[str, np.ndarray]) -> list[Run]:
         return out
     dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
     for name, est in estimates.items():
-        on = est >= THRESHOLDS.get(name, 10)
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
-        for a, b in zip(edges[::2], edges[1::2], strict=True):
-            t, p, d = ts[a:b], est[a:b], dt[a:b]
-            minutes = ((t - t[0]) // 60).astype(np.int64)
-            profile = tuple(round(float(np.mean(p[minutes == m])), 1) for m in range(int(minutes[-1]) + 1)
-                            if np.any(minutes == m))
-            out.append(Run(name, int(t[0]), int(t[-1] + d[-1]), float(np.sum(p * d) / 3600), float(np.max(p)),
-                           profile))
+        for a, b in _stretches(est >= THRESHOLDS.get(name, 10)):
+            run = _OpenRun(name, float(ts[a]))
+            run.add(ts[a:b], est[a:b], dt[a:b])
+            out.append(run.closed())
     return sorted(out, key=lambda r: (r.start, r.appliance))
 
 
-PROFILE_MINUTES = 24 * 60  # minutes of a run's profile kept (and sent)
+def _stretches(on: np.ndarray) -> list[tuple[int, int]]:
+    """(first, past the last) index of each stretch where ``on`` holds."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+PROFILE_MINUTES = 24 * 60  # minutes of a run's profile kept and sent
 
 
 @dataclass
@@ -148,13 +149,12 @@ class LiveDisaggregator:
         self._runs_to = float(np.nextafter(ts[index[-1]], np.inf))
         dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
         for name, est in estimates.items():
-            on = est[index] >= THRESHOLDS.get(name, 10)
-            edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+            stretches = _stretches(est[index] >= THRESHOLDS.get(name, 10))
             going = self._open.pop(name, None)
-            if going is not None and (not len(edges) or edges[0] != 0):
+            if going is not None and (not stretches or stretches[0][0] != 0):
                 ended.append(going.closed())  # it ended just before this stretch
                 going = None
-            for a, b in zip(edges[::2], edges[1::2], strict=True):
+            for a, b in stretches:
                 piece = index[a:b]
                 run = going if a == 0 and going is not None else _OpenRun(name, float(ts[piece[0]]))
                 run.add(ts[piece], est[piece], dt[piece])

@@ -44,18 +44,19 @@ def own_home(store: HubStore, plugs: dict[str, str], history_s: float | None = N
         "WHERE channel = 'electricity' AND ts >= ? GROUP BY cell ORDER BY cell", (GRID_S, since)).fetchall(),
         dtype=np.float64).reshape(-1, 2)
     ts = meter[:, 0] * GRID_S
+    end = ts + GRID_S
     known = np.ones(len(ts), dtype=bool)
     columns: dict[str, np.ndarray] = {}
     for device, appliance in plugs.items():
         rows = np.array(store.db.execute(
             "SELECT ts, power_w FROM device_readings WHERE device = ? AND power_w IS NOT NULL AND ts >= ? "
             "ORDER BY ts", (device, since - PLUG_HOLD_S)).fetchall(), dtype=np.float64).reshape(-1, 2)
-        end = ts + GRID_S
-        last = np.searchsorted(rows[:, 0], end, side="left") - 1
-        fresh = (last >= 0) & (end - rows[np.maximum(last, 0), 0] <= PLUG_HOLD_S) if len(rows) else np.zeros_like(known)
-        known &= fresh
-        power = np.clip(rows[np.maximum(last, 0), 1], 0, None) if len(rows) else np.zeros(len(ts))
-        columns[appliance] = columns.get(appliance, 0.0) + power
+        if not len(rows):
+            return None  # a mapped plug that never reported then: no cell has every plug's power
+        report = np.searchsorted(rows[:, 0], end, side="left") - 1  # the plug's last report before the cell ends
+        held = np.maximum(report, 0)
+        known &= (report >= 0) & (end - rows[held, 0] <= PLUG_HOLD_S)
+        columns[appliance] = columns.get(appliance, 0.0) + np.clip(rows[held, 1], 0, None)
     if not known.any():
         return None
     return House("own home", ts[known], meter[known, 1], {k: v[known] for k, v in columns.items()})
