@@ -265,3 +265,28 @@ def test_boosting_goes_on_from_a_models_trees():
     assert wrong_before > 0.1 and wrong_after < 0.03, (wrong_before, wrong_after)
     again = Trees.from_json(went_on.to_json())  # and it saves like any model (bin edges to 3 decimals)
     assert np.mean(np.abs(again.probability(x) - went_on.probability(x)) < 1e-3) > 0.99
+
+
+def test_the_washer_learns_a_dishwasher_and_a_microwave_are_not_washes(refit):
+    """Besides the synthetic washing days, each house is seen with the other house's day of a dishwasher and of
+    a microwave laid over its mains — all of that day's energy, none of it counted as the washer's."""
+    from edge.nilm.features import GRID_S, cells_of, house_matrix
+    from edge.nilm.model import CONFUSERS, SYNTHETIC_COPIES, _with_synthetic, learn_signatures
+
+    houses = [read_house(refit[n]) for n in (2, 5)]  # both ran their dishwasher and microwave that day
+    signatures = learn_signatures(houses)
+    have = [(h, *house_matrix(h.timestamp, h.mains, signatures)) for h in houses]
+    labels = [cells_of(k, h.appliances["washing_machine"]) >= 20 for h, k, _ in have]
+    matrices, targets = _with_synthetic(have, labels, "washing_machine", signatures, seed=0)
+    assert CONFUSERS["washing_machine"] == ("dishwasher", "microwave")
+    assert len(matrices) == len(targets) == 2 * (1 + SYNTHETIC_COPIES + 2)
+    for j, other in enumerate(CONFUSERS["washing_machine"]):
+        for i, (_, _, x) in enumerate(have):
+            at = 2 * (1 + SYNTHETIC_COPIES + j) + i
+            added = matrices[at][:, 0].astype(np.float64) - x[:, 0]
+            donor = houses[1 - i]
+            wh = float(np.sum(donor.appliances[other][:-1] * np.diff(donor.timestamp))) / 3600
+            assert added.min() > -0.5 and np.sum(added) * GRID_S / 3600 == pytest.approx(wh, rel=0.1), (other, i)
+            assert np.array_equal(targets[at], labels[i])  # the washer's truth as it was
+    # a synthetic washing day does count, its washer on (copies follow the two houses as they are)
+    assert all(targets[2 + c].sum() > labels[c % 2].sum() for c in range(2 * SYNTHETIC_COPIES))
