@@ -276,9 +276,8 @@ def _with_synthetic(have: list, labels: list[np.ndarray], name: str, signatures:
     confuser: a donor's day of the confuser added to the mains only (the appliance's truth unchanged)."""
     matrices, targets = [x for _, _, x in have], list(labels)
     rng = np.random.default_rng(seed)
-    laid = [(name, True)] * (SYNTHETIC_COPIES if name in SYNTHETIC else 0) + [(c, False)
-                                                                           for c in CONFUSERS.get(name, ())]
-    for other, counts in laid:
+    copies = [name] * SYNTHETIC_COPIES if name in SYNTHETIC else []
+    for other in (*copies, *CONFUSERS.get(name, ())):  # a copy of the appliance itself counts in its truth
         donors = [h for h, _, _ in have if other in h.appliances and (h.appliances[other] >= THRESHOLDS[other]).any()]
         if not donors:
             continue
@@ -289,7 +288,7 @@ def _with_synthetic(have: list, labels: list[np.ndarray], name: str, signatures:
             at = (h.timestamp - h.timestamp[0] + rng.uniform(0, span)) % span
             added = np.interp(at, g.timestamp - g.timestamp[0], g.appliances[other])
             matrices.append(house_matrix(h.timestamp, h.mains + added, signatures)[1])
-            targets.append(cells_of(k, h.appliances[name] + (added if counts else 0)) >= THRESHOLDS[name])
+            targets.append(cells_of(k, h.appliances[name] + (added if other == name else 0)) >= THRESHOLDS[name])
     return matrices, targets
 
 
