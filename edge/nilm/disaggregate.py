@@ -3,8 +3,9 @@
 The mains go on the feature grid (``features.py``); the event detector (``events.py``) adds its
 verdict per appliance as five more columns; per appliance, its two boosters and the detector
 vote in each cell. Where the vote passes the learned threshold, the appliance's power is the
-step it stands above the quarter hour's lowest level, kept within the range learned for it
-(so a kettle reads as a kettle, not as the kettle and the oven together).
+step it stands above the lowest level of the window learned for it (a minute, five, or a
+quarter hour), kept within the range learned for it (so a kettle reads as a kettle, not as the
+kettle and the oven together).
 """
 
 from __future__ import annotations

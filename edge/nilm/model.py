@@ -7,12 +7,12 @@
 2. per appliance, two boosted-tree models (``boost.py``) that read the mains' shapes over several
    time scales (``features.py``), one also the event detector's verdicts. They vote (the mean of
    their probabilities), with or without the detector as a third voter (its verdict 0 or 1; only
-   for the appliances it pairs by their own steps: kettle, microwave, fridge). Which
-   of the two votes, the vote above which the appliance is on, and how much a doubtful call's
-   watts are hedged are chosen *out of fold*: trees trained on half of the training houses are
-   scored on the other half, so each choice is made on homes the trees never saw. For appliances
-   with few runs the trees also see synthetic homes, and the washing machine other appliances' days that are
-   not washes (``_with_synthetic``).
+   for the appliances it pairs by their own steps: kettle, microwave, fridge). Which of the two
+   votes, the vote above which the appliance is on, the window whose floor a call's watts stand
+   above and how much a doubtful call's watts are hedged are chosen *out of fold*: trees trained
+   on half of the training houses are scored on the other half, so each choice is made on homes
+   the trees never saw. For appliances with few runs the trees also see synthetic homes, and the
+   washing machine other appliances' days that are not washes (``_with_synthetic``).
 
 ``adapt`` goes on from a learned model with one home's own submetered history (its plugs).
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +150,7 @@ class ApplianceModel:
     power_hi: float
     detector_votes: bool = False  # the event detector's verdict is a third voter (chosen out of fold)
     hedge: float = 0.0  # how much a doubtful call is pulled towards the on/off line (chosen out of fold)
+    step_s: int = 900  # the estimate's step stands above the lowest level of this centred window (out of fold)
 
     def vote(self, x: np.ndarray, detector_votes: bool | None = None) -> np.ndarray:
         """Per cell, the mean of the boosters' probabilities, and with them the event detector's verdict (0 or 1)."""
@@ -158,14 +159,15 @@ class ApplianceModel:
             voters.append(x[:, x.shape[1] - EVENT_COLUMNS + NAMES.index(self.name)] >= THRESHOLDS[self.name])
         return sum(voters) / len(voters)
 
-    def estimate(self, vote: np.ndarray, step: np.ndarray, threshold: float | None = None,
-                 hedge: float | None = None) -> np.ndarray:
-        """Watts per cell: off at or below the threshold; on, the step it stands on, in its learned range. With a
-        hedge, a call just over the threshold is pulled towards the on/off line (by the hedge's power of how far the
-        vote is over): a doubtful call costs less when it is wrong, a sure one keeps its watts."""
+    def estimate(self, vote: np.ndarray, steps: dict[int, np.ndarray], threshold: float | None = None,
+                 hedge: float | None = None, step_s: int | None = None) -> np.ndarray:
+        """Watts per cell: off at or below the threshold; on, the step it stands on above its window's floor
+        (``steps`` per window, as ``step_power`` gives them), in its learned range. With a hedge, a call just over
+        the threshold is pulled towards the on/off line (by the hedge's power of how far the vote is over): a
+        doubtful call costs less when it is wrong, a sure one keeps its watts."""
         threshold = self.threshold if threshold is None else threshold
         hedge = self.hedge if hedge is None else hedge
-        watts = np.clip(step, self.power_lo, self.power_hi)
+        watts = np.clip(steps[self.step_s if step_s is None else step_s], self.power_lo, self.power_hi)
         if hedge:
             sure = np.clip((vote - threshold) / (1 - threshold), 0, 1) ** hedge
             watts = THRESHOLDS[self.name] + (watts - THRESHOLDS[self.name]) * sure
@@ -174,12 +176,12 @@ class ApplianceModel:
     def to_json(self) -> dict:
         return {"trees": [t.to_json() for t in self.trees], "threshold": round(self.threshold, 3),
                 "power_lo": round(self.power_lo, 1), "power_hi": round(self.power_hi, 1),
-                "detector_votes": self.detector_votes, "hedge": self.hedge}
+                "detector_votes": self.detector_votes, "hedge": self.hedge, "step_s": self.step_s}
 
     @classmethod
     def from_json(cls, name: str, doc: dict) -> ApplianceModel:
         return cls(name, [Trees.from_json(t) for t in doc["trees"]], doc["threshold"], doc["power_lo"],
-                   doc["power_hi"], doc["detector_votes"], doc["hedge"])
+                   doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", 900)))
 
 
 @dataclass
@@ -189,13 +191,17 @@ class Model:
 
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
-STEP_WINDOW_S = 900  # an appliance's step: how far it stands above the lowest level of the quarter hour around
+#: An appliance's step: how far the power stands above the lowest level of a centred window around. The quarter
+#: hour holds a whole kettle or microwave run and a fridge's rest; a washer's long cycle has other loads come and
+#: go within it, which a minute's floor leaves out. Which one an appliance takes is chosen out of fold.
+STEP_WINDOWS_S = (60, 300, 900)
 
 
-def step_power(x: np.ndarray) -> np.ndarray:
-    """Per cell of a feature matrix, the power above the quarter hour's lowest level (the first feature is power)."""
+def step_power(x: np.ndarray) -> dict[int, np.ndarray]:
+    """Per window of ``STEP_WINDOWS_S``, per cell of a feature matrix, the power above the window's lowest level
+    (the first feature is power)."""
     grid = x[:, 0].astype(np.float64)
-    return grid - window(grid, STEP_WINDOW_S).min(axis=1)
+    return {s: grid - window(grid, s).min(axis=1) for s in STEP_WINDOWS_S}
 
 
 def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] | None = None) -> Model:
@@ -231,14 +237,14 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
         model.detector_votes = True in best and best[True][1] > best[False][1]
         model.threshold, f1 = best[model.detector_votes]
         scored = held_out[model.detector_votes]
-        error = {hedge: sum(float(np.sum(np.abs(model.estimate(v, st, hedge=hedge) - w))) for v, st, w, _ in scored)
-                 for hedge in HEDGES}
-        model.hedge = min(error, key=error.get)
+        error = {(s, hedge): sum(float(np.sum(np.abs(model.estimate(v, st, hedge=hedge, step_s=s) - w)))
+                                 for v, st, w, _ in scored) for s in STEP_WINDOWS_S for hedge in HEDGES}
+        model.step_s, model.hedge = min(error, key=error.get)
         model.trees = _boosters(*_with_synthetic(have, labels, name, signatures, seed=2), trees)
         appliances[name] = model
         say(f"{name}: {len(have)} houses; on above a vote of {model.threshold:.2f} of the trees"
             f"{' and the event detector' if model.detector_votes else ''}: F1 {f1:.2f} on held-out houses; "
-            f"hedge {model.hedge:g}")
+            f"watts from the step above {model.step_s} s's floor, hedge {model.hedge:g}")
     return Model(signatures, appliances)
 
 
@@ -321,7 +327,8 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
     before), at the rate and with the vote threshold that score best when trees grown on one half of the
     history score the other half, both ways; unless no choice beats the model as it was by ``ADAPT_GAIN`` F1 on
     those halves, or the appliance hardly ran in one half (a week without a wash says nothing about a wash
-    here): then its trees and threshold stay. Signatures and hedges stay: chosen over many homes."""
+    here): then its trees and threshold stay. Signatures, hedges and the windows whose floor the watts stand
+    above stay: chosen over many homes."""
     say = progress or (lambda _msg: None)
     prepared = [(h, *house_matrix(h.timestamp, h.mains, model.signatures)) for h in houses]
     appliances = dict(model.appliances)
@@ -332,8 +339,7 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
         x = have[0][2] if len(have) == 1 else np.vstack([x for _, _, x in have])  # a hub's one home: no copy
         y = np.concatenate([cells_of(k, h.appliances[name]) >= THRESHOLDS[name] for h, k, _ in have])
         on = np.concatenate([h.appliances[name][h.appliances[name] >= THRESHOLDS[name]] for h, _, _ in have])
-        mine = ApplianceModel(name, old.trees, old.threshold, old.power_lo, old.power_hi, old.detector_votes,
-                              old.hedge)
+        mine = replace(old)  # its trees, threshold and on-power change below; the rest is the model's
         if len(on) >= ADAPT_MIN_ON_SAMPLES:
             mine.power_lo, mine.power_hi = float(max(THRESHOLDS[name], np.percentile(on, 10))), float(
                 np.percentile(on, 95))

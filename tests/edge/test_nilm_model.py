@@ -290,3 +290,33 @@ def test_the_washer_learns_a_dishwasher_and_a_microwave_are_not_washes(refit):
             assert np.array_equal(targets[at], labels[i])  # the washer's truth as it was
     # a synthetic washing day does count, its washer on (copies follow the two houses as they are)
     assert all(targets[2 + c].sum() > labels[c % 2].sum() for c in range(2 * SYNTHETIC_COPIES))
+
+
+def test_a_washers_watts_leave_out_a_heater_that_came_on_beside_it(tmp_path):
+    """A washer turning its drum at 150 W while a 2 kW heater runs for four minutes in the middle of the quarter
+    hour: the step above the quarter hour's floor counts the heater as the washer's; above the minute's floor
+    it does not. The window a model takes its watts from is its own (chosen out of fold), saved with it, and a
+    model saved before it had one reads as the quarter hour."""
+    import json
+
+    from edge.nilm.boost import fit
+    from edge.nilm.features import GRID_S
+    from edge.nilm.model import ApplianceModel, Model, load, save, step_power
+
+    t = np.arange(0, 3600, GRID_S)
+    mains = 300 + 150 * ((t >= 600) & (t < 3000)) + 2000 * ((t >= 1500) & (t < 1740))
+    steps = step_power(mains.reshape(-1, 1))
+    during = (t >= 1560) & (t < 1680)  # the heater on, a minute in from either of its edges
+    assert np.all(steps[900][during] == 2000) and np.all(steps[60][during] == 0)
+    trees = fit(np.zeros((100, 1)), np.ones(100), trees=1)
+    washer = ApplianceModel("washing_machine", [trees, trees], 0.5, 100.0, 2500.0, step_s=60)
+    vote = np.ones(len(t))
+    assert np.all(washer.estimate(vote, steps)[during] == 100.0)  # the washer's own low end, not the heater
+    assert np.all(washer.estimate(vote, steps, step_s=900)[during] == 2000.0)
+    save(Model({}, {"washing_machine": washer}), tmp_path / "m.json")
+    assert load(tmp_path / "m.json").appliances["washing_machine"].step_s == 60
+    doc = json.loads((tmp_path / "m.json").read_text())
+    del doc["appliances"]["washing_machine"]["step_s"]
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    assert load(tmp_path / "m.json").appliances["washing_machine"].step_s == 900
+
