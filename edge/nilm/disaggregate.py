@@ -20,5 +20,5 @@ def disaggregate(ts: np.ndarray, mains: np.ndarray, model: Model) -> dict[str, n
     if len(ts) < 3:
         return {name: np.zeros(len(ts)) for name in model.appliances}
     cell, x = house_matrix(ts, mains, model.signatures)
-    step = step_power(x)
-    return {name: m.estimate(m.vote(x), step)[cell] for name, m in model.appliances.items()}
+    steps = step_power(x, {m.step_s for m in model.appliances.values()})  # only the windows the model uses
+    return {name: m.estimate(m.vote(x), steps)[cell] for name, m in model.appliances.items()}

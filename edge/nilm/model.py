@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -197,11 +197,11 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 STEP_WINDOWS_S = (60, 300, 900)
 
 
-def step_power(x: np.ndarray) -> dict[int, np.ndarray]:
-    """Per window of ``STEP_WINDOWS_S``, per cell of a feature matrix, the power above the window's lowest level
-    (the first feature is power)."""
+def step_power(x: np.ndarray, windows: Iterable[int] = STEP_WINDOWS_S) -> dict[int, np.ndarray]:
+    """Per window (seconds), per cell of a feature matrix, the power above the window's lowest level (the first
+    feature is power)."""
     grid = x[:, 0].astype(np.float64)
-    return {s: grid - window(grid, s).min(axis=1) for s in STEP_WINDOWS_S}
+    return {s: grid - window(grid, s).min(axis=1) for s in windows}
 
 
 def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] | None = None) -> Model:
