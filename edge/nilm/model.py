@@ -181,7 +181,7 @@ class ApplianceModel:
     @classmethod
     def from_json(cls, name: str, doc: dict) -> ApplianceModel:
         return cls(name, [Trees.from_json(t) for t in doc["trees"]], doc["threshold"], doc["power_lo"],
-                   doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", 900)))
+                   doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", cls.step_s)))
 
 
 @dataclass
