@@ -327,8 +327,9 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
     before), at the rate and with the vote threshold that score best when trees grown on one half of the
     history score the other half, both ways; unless no choice beats the model as it was by ``ADAPT_GAIN`` F1 on
     those halves, or the appliance hardly ran in one half (a week without a wash says nothing about a wash
-    here): then its trees and threshold stay. Signatures, hedges and the windows whose floor the watts stand
-    above stay: chosen over many homes."""
+    here): then its trees and threshold stay. The window whose floor the watts stand above is chosen again, by
+    MAE against this home's own watts on the same held-out halves (a washer beside a heater wants the minute, one
+    whose drum swings wants the quarter hour). Signatures and hedges stay: chosen over many homes."""
     say = progress or (lambda _msg: None)
     prepared = [(h, *house_matrix(h.timestamp, h.mains, model.signatures)) for h in houses]
     appliances = dict(model.appliances)
@@ -349,24 +350,38 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
             say(f"{name}: it hardly ran in one half of this history; on-power {mine.power_lo:.0f}–"
                 f"{mine.power_hi:.0f} W, trees as they were")
             continue
-        before = _f1_at(old.vote(x), y, np.array([old.threshold]))[0]
+        held = {0.0: old.vote(x)}  # the votes of each choice on cells its trees never saw (the model's: this home)
+        before = _f1_at(held[0.0], y, np.array([old.threshold]))[0]
         best = (before + ADAPT_GAIN, 0.0, old.threshold)
         for rate in ADAPT_RATES:
-            votes = np.empty(len(y))
+            held[rate] = np.empty(len(y))
             for half in (False, True):
                 trial = _boost_on(old, x[later != half], y[later != half], trees, rate)
-                votes[later == half] = trial.vote(x[later == half])
-            f1 = _f1_at(votes, y, THRESHOLD_GRID)
+                held[rate][later == half] = trial.vote(x[later == half])
+            f1 = _f1_at(held[rate], y, THRESHOLD_GRID)
             if f1.max() > best[0]:
                 best = (float(f1.max()), rate, float(THRESHOLD_GRID[int(np.argmax(f1))]))
         f1, rate, mine.threshold = best
         if rate:
             mine.trees = _boost_on(old, x, y, trees, rate).trees
+        mine.step_s = _own_window(mine, held[rate], have)
         appliances[name] = mine
         say(f"{name}: {int(y.sum())} cells on of {len(y)}; on-power {mine.power_lo:.0f}–{mine.power_hi:.0f} W; "
             + (f"{trees} trees more per booster at rate {rate:g}, on above {mine.threshold:.2f}: F1 {before:.2f} -> "
-               f"{f1:.2f} on the held-out halves" if rate else f"trees as they were (F1 {before:.2f} held out)"))
+               f"{f1:.2f} on the held-out halves" if rate else f"trees as they were (F1 {before:.2f} held out)")
+            + f"; watts above {mine.step_s} s's floor" + (f" (was {old.step_s})" if mine.step_s != old.step_s else ""))
     return Model(model.signatures, appliances)
+
+
+def _own_window(model: ApplianceModel, vote: np.ndarray, have: list) -> int:
+    """The window whose estimate is nearest (MAE) this home's own watts, given held-out votes over ``have``'s
+    cells in order; the model's window wins a tie."""
+    watts = np.concatenate([cells_of(k, h.appliances[model.name]) for h, k, _ in have])
+    parts = [step_power(x) for _, _, x in have]  # per piece: a window does not reach across a gap between pieces
+    steps = {s: np.concatenate([p[s] for p in parts]) for s in STEP_WINDOWS_S}
+    error = {s: float(np.sum(np.abs(model.estimate(vote, steps, step_s=s) - watts)))
+             for s in (model.step_s, *STEP_WINDOWS_S)}
+    return min(error, key=error.get)
 
 
 def _boost_on(old: ApplianceModel, x: np.ndarray, y: np.ndarray, trees: int, rate: float) -> ApplianceModel:

@@ -320,3 +320,45 @@ def test_a_washers_watts_leave_out_a_heater_that_came_on_beside_it(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(doc))
     assert load(tmp_path / "m.json").appliances["washing_machine"].step_s == 900
 
+
+
+def _a_home_washing(washer: callable, beside: callable) -> object:
+    """Twelve hours at 7 s of a home washing for 40 minutes every three hours: the washer's own watts
+    (``washer(seconds into the wash)``) and another load's (``beside``, the same clock) over a 300 W rest."""
+    from edge.nilm.house_csv import House
+
+    t = np.arange(0, 12 * 3600, 7.0)
+    into = t % (3 * 3600)
+    washing = into < 2400
+    own = np.where(washing, washer(into), 0.0)
+    other = np.where(washing, beside(into), 0.0)
+    return House("washing home", 1_700_000_000 + t, 300 + own + other, {"washing_machine": own})
+
+
+@pytest.mark.parametrize(("washer", "beside", "window"), [
+    # a 150 W drum spinning up to 500 W for its last five minutes, a 2 kW heater beside it from 20 to 30 minutes in:
+    # above the quarter hour's floor the heater would be the washer's; above the minute's it is not
+    (lambda s: np.where(s >= 2100, 500.0, 150.0), lambda s: 2000.0 * ((s >= 1200) & (s < 1800)), 60),
+    # a drum swinging between 100 and 600 W every two minutes: the minute's floor lies on the swing's top
+    (lambda s: np.where((s // 120) % 2 == 0, 100.0, 600.0), lambda s: 0.0 * s, 900),
+])
+def test_adapting_chooses_the_window_this_homes_watts_stand_above(washer, beside, window):
+    """Adaptation chooses again the window whose floor a call's watts stand above, on the home's own held-out
+    halves, and says when it changed. The base model's trees already find these washes (they learned them), so
+    only the window decides the watts; it starts on five minutes, which neither home wants."""
+    from edge.nilm.boost import fit
+    from edge.nilm.features import EVENT_COLUMNS, cells_of, house_matrix
+    from edge.nilm.model import ApplianceModel, Model, adapt, learn_signatures
+
+    home = _a_home_washing(washer, beside)
+    signatures = learn_signatures([home])
+    cell, x = house_matrix(home.timestamp, home.mains, signatures)
+    y = (cells_of(cell, home.appliances["washing_machine"]) >= 20).astype(np.float64)
+    trees = [fit(x, y, trees=10), fit(x[:, :-EVENT_COLUMNS], y, trees=10)]
+    base = Model(signatures, {"washing_machine": ApplianceModel("washing_machine", trees, 0.5, 20.0, 2500.0,
+                                                                step_s=300)})
+    said: list[str] = []
+    mine = adapt(base, [home], progress=said.append)
+    assert mine.appliances["washing_machine"].step_s == window, said
+    assert f"watts above {window} s's floor (was 300)" in said[-1]
+    assert base.appliances["washing_machine"].step_s == 300  # the model it started from is left as it was
