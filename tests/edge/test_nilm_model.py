@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 from edge.nilm.convert import convert_refit
 from edge.nilm.disaggregate import disaggregate
-from edge.nilm.house_csv import read_house
+from edge.nilm.house_csv import House, read_house
 from edge.nilm.metrics import score
 from edge.nilm.model import learn
 from ohmni.cli import app
@@ -321,12 +322,12 @@ def test_a_washers_watts_leave_out_a_heater_that_came_on_beside_it(tmp_path):
     assert load(tmp_path / "m.json").appliances["washing_machine"].step_s == 900
 
 
+Watts = Callable[[np.ndarray], np.ndarray]  # seconds into a wash -> power
 
-def _a_home_washing(washer: callable, beside: callable) -> object:
+
+def _a_home_washing(washer: Watts, beside: Watts) -> House:
     """Twelve hours at 7 s of a home washing for 40 minutes every three hours: the washer's own watts
     (``washer(seconds into the wash)``) and another load's (``beside``, the same clock) over a 300 W rest."""
-    from edge.nilm.house_csv import House
-
     t = np.arange(0, 12 * 3600, 7.0)
     into = t % (3 * 3600)
     washing = into < 2400
@@ -342,7 +343,7 @@ def _a_home_washing(washer: callable, beside: callable) -> object:
     # a drum swinging between 100 and 600 W every two minutes: the minute's floor lies on the swing's top
     (lambda s: np.where((s // 120) % 2 == 0, 100.0, 600.0), lambda s: 0.0 * s, 900),
 ])
-def test_adapting_chooses_the_window_this_homes_watts_stand_above(washer, beside, window):
+def test_adapting_chooses_the_window_this_homes_watts_stand_above(washer: Watts, beside: Watts, window: int):
     """Adaptation chooses again the window whose floor a call's watts stand above, on the home's own held-out
     halves, and says when it changed. The base model's trees already find these washes (they learned them), so
     only the window decides the watts; it starts on five minutes, which neither home wants."""
