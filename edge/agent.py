@@ -86,7 +86,8 @@ class HubAgent:
             log.info("not adapting to this home yet: %.1f h of meter and plug history, %.1f h needed",
                      covered / 3600, self.cfg.nilm.adapt_min_s / 3600)
             return False
-        model = await asyncio.to_thread(adapt, self._nilm_base, [house])
+        model = await asyncio.to_thread(adapt, self._nilm_base, [house],
+                                        progress=lambda msg: log.info("adapting to this home: %s", msg))
         partial = self.own_model_path.with_suffix(".partial")
         save(model, partial)
         partial.replace(self.own_model_path)  # a crash mid-write leaves the previous model whole

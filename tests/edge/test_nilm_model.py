@@ -198,10 +198,12 @@ def test_the_model_improves_as_it_sees_its_own_home(refit, model):
         assert f1[("after", name)] >= f1[("before", name)] - 0.02, (name, f1)
 
 
-def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
+def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path, caplog):
     """The hub's own loop: meter readings and a fridge plug in its store -> an adapted model, saved beside the
-    store, used at once and again after a restart; with too little history it waits."""
+    store, used at once and again after a restart, what it chose in the hub's log; with too little history it
+    waits."""
     import asyncio
+    import logging
 
     from edge.agent import HubAgent
     from edge.config import HubConfig
@@ -231,7 +233,10 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path):
     assert store.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == len(house.timestamp) > early.sum()
     store.close()
     agent = HubAgent(cfg)
-    assert asyncio.run(agent.adapt_to_home())
+    with caplog.at_level(logging.INFO, logger="ohmni.hub"):
+        assert asyncio.run(agent.adapt_to_home())
+    chose = [r.getMessage() for r in caplog.records if r.getMessage().startswith("adapting to this home: fridge:")]
+    assert len(chose) == 1 and "s's floor" in chose[0], caplog.text
     adapted = agent.nilm.model.appliances["fridge"]
     assert agent.own_model_path.exists() and adapted.power_hi != model.appliances["fridge"].power_hi
     assert agent.status()["nilm"]["adapted_at"] == agent.own_model_path.stat().st_mtime
