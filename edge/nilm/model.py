@@ -379,9 +379,8 @@ def _own_window(model: ApplianceModel, vote: np.ndarray, have: list) -> int:
     watts = np.concatenate([cells_of(k, h.appliances[model.name]) for h, k, _ in have])
     parts = [step_power(x) for _, _, x in have]  # per piece: a window does not reach across a gap between pieces
     steps = {s: np.concatenate([p[s] for p in parts]) for s in STEP_WINDOWS_S}
-    error = {s: float(np.sum(np.abs(model.estimate(vote, steps, step_s=s) - watts)))
-             for s in (model.step_s, *STEP_WINDOWS_S)}
-    return min(error, key=error.get)
+    error = {s: float(np.sum(np.abs(model.estimate(vote, steps, step_s=s) - watts))) for s in STEP_WINDOWS_S}
+    return min(STEP_WINDOWS_S, key=lambda s: (error[s], s != model.step_s))
 
 
 def _boost_on(old: ApplianceModel, x: np.ndarray, y: np.ndarray, trees: int, rate: float) -> ApplianceModel:
