@@ -283,8 +283,11 @@ def _with_synthetic(have: list, labels: list[np.ndarray], name: str, signatures:
     matrices, targets = [x for _, _, x in have], list(labels)
     rng = np.random.default_rng(seed)
     copies = [name] * SYNTHETIC_COPIES if name in SYNTHETIC else []
-    for other in (*copies, *CONFUSERS.get(name, ())):  # a copy of the appliance itself counts in its truth
-        donors = [h for h, _, _ in have if other in h.appliances and (h.appliances[other] >= THRESHOLDS[other]).any()]
+    others = (*copies, *CONFUSERS.get(name, ()))  # a copy of the appliance itself counts in its truth
+    ran = {o: [h for h, _, _ in have if o in h.appliances and (h.appliances[o] >= THRESHOLDS[o]).any()]
+           for o in set(others)}  # each copy of the same appliance draws from the same donors
+    for other in others:
+        donors = ran[other]
         if not donors:
             continue
         for h, k, _ in have:
