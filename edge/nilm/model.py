@@ -341,7 +341,8 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
         if not have:
             continue
         x = have[0][2] if len(have) == 1 else np.vstack([x for _, _, x in have])  # a hub's one home: no copy
-        y = np.concatenate([cells_of(k, h.appliances[name]) >= THRESHOLDS[name] for h, k, _ in have])
+        watts = np.concatenate([cells_of(k, h.appliances[name]) for h, k, _ in have])  # this home's, per cell
+        y = watts >= THRESHOLDS[name]
         on = np.concatenate([h.appliances[name][h.appliances[name] >= THRESHOLDS[name]] for h, _, _ in have])
         mine = replace(old)  # its trees, threshold and on-power change below; the rest is the model's
         if len(on) >= ADAPT_MIN_ON_SAMPLES:
@@ -367,7 +368,7 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
         f1, rate, mine.threshold = best
         if rate:
             mine.trees = _boost_on(old, x, y, trees, rate).trees
-        mine.step_s = _own_window(mine, held[rate], have)
+        mine.step_s = _own_window(mine, held[rate], watts, [x for _, _, x in have])
         appliances[name] = mine
         say(f"{name}: {int(y.sum())} cells on of {len(y)}; on-power {mine.power_lo:.0f}–{mine.power_hi:.0f} W; "
             + (f"{trees} trees more per booster at rate {rate:g}, on above {mine.threshold:.2f}: F1 {before:.2f} -> "
@@ -376,11 +377,10 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
     return Model(model.signatures, appliances)
 
 
-def _own_window(model: ApplianceModel, vote: np.ndarray, have: list) -> int:
-    """The window whose estimate is nearest (MAE) this home's own watts, given held-out votes over ``have``'s
-    cells in order; the model's window wins a tie."""
-    watts = np.concatenate([cells_of(k, h.appliances[model.name]) for h, k, _ in have])
-    parts = [step_power(x) for _, _, x in have]  # per piece: a window does not reach across a gap between pieces
+def _own_window(model: ApplianceModel, vote: np.ndarray, watts: np.ndarray, pieces: list[np.ndarray]) -> int:
+    """The window whose estimate is nearest (MAE) this home's own ``watts``, given held-out votes, both over the
+    cells of the ``pieces``' feature matrices in order; the model's window wins a tie."""
+    parts = [step_power(x) for x in pieces]  # per piece: a window does not reach across a gap between pieces
     steps = {s: np.concatenate([p[s] for p in parts]) for s in STEP_WINDOWS_S}
     error = {s: float(np.sum(np.abs(model.estimate(vote, steps, step_s=s) - watts))) for s in STEP_WINDOWS_S}
     return min(STEP_WINDOWS_S, key=lambda s: (error[s], s != model.step_s))
