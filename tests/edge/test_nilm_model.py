@@ -368,3 +368,22 @@ def test_adapting_chooses_the_window_this_homes_watts_stand_above(washer: Watts,
     assert mine.appliances["washing_machine"].step_s == window, said
     assert f"watts above {window} s's floor (was 300)" in said[-1]
     assert base.appliances["washing_machine"].step_s == 300  # the model it started from is left as it was
+
+
+def test_the_washer_votes_as_an_ensemble_of_synthetic_draws(refit, model, tmp_path):
+    """The washer's trees are ``ENSEMBLE`` pairs, each learned on its own draw of synthetic washing days; its vote
+    is their mean (so the draws differ, and a saved model votes as it did); other appliances keep one pair."""
+    from edge.nilm.features import EVENT_COLUMNS, house_matrix
+    from edge.nilm.model import ENSEMBLE, load, save
+
+    washer = model.appliances["washing_machine"]
+    assert len(washer.trees) == 2 * ENSEMBLE["washing_machine"] > 2
+    assert all(len(m.trees) == 2 for name, m in model.appliances.items() if name not in ENSEMBLE)
+    house = read_house(refit[20])
+    _, x = house_matrix(house.timestamp, house.mains, model.signatures)
+    probs = [t.probability(x[:, :-EVENT_COLUMNS] if i % 2 else x) for i, t in enumerate(washer.trees)]
+    assert np.allclose(washer.vote(x), np.mean(probs, axis=0))
+    assert np.mean(np.abs(probs[0] - probs[2])) > 1e-3  # two draws, two pairs of boosters
+    save(model, tmp_path / "m.json")
+    again = load(tmp_path / "m.json").appliances["washing_machine"]
+    assert np.mean(np.abs(again.vote(x) - washer.vote(x)) < 1e-3) > 0.99
