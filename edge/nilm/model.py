@@ -5,14 +5,15 @@
    washing machine and dishwasher the heating element and where it sits in the cycle. The
    event detector (``events.py``) pairs the mains' steps with these.
 2. per appliance, two boosted-tree models (``boost.py``) that read the mains' shapes over several
-   time scales (``features.py``), one also the event detector's verdicts. They vote (the mean of
-   their probabilities), with or without the detector as a third voter (its verdict 0 or 1; only
-   for the appliances it pairs by their own steps: kettle, microwave, fridge). Which of the two
-   votes, the vote above which the appliance is on, the window whose floor a call's watts stand
-   above and how much a doubtful call's watts are hedged are chosen *out of fold*: trees trained
-   on half of the training houses are scored on the other half, so each choice is made on homes
-   the trees never saw. For appliances with few runs the trees also see synthetic homes, and the
-   washing machine other appliances' days that are not washes (``_with_synthetic``).
+   time scales (``features.py``), one also the event detector's verdicts (the washing machine three
+   such pairs, ``ENSEMBLE``). They vote (the mean of their probabilities), with or without the
+   detector as a third voter (its verdict 0 or 1; only for the appliances it pairs by their own
+   steps: kettle, microwave, fridge). Which of the two votes, the vote above which the appliance is
+   on, the window whose floor a call's watts stand above and how much a doubtful call's watts are
+   hedged are chosen *out of fold*: trees trained on half of the training houses are scored on the
+   other half, so each choice is made on homes the trees never saw. For appliances with few runs the
+   trees also see synthetic homes, and the washing machine other appliances' days that are not
+   washes (``_with_synthetic``).
 
 ``adapt`` goes on from a learned model with one home's own submetered history (its plugs).
 """
