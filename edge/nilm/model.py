@@ -307,7 +307,7 @@ def _with_synthetic(have: list, labels: list[np.ndarray], name: str, signatures:
 
 #: Appliances learned by several pairs of boosters, each pair on its own draw of synthetic homes (donors and
 #: times), their votes averaged: two copies a house leave the washer's trees at the mercy of where its six washes
-#: happened to land. Three pairs on the bench: washer F1 0.457 -> 0.48, MAE 10.33 -> 10.25 W (docs/nilm.md).
+#: happened to land. Three pairs on the bench: REFIT washer F1 0.457 -> 0.488, MAE 10.3 W either way (docs/nilm.md).
 ENSEMBLE: dict[str, int] = {"washing_machine": 3}
 
 
