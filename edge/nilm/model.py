@@ -156,8 +156,7 @@ class ApplianceModel:
     def vote(self, x: np.ndarray, detector_votes: bool | None = None) -> np.ndarray:
         """Per cell, the mean of the boosters' probabilities (an ensemble's pairs averaged, so they count as one
         pair), and with them the event detector's verdict (0 or 1) as a third voter."""
-        shapes = x[:, :-EVENT_COLUMNS]
-        boosters = [t.probability(shapes if i % 2 else x) for i, t in enumerate(self.trees)]
+        boosters = [t.probability(_reads(i, x)) for i, t in enumerate(self.trees)]
         trees = sum(boosters) / len(boosters)
         if self.detector_votes if detector_votes is None else detector_votes:
             verdict = x[:, x.shape[1] - EVENT_COLUMNS + NAMES.index(self.name)] >= THRESHOLDS[self.name]
@@ -327,8 +326,13 @@ SUBSAMPLE = 0.25  # rows each tree sees: neighbouring cells are near copies, and
 def _boosters(matrices: list[np.ndarray], labels: list[np.ndarray], trees: int) -> list[Trees]:
     x = np.vstack(matrices)
     y = np.concatenate(labels).astype(np.float64)
-    return [fit(x, y, trees=trees, subsample=SUBSAMPLE, seed=0),
-            fit(x[:, :-EVENT_COLUMNS], y, trees=trees, subsample=SUBSAMPLE, seed=1)]
+    return [fit(_reads(i, x), y, trees=trees, subsample=SUBSAMPLE, seed=i) for i in (0, 1)]
+
+
+def _reads(i: int, x: np.ndarray) -> np.ndarray:
+    """The columns of a feature matrix the ``i``-th booster reads: the first of each pair all of them, the second
+    the shapes alone (not the event detector's verdicts)."""
+    return x[:, :-EVENT_COLUMNS] if i % 2 else x
 
 
 ADAPT_TREES = 20  # trees each booster adds per adaptation: a home's few days teach less than twenty homes did
@@ -407,9 +411,9 @@ def _own_window(model: ApplianceModel, vote: np.ndarray, watts: np.ndarray, piec
 
 
 def _boost_on(old: ApplianceModel, x: np.ndarray, y: np.ndarray, trees: int, rate: float) -> ApplianceModel:
-    labels, shapes = y.astype(np.float64), x[:, :-EVENT_COLUMNS]
-    boosters = [fit(shapes if i % 2 else x, labels, trees=trees, rate=rate, subsample=SUBSAMPLE, seed=2 + i,
-                    start=start) for i, start in enumerate(old.trees)]  # every pair of an ensemble goes on
+    labels = y.astype(np.float64)
+    boosters = [fit(_reads(i, x), labels, trees=trees, rate=rate, subsample=SUBSAMPLE, seed=2 + i, start=start)
+                for i, start in enumerate(old.trees)]  # every pair of an ensemble goes on
     return ApplianceModel(old.name, boosters, old.threshold, old.power_lo, old.power_hi, old.detector_votes)
 
 
