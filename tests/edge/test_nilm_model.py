@@ -273,6 +273,28 @@ def test_boosting_goes_on_from_a_models_trees():
     assert np.mean(np.abs(again.probability(x) - went_on.probability(x)) < 1e-3) > 0.99
 
 
+def test_a_trees_leaves_hold_at_least_min_leaf_rows():
+    """``min_leaf`` is what keeps the washer's few washes from each getting a leaf of their own (``SHAPES``): no
+    split leaves fewer rows than it on either side, so every leaf a row can reach holds at least that many."""
+    from edge.nilm.boost import binned, fit
+
+    rng = np.random.default_rng(1)
+    x = rng.random((3000, 4))
+    y = ((x[:, 0] > 0.97) | (x[:, 1] < 0.02)).astype(float)  # two small regions of on-labels, ~150 rows
+    sizes = {}
+    for min_leaf in (5, 400):
+        trees = fit(x, y, trees=10, depth=3, min_leaf=min_leaf, subsample=1.0)
+        xb, rows = binned(x, trees.edges), np.arange(len(x))
+        counts = []
+        for feature, cut in zip(trees.feature, trees.cut, strict=True):
+            node = np.zeros(len(x), dtype=np.int64)
+            for _ in range(3):
+                node = 2 * node + 1 + (xb[rows, feature[node]] > cut[node])
+            counts += [c for c in np.bincount(node - 7, minlength=8) if c]
+        sizes[min_leaf] = min(counts)
+    assert sizes[400] >= 400 and sizes[5] < 400, sizes
+
+
 def test_the_washer_learns_a_dishwasher_and_a_microwave_are_not_washes(refit):
     """Besides the synthetic washing days, each house is seen with the other house's day of a dishwasher and of
     a microwave laid over its mains — all of that day's energy, none of it counted as the washer's."""
@@ -372,13 +394,16 @@ def test_adapting_chooses_the_window_this_homes_watts_stand_above(washer: Watts,
 
 def test_the_washer_votes_as_an_ensemble_of_synthetic_draws(refit, model, tmp_path):
     """The washer's trees are ``ENSEMBLE`` pairs, each learned on its own draw of synthetic washing days; its vote
-    is their mean (so the draws differ, and a saved model votes as it did); other appliances keep one pair."""
+    is their mean (so the draws differ, and a saved model votes as it did); other appliances keep one pair. Its
+    trees have the shallower ``SHAPES`` depth, the others ``fit``'s default of 4."""
     from edge.nilm.features import EVENT_COLUMNS, house_matrix
-    from edge.nilm.model import ENSEMBLE, load, save
+    from edge.nilm.model import ENSEMBLE, SHAPES, load, save
 
     washer = model.appliances["washing_machine"]
     assert len(washer.trees) == 2 * ENSEMBLE["washing_machine"] > 2
     assert all(len(m.trees) == 2 for name, m in model.appliances.items() if name not in ENSEMBLE)
+    assert {t.leaf.shape[1] for t in washer.trees} == {2 ** SHAPES["washing_machine"]["depth"]} == {8}
+    assert {t.leaf.shape[1] for name in ("kettle", "fridge") for t in model.appliances[name].trees} == {16}
     house = read_house(refit[20])
     _, x = house_matrix(house.timestamp, house.mains, model.signatures)
     probs = [t.probability(x[:, :-EVENT_COLUMNS] if i % 2 else x) for i, t in enumerate(washer.trees)]
