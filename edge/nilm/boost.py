@@ -9,6 +9,7 @@ gathers per tree.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,17 +33,23 @@ class Trees:
                    np.asarray(doc["cut"], dtype=np.int64), np.asarray(doc["leaf"], dtype=np.float64),
                    float(doc["base"]))
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """Log-odds for each row of the raw feature matrix ``x``."""
+    def leaves(self, x: np.ndarray) -> Iterator[np.ndarray]:
+        """Per tree, the leaf each row of the raw feature matrix ``x`` lands in: one tree at a time, so a week
+        of rows never holds every tree's indices at once."""
         xb = binned(x, self.edges)
-        total = np.full(len(x), self.base)
         rows = np.arange(len(x))
         depth = int(np.log2(self.leaf.shape[1]))
-        for feature, cut, leaf in zip(self.feature, self.cut, self.leaf, strict=True):
+        for feature, cut in zip(self.feature, self.cut, strict=True):
             node = np.zeros(len(x), dtype=np.int64)
             for _ in range(depth):
                 node = 2 * node + 1 + (xb[rows, feature[node]] > cut[node])
-            total += leaf[node - (2 ** depth - 1)]
+            yield node - (2 ** depth - 1)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds for each row of the raw feature matrix ``x``."""
+        total = np.full(len(x), self.base)
+        for leaf, landed in zip(self.leaf, self.leaves(x), strict=True):
+            total += leaf[landed]
         return total
 
     def probability(self, x: np.ndarray) -> np.ndarray:

@@ -276,7 +276,7 @@ def test_boosting_goes_on_from_a_models_trees():
 def test_a_trees_leaves_hold_at_least_min_leaf_rows():
     """``min_leaf`` is what keeps the washer's few washes from each getting a leaf of their own (``SHAPES``): no
     split leaves fewer rows than it on either side, so every leaf a row can reach holds at least that many."""
-    from edge.nilm.boost import binned, fit
+    from edge.nilm.boost import fit
 
     rng = np.random.default_rng(1)
     x = rng.random((3000, 4))
@@ -284,14 +284,7 @@ def test_a_trees_leaves_hold_at_least_min_leaf_rows():
     sizes = {}
     for min_leaf in (5, 400):
         trees = fit(x, y, trees=10, depth=3, min_leaf=min_leaf, subsample=1.0)
-        xb, rows = binned(x, trees.edges), np.arange(len(x))
-        counts = []
-        for feature, cut in zip(trees.feature, trees.cut, strict=True):
-            node = np.zeros(len(x), dtype=np.int64)
-            for _ in range(3):
-                node = 2 * node + 1 + (xb[rows, feature[node]] > cut[node])
-            counts += [c for c in np.bincount(node - 7, minlength=8) if c]
-        sizes[min_leaf] = min(counts)
+        sizes[min_leaf] = min(c for landed in trees.leaves(x) for c in np.bincount(landed) if c)
     assert sizes[400] >= 400 and sizes[5] < 400, sizes
 
 
