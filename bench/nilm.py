@@ -27,9 +27,10 @@ from scipy.cluster.vq import kmeans2
 
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.convert import convert_redd, convert_refit
-from edge.nilm.disaggregate import disaggregate
+from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
 from edge.nilm.features import cells_of
 from edge.nilm.house_csv import House, read_house
+from edge.nilm.live import stretches
 from edge.nilm.model import adapt, learn
 from tests.conftest import shared_data
 
@@ -126,8 +127,8 @@ def _minutes(ts: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def ours(train: list[House]) -> callable:
     model = learn(train, progress=lambda msg: print(f"  {msg}", flush=True))
 
-    def run(ts: np.ndarray, mains: np.ndarray) -> dict[str, np.ndarray]:
-        return disaggregate(ts, mains, model)
+    def run(ts: np.ndarray, mains: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        return disaggregate_with_confidence(ts, mains, model)
     run.model = model  # the own-home measure adapts it
     return run
 
@@ -158,12 +159,23 @@ METHODS = {"ohmni": ours, "mean": mean_baseline, "co": co_baseline, "fhmm": fhmm
 
 
 def evaluate(method: callable, test: list[House], acc: dict) -> None:
+    """Pool each appliance's counts over the test houses; a method that also gives each sample's confidence
+    (``disaggregate_with_confidence``) has what it said of its calls summed too."""
     for h in test:
         est = method(h.timestamp, h.mains)
+        est, sure = est if isinstance(est, tuple) else (est, {})
         for n, truth in h.appliances.items():
             e = est.get(n, np.zeros(len(truth)))
-            s = acc.setdefault(n, {"tp": 0, "fp": 0, "fn": 0, "ae": 0.0, "zero": 0.0, "n": 0, "on": 0})
+            s = acc.setdefault(n, {"tp": 0, "fp": 0, "fn": 0, "ae": 0.0, "zero": 0.0, "n": 0, "on": 0, "said": 0.0,
+                                   "runs": 0, "brier": 0.0, "brier_06": 0.0})
             ot, oe = truth >= THRESHOLDS[n], e >= THRESHOLDS[n]
+            if n in sure:  # each run's confidence against the share of it that was right, and a constant 0.6's
+                s["said"] += float(np.sum(sure[n][oe]))
+                for a, b in stretches(oe):
+                    right = float(np.mean(ot[a:b]))
+                    s["runs"] += 1
+                    s["brier"] += (float(np.mean(sure[n][a:b])) - right) ** 2
+                    s["brier_06"] += (0.6 - right) ** 2
             s["tp"] += int(np.sum(ot & oe))
             s["fp"] += int(np.sum(~ot & oe))
             s["fn"] += int(np.sum(ot & ~oe))
@@ -207,6 +219,23 @@ def table(dataset: str, results: dict[str, dict], goals: bool = True) -> dict[st
     if goals:
         print(f"{ours} against the goals:\n  " + "\n  ".join(checks))
     return means
+
+
+def confidence_table(dataset: str, acc: dict) -> tuple[float, float]:
+    """Per appliance, how often its calls were right on the unseen houses beside the confidence it gave them, and
+    how well its runs' confidence (their calls' mean) foretold the share of each run that was right, beside a
+    constant 0.6 (what runs said before); returns both Brier scores, averaged over the appliances."""
+    print(f"\n{dataset}, ohmni's calls: right (the confidence it gave them), pooled over the test houses; its runs'"
+          f" confidence against the share of each run that was right (Brier score, lower is better) beside a "
+          f"constant 0.6's")
+    briers = []
+    for n, s in acc.items():
+        called = s["tp"] + s["fp"]
+        if called and s["runs"]:
+            briers.append((s["brier"] / s["runs"], s["brier_06"] / s["runs"]))
+            print(f"{n:16s}{s['tp'] / called:>10.2f} ({s['said'] / called:.2f}) over {called} samples called on; "
+                  f"{s['runs']} runs, Brier {briers[-1][0]:.3f} (0.6: {briers[-1][1]:.3f})")
+    return tuple(float(np.mean(b)) for b in zip(*briers, strict=True)) if briers else (float("nan"),) * 2
 
 
 def _split(job: tuple[str, tuple[int, ...]]) -> dict[str, dict]:
@@ -262,6 +291,8 @@ def main() -> None:
            (("refit", refit), ("redd", redd_results))}
     refit_means = table("REFIT (3 splits, unseen houses)", refit)
     redd_means = table("REDD (leave one house out, houses 1-3)", redd_results)
+    refit_said = confidence_table("REFIT", refit["ohmni"])
+    redd_said = confidence_table("REDD", redd_results["ohmni"])
     own_refit = table("REFIT, own home: the model above before and after adapting to each unseen house's plugs "
                       "(learns 00-06 and 12-18 h, scored 06-12 and 18-24 h)", own["refit"], goals=False)
     own_redd = table("REDD, own home: before and after adapting (learns the first half of each house's rows, "
@@ -286,7 +317,9 @@ def main() -> None:
           f"redd_mean_f1_co={redd_means['co']:.3f} redd_mean_f1_fhmm={redd_means['fhmm']:.3f} "
           f"own_home_mean_f1_before={own_refit['before']:.3f} own_home_mean_f1_adapted={own_refit['adapted']:.3f} "
           f"redd_own_home_mean_f1_before={own_redd['before']:.3f} "
-          f"redd_own_home_mean_f1_adapted={own_redd['adapted']:.3f} {cost} {adapt_cost} "
+          f"redd_own_home_mean_f1_adapted={own_redd['adapted']:.3f} run_confidence_brier={refit_said[0]:.3f} "
+          f"run_confidence_brier_06={refit_said[1]:.3f} redd_run_confidence_brier={redd_said[0]:.3f} "
+          f"redd_run_confidence_brier_06={redd_said[1]:.3f} {cost} {adapt_cost} "
           f"model_bytes={shipped.stat().st_size}")
 
 

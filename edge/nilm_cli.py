@@ -108,16 +108,30 @@ def disaggregate_cmd(
     house: Annotated[Path, typer.Argument(help="House CSV (only timestamp and mains are read).")],
     model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
     out: Annotated[Path, typer.Option(help="Estimates CSV: timestamp + one column per appliance (W).")],
+    runs: Annotated[Path | None, typer.Option(
+        help="Also write the appliance runs, as the hub sends them: appliance, start, end, energy_wh, peak_w, "
+             "confidence (how likely such a call is right).")] = None,
 ) -> None:
     """Estimate each appliance's power from the whole-house signal alone, one row per input row."""
-    from edge.nilm.disaggregate import disaggregate
+    import csv
+
+    from edge.nilm.disaggregate import disaggregate_with_confidence
     from edge.nilm.house_csv import write_house
+    from edge.nilm.live import runs_from
 
     model = _model(model_path)
     [h] = _houses([house], need_truth=False)
-    estimates = disaggregate(h.timestamp, h.mains, model)
+    estimates, confidence = disaggregate_with_confidence(h.timestamp, h.mains, model)
     write_house(out, h.timestamp, None, estimates)
     typer.echo(f"wrote {out}: {len(h.timestamp)} rows, {', '.join(estimates)}", err=True)
+    if runs is not None:
+        found = runs_from(h.timestamp, estimates, confidence)
+        with runs.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("appliance", "start", "end", "energy_wh", "peak_w", "confidence"))
+            writer.writerows((r.appliance, r.start, r.end, f"{r.energy_wh:.1f}", f"{r.peak_w:.1f}",
+                              f"{r.confidence:.3f}") for r in found)
+        typer.echo(f"wrote {runs}: {len(found)} runs", err=True)
 
 
 @app.command("evaluate")
@@ -125,32 +139,38 @@ def evaluate_cmd(
     houses: Annotated[list[Path], typer.Argument(help="House CSVs with the submetered truth.")],
     model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
 ) -> None:
-    """Disaggregate each house and print per appliance and on average: MAE, F1, energy share."""
+    """Disaggregate each house and print per appliance and on average: MAE, F1, energy share, and how often its
+    calls were right beside the confidence the model gave them."""
     import numpy as np
 
-    from edge.nilm.disaggregate import disaggregate
-    from edge.nilm.metrics import score
+    from edge.nilm.disaggregate import disaggregate_with_confidence
+    from edge.nilm.metrics import calls_right, score
 
     model = _model(model_path)
-    pooled: dict[str, tuple[list, list]] = {}
+    pooled: dict[str, tuple[list, list, list]] = {}
     for h in _houses(houses, need_truth=True):
-        est = disaggregate(h.timestamp, h.mains, model)
+        est, sure = disaggregate_with_confidence(h.timestamp, h.mains, model)
         for name, truth in h.appliances.items():
-            t, e = pooled.setdefault(name, ([], []))
+            t, e, c = pooled.setdefault(name, ([], [], []))
             t.append(truth)
             e.append(est.get(name, np.zeros(len(truth))))
-    _print_scores({name: score(name, np.concatenate(t), np.concatenate(e)) for name, (t, e) in pooled.items()},
-                  "evaluation")
+            c.append(sure.get(name, np.zeros(len(truth))))
+    joined = {name: [np.concatenate(a) for a in arrays] for name, arrays in pooled.items()}
+    _print_scores({name: score(name, t, e) for name, (t, e, _) in joined.items()}, "evaluation",
+                  {name: calls_right(name, t, e, c) for name, (t, e, c) in joined.items()})
 
 
-def _print_scores(scores: dict, title: str) -> None:
+def _print_scores(scores: dict, title: str, calls: dict | None = None) -> None:
     table = Table(title=title)
-    for column in ("appliance", "MAE W", "F1", "energy share", "always-on F1", "always-off MAE W"):
+    columns = ["appliance", "MAE W", "F1", "energy share", "always-on F1", "always-off MAE W"]
+    for column in columns + (["calls right (said)"] if calls else []):
         table.add_column(column)
     for name, s in scores.items():
+        right, said = calls[name] if calls else (None, None)
         table.add_row(name, f"{s.mae_w:.1f}", "n/a" if s.f1 is None else f"{s.f1:.3f}",
                       "n/a" if s.energy_share is None else f"{s.energy_share:.3f}", f"{s.always_on_f1:.3f}",
-                      f"{s.always_off_mae_w:.1f}")
+                      f"{s.always_off_mae_w:.1f}",
+                      *([] if not calls else ["n/a" if right is None else f"{right:.2f} ({said:.2f})"]))
     Console(width=120).print(table)
     f1s = [s.f1 for s in scores.values() if s.f1 is not None]
     maes = [s.mae_w for s in scores.values()]

@@ -1,17 +1,19 @@
 """Disaggregation on the hub as readings arrive, in bounded memory.
 
 The hub keeps the last ``window_s`` of whole-house power (a ring of at most one sample a
-second), re-runs the batch disaggregator over it every ``every_s`` of new data, and emits
-what lies ``margin_s`` inside both ends of the window: what the disaggregator says at a moment
-depends on the hour either side of it (the trees' widest windows, the home's floor), so that far
-inside the window it says what the batch path says on the whole day. Each pass settles the
+second), re-runs the batch disaggregator over it every ``every_s`` of new data, and emits what
+lies ``margin_s`` inside both ends of the window: what the disaggregator says at a moment
+depends on the hour either side of it (the trees' widest windows, the home's floor), so that
+far inside the window it says what the batch path says on the whole day. Each pass settles the
 stretch after the last one's, and runs are stitched across passes: a run still going at the end
-of a settled stretch stays open (its start, energy, peak and minute profile so far: bounded) and
-goes on in the next, so a run of any length is emitted once, when it ends, as the batch path
-has it. Each half hour's energy per appliance is settled the same way. As the hub stops, every
-run that has ended and every whole half hour is sent with what the window holds; the run and the
-half hour in progress are not (after a restart they would be counted twice). Where the hub lost
-sight of the meter for longer than the window, a run open before is closed where it was last seen.
+of a settled stretch stays open (its start, energy, peak, minute profile and confidence so far:
+bounded) and goes on in the next, so a run of any length is emitted once, when it ends, as the
+batch path has it. A run's confidence is the mean, over its samples, of how often calls like
+them were right on homes the model never saw (``ApplianceModel.confidence``). Each half hour's
+energy per appliance is settled the same way. As the hub stops, every run that has ended and
+every whole half hour is sent with what the window holds; the run and the half hour in progress
+are not (after a restart they would be counted twice). Where the hub lost sight of the meter
+for longer than the window, a run open before is closed where it was last seen.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.nilm.appliances import THRESHOLDS
-from edge.nilm.disaggregate import disaggregate
+from edge.nilm.disaggregate import disaggregate_with_confidence
 from edge.nilm.model import Model
 from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
 
@@ -35,28 +37,33 @@ class Run:
     energy_wh: float
     peak_w: float
     profile_w: tuple[float, ...]  # mean W per minute from the start
+    confidence: float = 1.0  # how likely its samples' calls are right (their mean; ``ApplianceModel.confidence``)
 
-    def to_uplink(self, confidence: float = 0.6) -> ApplianceRunV1:
+    def to_uplink(self) -> ApplianceRunV1:
         return ApplianceRunV1(appliance=self.appliance, start=self.start, end=max(self.end, self.start + 1),
                               energy_wh=round(self.energy_wh, 1), peak_w=round(self.peak_w, 1),
-                              confidence=confidence, profile_w=list(self.profile_w)[:PROFILE_MINUTES])
+                              confidence=round(min(1.0, max(0.0, self.confidence)), 3),
+                              profile_w=list(self.profile_w)[:PROFILE_MINUTES])
 
 
-def runs_from(ts: np.ndarray, estimates: dict[str, np.ndarray]) -> list[Run]:
-    """Contiguous stretches at or above each appliance's on threshold, with their energy and profile."""
+def runs_from(ts: np.ndarray, estimates: dict[str, np.ndarray],
+              confidence: dict[str, np.ndarray] | None = None) -> list[Run]:
+    """Contiguous stretches at or above each appliance's on threshold, with their energy, profile and (given each
+    sample's, as ``disaggregate_with_confidence`` has them) confidence."""
     out: list[Run] = []
     if len(ts) < 2:
         return out
     dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
     for name, est in estimates.items():
-        for a, b in _stretches(est >= THRESHOLDS.get(name, 10)):
+        sure = confidence[name] if confidence is not None else np.ones(len(est))
+        for a, b in stretches(est >= THRESHOLDS.get(name, 10)):
             run = _OpenRun(name, float(ts[a]))
-            run.add(ts[a:b], est[a:b], dt[a:b])
+            run.add(ts[a:b], est[a:b], dt[a:b], sure[a:b])
             out.append(run.closed())
     return sorted(out, key=lambda r: (r.start, r.appliance))
 
 
-def _stretches(on: np.ndarray) -> list[tuple[int, int]]:
+def stretches(on: np.ndarray) -> list[tuple[int, int]]:
     """(first, past the last) index of each stretch where ``on`` holds."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
@@ -74,9 +81,13 @@ class _OpenRun:
     peak_w: float = 0.0
     end: float = 0.0
     minutes: dict[int, list[float]] = field(default_factory=dict)  # minute from the start -> [sum of W, samples]
+    sure: float = 0.0  # the sum of its samples' confidence
+    samples: int = 0
 
-    def add(self, t: np.ndarray, p: np.ndarray, d: np.ndarray) -> None:
+    def add(self, t: np.ndarray, p: np.ndarray, d: np.ndarray, sure: np.ndarray) -> None:
         self.energy_ws += float(np.sum(p * d))
+        self.sure += float(np.sum(sure))
+        self.samples += len(p)
         self.peak_w = max(self.peak_w, float(np.max(p)))
         self.end = float(t[-1] + d[-1])
         minute = ((t - self.t0) // 60).astype(np.int64)
@@ -89,7 +100,8 @@ class _OpenRun:
 
     def closed(self) -> Run:
         return Run(self.appliance, int(self.t0), int(self.end), self.energy_ws / 3600, self.peak_w,
-                   tuple(round(total / n, 1) for _, (total, n) in sorted(self.minutes.items())))
+                   tuple(round(total / n, 1) for _, (total, n) in sorted(self.minutes.items())),
+                   self.sure / max(1, self.samples))
 
 
 class LiveDisaggregator:
@@ -130,12 +142,12 @@ class LiveDisaggregator:
         w = np.fromiter(self._w, dtype=np.float64)
         horizon = ts[-1] if final else ts[-1] - self.margin_s
         after = ts[0] + self.margin_s if self._trimmed else ts[0]
-        estimates = disaggregate(ts, w, self.model)
+        estimates, confidence = disaggregate_with_confidence(ts, w, self.model)
         self._settle_half_hours(ts, estimates, after, horizon)
-        return self._settle_runs(ts, estimates, after, horizon, final)
+        return self._settle_runs(ts, estimates, confidence, after, horizon, final)
 
-    def _settle_runs(self, ts: np.ndarray, estimates: dict[str, np.ndarray], after: float, horizon: float,
-                     final: bool) -> list[Run]:
+    def _settle_runs(self, ts: np.ndarray, estimates: dict[str, np.ndarray], confidence: dict[str, np.ndarray],
+                     after: float, horizon: float, final: bool) -> list[Run]:
         """Stitch the samples from where the last pass stopped to ``horizon`` onto the open runs; the runs that
         ended there are emitted."""
         ended: list[Run] = []
@@ -149,15 +161,15 @@ class LiveDisaggregator:
         self._runs_to = float(np.nextafter(ts[index[-1]], np.inf))
         dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
         for name, est in estimates.items():
-            stretches = _stretches(est[index] >= THRESHOLDS.get(name, 10))
+            found = stretches(est[index] >= THRESHOLDS.get(name, 10))
             going = self._open.pop(name, None)
-            if going is not None and (not stretches or stretches[0][0] != 0):
+            if going is not None and (not found or found[0][0] != 0):
                 ended.append(going.closed())  # it ended just before this stretch
                 going = None
-            for a, b in stretches:
+            for a, b in found:
                 piece = index[a:b]
                 run = going if a == 0 and going is not None else _OpenRun(name, float(ts[piece[0]]))
-                run.add(ts[piece], est[piece], dt[piece])
+                run.add(ts[piece], est[piece], dt[piece], confidence[name][piece])
                 if b < len(index):
                     ended.append(run.closed())
                 else:

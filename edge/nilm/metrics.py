@@ -1,6 +1,7 @@
 """Scores as the issue states them: per appliance MAE (W), F1 of the on/off state, and the
 share of energy correctly assigned (sum of min(estimate, truth) over the truth's energy),
-beside the trivial floors: "always on" F1 and "always off" MAE."""
+beside the trivial floors: "always on" F1 and "always off" MAE; and how often calls were right beside the
+confidence the model gave them."""
 
 from __future__ import annotations
 
@@ -33,3 +34,13 @@ def score(appliance: str, truth: np.ndarray, estimate: np.ndarray) -> Score:
     return Score(appliance, float(np.mean(np.abs(estimate - truth))), 2 * tp / denominator if denominator else None,
                  float(np.sum(np.minimum(estimate, truth)) / energy) if energy > 0 else None, always_on,
                  float(np.mean(np.abs(truth))))
+
+
+def calls_right(appliance: str, truth: np.ndarray, estimate: np.ndarray,
+                confidence: np.ndarray) -> tuple[float | None, float | None]:
+    """(the share of the samples called on that were on, the mean confidence the model gave those calls): how
+    far a run's confidence can be taken at its word. (None, None) where nothing was called."""
+    called = estimate >= THRESHOLDS[appliance]
+    if not called.any():
+        return None, None
+    return float(np.mean(truth[called] >= THRESHOLDS[appliance])), float(np.mean(confidence[called]))

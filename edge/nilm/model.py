@@ -153,6 +153,9 @@ class ApplianceModel:
     detector_votes: bool = False  # the event detector's verdict is a third voter (chosen out of fold)
     hedge: float = 0.0  # how much a doubtful call is pulled towards the on/off line (chosen out of fold)
     step_s: int = 900  # the estimate's step stands above the lowest level of this centred window (out of fold)
+    #: per fifth of the way from the threshold to a vote of 1, the share of held-out calls that were right (a
+    #: call's confidence, out of fold; empty in older model files: then the vote itself)
+    precision: tuple[float, ...] = ()
 
     def vote(self, x: np.ndarray, detector_votes: bool | None = None) -> np.ndarray:
         """Per cell, the mean of the boosters' probabilities (an ensemble's pairs averaged, so they count as one
@@ -178,15 +181,24 @@ class ApplianceModel:
             watts = THRESHOLDS[self.name] + (watts - THRESHOLDS[self.name]) * sure
         return np.where(vote > threshold, watts, 0.0)
 
+    def confidence(self, vote: np.ndarray) -> np.ndarray:
+        """Per cell called on, how likely it is right: the share of calls at such a vote that were right on
+        homes the trees never saw (``precision``); 0 where not called."""
+        if not self.precision:
+            return np.where(vote > self.threshold, vote, 0.0)
+        return np.where(vote > self.threshold, np.asarray(self.precision)[_sureness_bin(vote, self.threshold)], 0.0)
+
     def to_json(self) -> dict:
         return {"trees": [t.to_json() for t in self.trees], "threshold": round(self.threshold, 3),
                 "power_lo": round(self.power_lo, 1), "power_hi": round(self.power_hi, 1),
-                "detector_votes": self.detector_votes, "hedge": self.hedge, "step_s": self.step_s}
+                "detector_votes": self.detector_votes, "hedge": self.hedge, "step_s": self.step_s,
+                "precision": [round(p, 3) for p in self.precision]}
 
     @classmethod
     def from_json(cls, name: str, doc: dict) -> ApplianceModel:
         return cls(name, [Trees.from_json(t) for t in doc["trees"]], doc["threshold"], doc["power_lo"],
-                   doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", cls.step_s)))
+                   doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", cls.step_s)),
+                   tuple(doc.get("precision", ())))
 
 
 @dataclass
@@ -244,6 +256,8 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
         error = {(s, hedge): sum(float(np.sum(np.abs(model.estimate(v, st, hedge=hedge, step_s=s) - w)))
                                  for v, st, w, _ in scored) for s in STEP_WINDOWS_S for hedge in HEDGES}
         model.step_s, model.hedge = min(error, key=error.get)
+        model.precision = precision_of(np.concatenate([v for v, _, _, _ in scored]),
+                                       np.concatenate([y for _, _, _, y in scored]), model.threshold)
         model.trees = _ensemble(have, labels, name, signatures, 2, trees)
         appliances[name] = model
         say(f"{name}: {len(have)} houses; on above a vote of {model.threshold:.2f} of the trees"
@@ -256,6 +270,41 @@ HEDGES = (0.0, 1.0, 2.0, 4.0, 8.0)
 #: The detector may vote for the appliances it finds by pairing their own steps; for the washing machine and
 #: dishwasher it only groups heating runs (F1 0.13 and 0.35 on unseen REFIT houses): there it stays a feature.
 PAIRED = ORDER
+
+
+CONFIDENCE_BINS = 5  # a call's vote, from the threshold to 1, in fifths
+
+
+def _sureness_bin(vote: np.ndarray, threshold: float) -> np.ndarray:
+    """Which fifth of the way from ``threshold`` to 1 each vote stands in (0 at or below the threshold)."""
+    sure = np.clip((vote - threshold) / max(1e-9, 1 - threshold), 0, 1)
+    return np.minimum((sure * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
+
+
+MIN_CALLS = 50  # held-out cells a fifth needs for its own share; fewer, and it is pooled with its neighbour
+
+
+def precision_of(vote: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, ...]:
+    """Per fifth of the vote above ``threshold``, the share of the cells called there that were on (``y``),
+    pooled where adjacent fifths disagree with their order (pool-adjacent-violators: a surer vote is never
+    said to be less likely right) or hold fewer than ``MIN_CALLS`` cells. Empty if nothing was called."""
+    called = vote > threshold
+    if not called.any():
+        return ()
+    k = _sureness_bin(vote[called], threshold)
+    right = np.bincount(k, y[called].astype(np.float64), CONFIDENCE_BINS)
+    count = np.bincount(k, minlength=CONFIDENCE_BINS).astype(np.float64)
+    blocks: list[list[float]] = []  # [right, count, fifths]: pooled runs of adjacent fifths
+    for r, c in zip(right, count, strict=True):
+        blocks.append([r, c, 1])
+        while len(blocks) > 1 and (blocks[-2][1] < MIN_CALLS or not blocks[-1][1]
+                                   or blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]):
+            r2, c2, n2 = blocks.pop()
+            blocks[-1] = [blocks[-1][0] + r2, blocks[-1][1] + c2, blocks[-1][2] + n2]
+    if len(blocks) > 1 and blocks[-1][1] < MIN_CALLS:  # the surest fifths too few alone: with the one before
+        r2, c2, n2 = blocks.pop()
+        blocks[-1] = [blocks[-1][0] + r2, blocks[-1][1] + c2, blocks[-1][2] + n2]
+    return tuple(float(r / c) if c else 0.0 for r, c, n in blocks for _ in range(int(n)))
 
 
 def _best_threshold(scored: list) -> tuple[float, float]:
@@ -411,6 +460,7 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
         if rate:
             mine.trees = _boost_on(old, x, y, trees, rate).trees
         mine.step_s = _own_window(mine, held[rate], watts, [x for _, _, x in have])
+        mine.precision = precision_of(held[rate], y, mine.threshold) or old.precision  # right here, held out
         appliances[name] = mine
         say(f"{name}: {int(y.sum())} cells on of {len(y)}; on-power {mine.power_lo:.0f}–{mine.power_hi:.0f} W; "
             + (f"{trees} trees more per booster at rate {rate:g}, on above {mine.threshold:.2f}: F1 {before:.2f} -> "

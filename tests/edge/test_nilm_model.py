@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge.nilm.convert import convert_refit
-from edge.nilm.disaggregate import disaggregate
+from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
 from edge.nilm.house_csv import House, read_house
 from edge.nilm.metrics import score
 from edge.nilm.model import learn
@@ -80,6 +80,63 @@ def test_train_disaggregate_evaluate_commands(refit, tmp_path):
     assert np.isfinite(float(evaluated.stdout.strip().splitlines()[-1].split()[0].split("=")[1]))
 
 
+def test_a_calls_confidence_is_the_share_of_such_calls_that_were_right():
+    """``precision_of``: per fifth of the vote above the threshold, the share of held-out calls that were right;
+    never lower for a surer vote (adjacent fifths that disagree are pooled), thin fifths pooled, nothing called
+    nothing learned."""
+    from edge.nilm.model import precision_of
+
+    rng = np.random.default_rng(0)
+    vote = rng.uniform(0, 1, 20000)
+    right = rng.uniform(0, 1, 20000) < vote  # a vote that is a true probability
+    shares = precision_of(vote, right, 0.5)
+    assert len(shares) == 5 and list(shares) == sorted(shares)
+    assert shares == pytest.approx((0.55, 0.65, 0.75, 0.85, 0.95), abs=0.03)  # each fifth's own share
+    assert len(set(precision_of(vote, ~right, 0.5))) == 1  # surer votes less often right: pooled into one share
+    assert precision_of(vote, right, 0.5)[0] != precision_of(vote[:40], right[:40], 0.5)[0]
+    assert len(set(precision_of(vote[:40], right[:40], 0.5))) == 1  # too few calls to tell fifths apart
+    assert precision_of(vote[vote < 0.5], right[vote < 0.5], 0.5) == ()
+
+
+def test_runs_carry_the_confidence_learned_for_their_calls(refit, model, tmp_path):
+    """On houses the model never saw, every run says how likely it is right, learned out of fold per appliance,
+    not one number for all: the kettle (found best) is said surer than the washing machine, and its runs are
+    right more often. ``ohmni nilm disaggregate --runs`` writes them as the hub sends them."""
+    from edge.nilm.appliances import THRESHOLDS
+    from edge.nilm.live import runs_from
+    from edge.nilm.model import load, save
+
+    for m in model.appliances.values():
+        assert len(m.precision) == 5 and list(m.precision) == sorted(m.precision)
+        assert all(0 <= p <= 1 for p in m.precision)
+    said: dict[str, list[float]] = {}
+    right: dict[str, list[float]] = {}
+    for n in TEST:
+        house = read_house(refit[n], need_truth=True)
+        estimates, confidence = disaggregate_with_confidence(house.timestamp, house.mains, model)
+        assert disaggregate(house.timestamp, house.mains, model).keys() == estimates.keys()
+        for r in runs_from(house.timestamp, estimates, confidence):
+            inside = (house.timestamp >= r.start) & (house.timestamp < r.end)
+            said.setdefault(r.appliance, []).append(r.confidence)
+            right.setdefault(r.appliance, []).append(float(np.mean(house.appliances[r.appliance][inside]
+                                                                   >= THRESHOLDS[r.appliance])))
+    assert all(0 < c <= 1 for cs in said.values() for c in cs)
+    assert len({round(c, 3) for cs in said.values() for c in cs}) > 5
+    assert np.mean(said["kettle"]) > np.mean(said["washing_machine"]) + 0.1
+    assert np.mean(right["kettle"]) > np.mean(right["washing_machine"]) + 0.1
+    path, out, runs = tmp_path / "m.json", tmp_path / "est.csv", tmp_path / "runs.csv"
+    save(model, path)
+    assert load(path).appliances["kettle"].precision == pytest.approx(model.appliances["kettle"].precision, abs=1e-3)
+    done = runner.invoke(app, ["nilm", "disaggregate", "--model", str(path), str(refit[2]), "--out", str(out),
+                               "--runs", str(runs)])
+    assert done.exit_code == 0, done.output
+    with runs.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and set(rows[0]) == {"appliance", "start", "end", "energy_wh", "peak_w", "confidence"}
+    assert all(0 < float(r["confidence"]) <= 1 and int(r["end"]) > int(r["start"]) for r in rows)
+    assert {r["appliance"] for r in rows} >= {"kettle", "fridge"}
+
+
 def test_a_missing_model_is_a_clear_error(refit, tmp_path):
     result = runner.invoke(app, ["nilm", "disaggregate", "--model", str(tmp_path / "none.json"), str(refit[2]),
                                  "--out", str(tmp_path / "x.csv")])
@@ -93,7 +150,7 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     model = pretrained()  # the model the hub ships with
     house = read_house(refit[9])
     ts = house.timestamp
-    estimates = disaggregate(ts, house.mains, model)
+    estimates, confidence = disaggregate_with_confidence(ts, house.mains, model)
     live = LiveDisaggregator(model)  # the hub's own window: eight hours, settled two hours inside both ends
     runs, half_hours = [], []
     for t, watts in zip(ts, house.mains, strict=True):
@@ -103,10 +160,14 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     half_hours += live.take_half_hours()
     assert len(runs) == len({(r.appliance, r.start) for r in runs})  # each run once
     assert len(live._ts) <= live._ts.maxlen  # bounded
-    # every run of the batch path that ended before the day did: the same start, end, energy, peak and profile
-    batch_runs = [r for r in runs_from(ts, estimates) if r.end <= ts[-1]]
-    assert {(r.appliance, r.start): (r.end, round(r.energy_wh, 6), r.peak_w, r.profile_w) for r in batch_runs} == {
-        (r.appliance, r.start): (r.end, round(r.energy_wh, 6), r.peak_w, r.profile_w) for r in runs}
+    # every run of the batch path that ended before the day did: the same start, end, energy, peak, profile and
+    # confidence
+    batch_runs = [r for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]]
+    assert {(r.appliance, r.start): (r.end, round(r.energy_wh, 6), r.peak_w, r.profile_w, round(r.confidence, 9))
+            for r in batch_runs} == {
+        (r.appliance, r.start): (r.end, round(r.energy_wh, 6), r.peak_w, r.profile_w, round(r.confidence, 9))
+        for r in runs}
+    assert all(0 < r.to_uplink().confidence <= 1 for r in runs)
     assert any(r.appliance == "kettle" for r in runs) and any(r.appliance == "fridge" for r in runs)
     # and the energy of each settled half hour, appliance by appliance
     batch = half_hour_energy(ts, estimates)
@@ -127,6 +188,7 @@ def test_a_run_longer_than_the_window_is_stitched_across_passes():
     hour = ts / 3600
     estimates = {"washing_machine": np.where((hour >= 3) & (hour < 10), 150 + 50 * np.sin(ts / 600), 0.0),
                  "kettle": np.where((hour % 2 > 1) & (hour % 2 < 1.05), 2500.0, 0.0)}
+    sure = {name: np.where(e > 0, 0.5 + 0.4 * np.cos(ts / 900), 0.0) for name, e in estimates.items()}
     live = LiveDisaggregator(model=None)  # type: ignore[arg-type]
     emitted = []
     for end in range(3600, len(ts) + 43, 43):  # a pass every 5 minutes of samples, over the last 8 hours
@@ -134,13 +196,18 @@ def test_a_run_longer_than_the_window_is_stitched_across_passes():
         w_ts = ts[window]
         live._trimmed = window.start > 0
         emitted += live._settle_runs(w_ts, {k: v[window] for k, v in estimates.items()},
+                                     {k: v[window] for k, v in sure.items()},
                                      w_ts[0] + live.margin_s if live._trimmed else w_ts[0],
                                      w_ts[-1] - live.margin_s, final=False)
-    batch = [r for r in runs_from(ts, estimates) if r.end <= ts[-1] - live.margin_s]
+    batch = [r for r in runs_from(ts, estimates, sure) if r.end <= ts[-1] - live.margin_s]
     washes = [r for r in emitted if r.appliance == "washing_machine"]
     assert len(washes) == 1 and washes[0].end - washes[0].start == pytest.approx(7 * 3600, abs=10)
-    assert sorted((r.appliance, r.start, r.end, round(r.energy_wh, 6), r.profile_w) for r in emitted) == sorted(
-        (r.appliance, r.start, r.end, round(r.energy_wh, 6), r.profile_w) for r in batch)
+    assert sorted((r.appliance, r.start, r.end, round(r.energy_wh, 6), r.profile_w, round(r.confidence, 9))
+                  for r in emitted) == sorted(
+        (r.appliance, r.start, r.end, round(r.energy_wh, 6), r.profile_w, round(r.confidence, 9)) for r in batch)
+    # a run's confidence is its samples' mean, over every pass it was stitched through
+    wash = (ts >= washes[0].start) & (ts < washes[0].end)
+    assert washes[0].confidence == pytest.approx(float(np.mean(sure["washing_machine"][wash])), abs=1e-3)
 
 
 def test_a_run_open_when_the_meter_went_silent_is_closed_where_it_was_last_seen():
@@ -150,13 +217,15 @@ def test_a_run_open_when_the_meter_went_silent_is_closed_where_it_was_last_seen(
     ts = np.arange(0.0, 5 * 3600, 10.0)
     on = {"fridge": np.where(ts >= 2 * 3600, 90.0, 0.0)}  # on from 02:00 until the meter goes silent
     horizon = ts[-1] - live.margin_s  # settled to about 03:00
-    assert live._settle_runs(ts, on, ts[0], horizon, final=False) == []  # still going there
+    sure = {"fridge": np.where(on["fridge"] > 0, 0.8, 0.0)}
+    assert live._settle_runs(ts, on, sure, ts[0], horizon, final=False) == []  # still going there
     later = ts + 20 * 3600  # the meter is back 20 hours later: the window holds nothing of that run
     live._trimmed = True
-    [run] = live._settle_runs(later, {"fridge": np.zeros(len(later))}, later[0] + live.margin_s,
+    [run] = live._settle_runs(later, {"fridge": np.zeros(len(later))}, {"fridge": np.zeros(len(later))},
+                              later[0] + live.margin_s,
                               later[-1] - live.margin_s, final=False)
     assert (run.appliance, run.start, run.end) == ("fridge", 2 * 3600, horizon)  # where it was last settled
-    assert run.energy_wh == pytest.approx(90.0 * (horizon - 2 * 3600) / 3600)
+    assert run.energy_wh == pytest.approx(90.0 * (horizon - 2 * 3600) / 3600) and run.confidence == pytest.approx(0.8)
 
 
 def test_numpy_filters_match_scipy_without_its_memory_cost():
@@ -186,6 +255,8 @@ def test_the_model_improves_as_it_sees_its_own_home(refit, model):
         quarters = _quarters(read_house(refit[n]))
         mine = adapt(model, [quarters[0], quarters[2]])
         assert set(mine.appliances) == set(model.appliances) and mine.signatures == model.signatures
+        assert mine.appliances["fridge"].precision != model.appliances["fridge"].precision  # told by this home
+        assert len(mine.appliances["fridge"].precision) == 5
         for which, m in (("before", model), ("after", mine)):
             for part in (quarters[1], quarters[3]):
                 est = disaggregate(part.timestamp, part.mains, m)
