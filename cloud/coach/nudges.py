@@ -1,8 +1,9 @@
 """Nudges whose savings are true.
 
-- Shift: an appliance run's own power profile priced at its real start and at every
-  other start that fits (no minute in quiet hours, inside not-before/not-after, every
-  minute priced by a published rate, and for banded tariffs wholly inside one band).
+- Shift: an appliance run's own power profile (a run the hub is at least half sure of)
+  priced at its real start and at every other start that fits (no minute in quiet hours,
+  inside not-before/not-after, every minute priced by a published rate, and for banded
+  tariffs wholly inside one band).
   The saving is the difference of those two prices; under a minimum it is not worth
   saying, so no nudge.
 - Tariff switch: the last 30 or 90 days re-priced under candidate tariffs, annualised.
@@ -37,6 +38,9 @@ class ShiftPrefs:
     not_after: time | None = None  # … and ends by this one
     min_saving: Decimal = Decimal("0.05")
     step_minutes: int = 30
+    #: a run the hub was less sure of than this is not priced into a nudge: telling a home its washer ran when it
+    #: did not costs more trust than the pennies are worth (runs from disaggregation carry their confidence)
+    min_confidence: float = 0.5
 
 
 class Nudge(BaseModel):
@@ -127,6 +131,8 @@ def shift_nudge(run: ApplianceRunV1, tariff: Tariff, tz: ZoneInfo, prefs: ShiftP
                 published_until: datetime | None = None) -> Nudge | None:
     """The cheapest fitting start on the run's local day and the night after, if it saves enough."""
     prefs = prefs or ShiftPrefs()
+    if run.confidence < prefs.min_confidence:
+        return None
     kwh = profile_kwh(run)
     original = datetime.fromtimestamp(run.start, UTC)
     try:

@@ -55,6 +55,15 @@ def test_quiet_hours_and_minimum_saving_are_respected():
     assert shift_nudge(run, e7(), LONDON, ShiftPrefs(min_saving=Decimal("0.50"))) is None
 
 
+def test_a_run_the_hub_was_unsure_of_gets_no_nudge():
+    """Disaggregation says how likely a run is right; below even odds the coach does not tell the home about it."""
+    run = washer_run(datetime(2025, 1, 15, 9, 10, tzinfo=LONDON))
+    assert shift_nudge(run.model_copy(update={"confidence": 0.42}), e7(), LONDON) is None
+    assert shift_nudge(run.model_copy(update={"confidence": 0.61}), e7(), LONDON).saving == "0.27"
+    assert shift_nudge(run.model_copy(update={"confidence": 0.42}), e7(), LONDON,
+                       ShiftPrefs(min_confidence=0.4)) is not None
+
+
 def test_dynamic_prices_are_used_only_once_published():
     day = datetime(2025, 1, 15, tzinfo=UTC)
     prices = [Price(valid_from=day + timedelta(minutes=30 * i), valid_to=day + timedelta(minutes=30 * (i + 1)),
