@@ -294,16 +294,19 @@ def precision_of(vote: np.ndarray, y: np.ndarray, threshold: float) -> tuple[flo
     k = _sureness_bin(vote[called], threshold)
     right = np.bincount(k, y[called].astype(np.float64), CONFIDENCE_BINS)
     count = np.bincount(k, minlength=CONFIDENCE_BINS).astype(np.float64)
-    blocks: list[list[float]] = []  # [right, count, fifths]: pooled runs of adjacent fifths
+    blocks: list[np.ndarray] = []  # (right, count, fifths) of each pooled run of adjacent fifths
+
+    def pool() -> None:
+        last = blocks.pop()
+        blocks[-1] = blocks[-1] + last
+
     for r, c in zip(right, count, strict=True):
-        blocks.append([r, c, 1])
+        blocks.append(np.array([r, c, 1.0]))
         while len(blocks) > 1 and (blocks[-2][1] < MIN_CALLS or not blocks[-1][1]
                                    or blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]):
-            r2, c2, n2 = blocks.pop()
-            blocks[-1] = [blocks[-1][0] + r2, blocks[-1][1] + c2, blocks[-1][2] + n2]
+            pool()
     if len(blocks) > 1 and blocks[-1][1] < MIN_CALLS:  # the surest fifths too few alone: with the one before
-        r2, c2, n2 = blocks.pop()
-        blocks[-1] = [blocks[-1][0] + r2, blocks[-1][1] + c2, blocks[-1][2] + n2]
+        pool()
     return tuple(float(r / c) if c else 0.0 for r, c, n in blocks for _ in range(int(n)))
 
 
