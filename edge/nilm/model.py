@@ -196,9 +196,14 @@ class ApplianceModel:
 
     @classmethod
     def from_json(cls, name: str, doc: dict) -> ApplianceModel:
+        precision = tuple(float(p) for p in doc.get("precision", ()))
+        if precision and (len(precision) != CONFIDENCE_BINS or not all(0 <= p <= 1 for p in precision)):
+            # a hand-edited file would otherwise fail only when a call looks its confidence up
+            raise ValueError(f"{name}: precision must be {CONFIDENCE_BINS} shares between 0 and 1, or absent; "
+                             f"got {list(precision)}")
         return cls(name, [Trees.from_json(t) for t in doc["trees"]], doc["threshold"], doc["power_lo"],
                    doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", cls.step_s)),
-                   tuple(doc.get("precision", ())))
+                   precision)
 
 
 @dataclass

@@ -143,6 +143,22 @@ def test_a_missing_model_is_a_clear_error(refit, tmp_path):
     assert result.exit_code == 2 and "cannot read the model" in result.output
 
 
+def test_a_model_with_a_broken_confidence_table_is_a_clear_error(refit, tmp_path):
+    import json
+
+    from edge.nilm.model import pretrained, save
+
+    path = tmp_path / "m.json"
+    save(pretrained(), path)
+    doc = json.loads(path.read_text())
+    doc["appliances"]["kettle"]["precision"] = [0.5, 0.9]  # two fifths where five are read
+    path.write_text(json.dumps(doc))
+    result = runner.invoke(app, ["nilm", "disaggregate", "--model", str(path), str(refit[2]),
+                                 "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "cannot read the model" in result.output and "kettle: precision" in result.output
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
     from edge.nilm.model import pretrained
