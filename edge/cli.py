@@ -49,7 +49,10 @@ def run_cmd(
         cfg.mqtt.protocol = 4  # amqtt speaks MQTT 3.1.1
     if cfg.mqtt.embedded:
         cfg.mqtt.protocol = 4
-    agent = HubAgent(cfg)
+    try:
+        agent = HubAgent(cfg)
+    except ValueError as exc:  # a model file named in [nilm] model that cannot be used (edge.nilm.model.load)
+        raise typer.BadParameter(f"[nilm] model: {exc}", param_hint="--config") from exc
     typer.echo(f"hub {cfg.hub.id}: meter {cfg.meter.port}, cloud {cfg.cloud.url}, "
                f"display http://{cfg.display.host}:{cfg.display.port}/display", err=True)
     asyncio.run(agent.run())

@@ -61,8 +61,8 @@ def _model(path: Path) -> dict:
 
     try:
         return load(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        typer.echo(f"error: cannot read the model {path}: {exc}", err=True)
+    except ValueError as exc:  # ModelFileError: its message starts with the path
+        typer.echo(f"error: cannot read the model {exc}", err=True)
         raise typer.Exit(2) from None
 
 

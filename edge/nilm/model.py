@@ -507,12 +507,21 @@ def save(model: Model, path: Path) -> None:
                                separators=(",", ":")))
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message starts with its path so a hub's log says which file."""
+
+
 def load(path: Path) -> Model:
-    doc = json.loads(path.read_text())
-    if doc.get("version") != MODEL_VERSION:
-        raise ValueError(f"{path}: model version {doc.get('version')!r}, this hub reads {MODEL_VERSION}")
-    return Model({k: Signature(**v) for k, v in doc["signatures"].items()},
-                 {k: ApplianceModel.from_json(k, v) for k, v in doc["appliances"].items()})
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or doc.get("version") != MODEL_VERSION:
+            version = doc.get("version") if isinstance(doc, dict) else None
+            raise ValueError(f"model version {version!r}, this hub reads {MODEL_VERSION}")
+        return Model({k: Signature(**v) for k, v in doc["signatures"].items()},
+                     {k: ApplianceModel.from_json(k, v) for k, v in doc["appliances"].items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        raise ModelFileError(f"{path}: {reason}") from exc
 
 
 def pretrained() -> Model:

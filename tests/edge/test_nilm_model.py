@@ -492,3 +492,22 @@ def test_the_washer_votes_as_an_ensemble_of_synthetic_draws(refit, model, tmp_pa
     save(model, tmp_path / "m.json")
     again = load(tmp_path / "m.json").appliances["washing_machine"]
     assert np.mean(np.abs(again.vote(x) - washer.vote(x)) < 1e-3) > 0.99
+
+
+def test_a_hub_whose_config_names_a_broken_model_stops_naming_the_file(tmp_path):
+    """A hub cannot disaggregate with a model it cannot read: it refuses to start and says which file."""
+    import json
+
+    from edge.nilm.model import pretrained, save
+
+    path = tmp_path / "broken.json"
+    save(pretrained(), path)
+    doc = json.loads(path.read_text())
+    doc["appliances"]["kettle"]["precision"] = [0.5, 0.9]
+    path.write_text(json.dumps(doc))
+    for model, reason in ((path, "kettle: precision"), (tmp_path / "absent.json", "No such file")):
+        config = tmp_path / "hub.toml"
+        config.write_text(f'[hub]\ndata_dir = "{tmp_path / "hub"}"\n[nilm]\nmodel = "{model}"\n')
+        result = runner.invoke(app, ["hub", "run", "--config", str(config)], env={"COLUMNS": "400"})  # no wrapping
+        assert result.exit_code == 2, result.output
+        assert str(model) in result.output and reason in result.output and "[nilm] model" in result.output
