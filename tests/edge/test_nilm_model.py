@@ -194,6 +194,73 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     assert fridge > 0
 
 
+def test_runs_of_calls_too_short_are_dropped_alike_live_and_in_batch(refit):
+    """A model that drops runs of calls shorter than ``min_run_s`` (the washer's, chosen out of fold) drops them
+    in the hub's live window as in the batch path: here forced long for the fridge, which runs every half hour,
+    so many of its runs go and the ones left must match."""
+    from dataclasses import replace
+
+    from edge.nilm.live import LiveDisaggregator, runs_from
+    from edge.nilm.model import Model, pretrained
+
+    shipped = pretrained()
+    model = Model(shipped.signatures, {**shipped.appliances,
+                                       "fridge": replace(shipped.appliances["fridge"], min_run_s=1200.0)})
+    house = read_house(refit[9])
+    ts = house.timestamp
+    before = [r for r in runs_from(ts, *disaggregate_with_confidence(ts, house.mains, shipped))
+              if r.appliance == "fridge"]
+    estimates, confidence = disaggregate_with_confidence(ts, house.mains, model)
+    batch = [r for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]]
+    fridge = [r for r in batch if r.appliance == "fridge"]
+    assert 0 < len(fridge) < len(before) / 2  # most of its runs go (runs bridged over a minute's gap count)
+    live = LiveDisaggregator(model)
+    runs = []
+    for t, watts in zip(ts, house.mains, strict=True):
+        runs += live.feed(t, watts)
+    runs += live.flush()
+    assert {(r.appliance, r.start): (r.end, round(r.energy_wh, 6)) for r in batch} == {
+        (r.appliance, r.start): (r.end, round(r.energy_wh, 6)) for r in runs}
+
+
+def test_without_short_runs_lowers_only_runs_shorter_than_asked():
+    from edge.nilm.features import GRID_S
+    from edge.nilm.model import without_short_runs
+
+    cells = int(3600 / GRID_S)
+    vote = np.zeros(cells)
+    vote[10:20] = 0.9  # one minute of calls
+    vote[100:200] = 0.8  # ten minutes, then a gap of 30 s, then five more: one run of 15.5 minutes
+    vote[205:255] = 0.7
+    vote[400:401] = 0.95  # a single cell
+    kept = without_short_runs(vote, 0.5, 600, gap_s=60)
+    assert np.all(kept[10:20] == 0.5) and kept[400] == 0.5  # lowered to the threshold: no longer called
+    assert np.array_equal(kept[100:255], vote[100:255])  # bridged over its 30 s gap: long enough
+    assert np.array_equal(without_short_runs(vote, 0.5, 0, gap_s=60), vote)
+    apart = without_short_runs(vote, 0.5, 600, gap_s=20)  # now the gap splits it: ten minutes and five
+    assert np.all(apart[205:255] == 0.5) and np.array_equal(apart[100:200], vote[100:200])
+
+
+def test_a_model_file_carries_its_shortest_run(tmp_path):
+    import json
+
+    from edge.nilm.model import ModelFileError, load, pretrained, save
+
+    path = tmp_path / "m.json"
+    save(pretrained(), path)
+    doc = json.loads(path.read_text())
+    assert "min_run_s" in doc["appliances"]["washing_machine"]
+    del doc["appliances"]["kettle"]["min_run_s"]  # a file from before: no run dropped
+    doc["appliances"]["fridge"]["min_run_s"] = 600
+    path.write_text(json.dumps(doc))
+    model = load(path)
+    assert model.appliances["kettle"].min_run_s == 0 and model.appliances["fridge"].min_run_s == 600
+    doc["appliances"]["fridge"]["min_run_s"] = -5
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match="fridge: min_run_s"):
+        load(path)
+
+
 def test_a_run_longer_than_the_window_is_stitched_across_passes():
     """The hub settles the middle of its window pass by pass; a run still going where a pass stops goes on in the
     next, so a seven-hour run (the window is eight, its settled middle four) is emitted once, as the batch path
