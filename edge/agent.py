@@ -18,6 +18,7 @@ from edge.display_server import EmbeddedServer, display_app
 from edge.embedded_broker import EmbeddedBroker
 from edge.face import FaceTracker
 from edge.mqtt_link import MqttLink
+from edge.nilm import ModelFileError
 from edge.sources.base import Source
 from edge.sources.serial_p1 import SerialP1Source
 from edge.store import HubStore
@@ -53,7 +54,7 @@ class HubAgent:
             if self.own_model_path.exists():  # what an earlier run learned of this home
                 try:
                     model = load_model(self.own_model_path)
-                except (OSError, ValueError, KeyError, TypeError) as exc:
+                except ModelFileError as exc:
                     log.warning("ignoring %s (%s): disaggregating with the base model", self.own_model_path, exc)
             self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s)
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None

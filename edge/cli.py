@@ -11,6 +11,7 @@ import typer
 
 from edge.agent import HubAgent
 from edge.config import HubConfig, MqttConfig
+from edge.nilm import ModelFileError
 
 app = typer.Typer(help="The hub: run the agent; installer tools.", no_args_is_help=True)
 
@@ -51,7 +52,7 @@ def run_cmd(
         cfg.mqtt.protocol = 4
     try:
         agent = HubAgent(cfg)
-    except ValueError as exc:  # a model file named in [nilm] model that cannot be used (edge.nilm.model.load)
+    except ModelFileError as exc:  # the model file named in [nilm] model cannot be used
         raise typer.BadParameter(f"[nilm] model: {exc}", param_hint="--config") from exc
     typer.echo(f"hub {cfg.hub.id}: meter {cfg.meter.port}, cloud {cfg.cloud.url}, "
                f"display http://{cfg.display.host}:{cfg.display.port}/display", err=True)

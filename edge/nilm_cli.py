@@ -57,11 +57,11 @@ def _houses(paths: list[Path], need_truth: bool) -> list:
 
 
 def _model(path: Path) -> dict:
-    from edge.nilm.model import load
+    from edge.nilm.model import ModelFileError, load
 
     try:
         return load(path)
-    except ValueError as exc:  # ModelFileError: its message starts with the path
+    except ModelFileError as exc:  # its message starts with the path
         typer.echo(f"error: cannot read the model {exc}", err=True)
         raise typer.Exit(2) from None
 

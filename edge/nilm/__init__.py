@@ -5,3 +5,8 @@
 `disaggregate` (estimates per sample), `live` (the hub's bounded window, runs and half hours),
 `house_csv`, `convert` and `metrics` (data in, scores out).
 """
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used (``model.load``); the message starts with its path so a hub's log says
+    which file. Here, not in ``model``, so the hub's command line can catch it without importing NumPy."""

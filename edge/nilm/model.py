@@ -28,6 +28,7 @@ from typing import TypedDict
 
 import numpy as np
 
+from edge.nilm import ModelFileError
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.boost import Trees, fit
 from edge.nilm.events import ORDER
@@ -300,7 +301,7 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
         model.detector_votes = True in best and best[True][1] > best[False][1]
         model.threshold, f1 = best[model.detector_votes]
         scored = held_out[model.detector_votes]
-        lengths = [d for d in MIN_RUN_S.get(name, (0,)) if d <= max(signatures[name].dur_median, 0)] or [0]
+        lengths = [d for d in MIN_RUN_S.get(name, (0,)) if d <= signatures[name].dur_median] or [0]
         error = {(s, hedge, d): sum(float(np.sum(np.abs(model.estimate(v, st, hedge=hedge, step_s=s, min_run_s=d)
                                                         - w))) for v, st, w, _ in scored)
                  for s in STEP_WINDOWS_S for hedge in HEDGES for d in lengths}
@@ -552,10 +553,6 @@ def save(model: Model, path: Path) -> None:
                                 "signatures": {k: asdict(v) for k, v in model.signatures.items()},
                                 "appliances": {k: v.to_json() for k, v in model.appliances.items()}},
                                separators=(",", ":")))
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be used; the message starts with its path so a hub's log says which file."""
 
 
 def load(path: Path) -> Model:

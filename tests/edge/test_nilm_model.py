@@ -578,3 +578,23 @@ def test_a_hub_whose_config_names_a_broken_model_stops_naming_the_file(tmp_path)
         result = runner.invoke(app, ["hub", "run", "--config", str(config)], env={"COLUMNS": "400"})  # no wrapping
         assert result.exit_code == 2, result.output
         assert str(model) in result.output and reason in result.output and "[nilm] model" in result.output
+
+
+def test_a_hub_whose_own_home_model_is_broken_goes_on_with_the_base_model(tmp_path, caplog):
+    """What a hub learned of its home is its own file; if that file is cut short, the hub starts anyway with the
+    model it adapted from, and says which file it ignored."""
+    import logging
+
+    from edge.agent import OWN_MODEL, HubAgent
+    from edge.config import HubConfig
+
+    data = tmp_path / "hub"
+    data.mkdir()
+    (data / OWN_MODEL).write_text('{"version": 2, "signatures": {')  # a write cut short
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[hub]\ndata_dir = "{data}"\n')
+    with caplog.at_level(logging.WARNING):
+        agent = HubAgent(HubConfig.load(config))
+    assert agent.nilm is not None and agent.nilm.model is agent._nilm_base
+    assert any(OWN_MODEL in r.getMessage() and "base model" in r.getMessage() for r in caplog.records)
+    agent.store.close()
