@@ -28,9 +28,13 @@ def refit_cmd(
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
 ) -> None:
     """A REFIT day file -> timestamp, mains and the appliance columns the house has."""
-    from edge.nilm.convert import convert_refit
+    from edge.nilm.convert import ConvertError, convert_refit
 
-    columns = convert_refit(day_csv, labels, house, out)
+    try:
+        columns = convert_refit(day_csv, labels, house, out)
+    except ConvertError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"wrote {out}: mains + {', '.join(columns) or 'no known appliance'}", err=True)
 
 
@@ -40,9 +44,13 @@ def redd_cmd(
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
 ) -> None:
     """A REDD (SGN pre-processed) house -> a house CSV with 3-second timestamps."""
-    from edge.nilm.convert import convert_redd
+    from edge.nilm.convert import ConvertError, convert_redd
 
-    columns = convert_redd(npz, out)
+    try:
+        columns = convert_redd(npz, out)
+    except ConvertError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"wrote {out}: mains + {', '.join(columns)}", err=True)
 
 
@@ -202,9 +210,9 @@ def read_house_estimates(path: Path, rows: int) -> dict[str, object]:
 
     import numpy as np
 
-    from edge.nilm.house_csv import HouseCsvError
+    from edge.nilm.house_csv import HouseCsvError, open_text
 
-    with path.open(newline="") as f:
+    with open_text(path) as f:
         reader = csv.DictReader(f)
         names = [n for n in reader.fieldnames or [] if n in NAMES]
         data = {n: [] for n in names}

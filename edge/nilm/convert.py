@@ -5,12 +5,16 @@ house's labels (all fridge-like channels summed into `fridge`, since the mains c
 them all). REDD (SGN pre-processed) has no timestamps: rows are ~3 s apart, so
 timestamps are made at 3 s steps, with a gap of an hour between chunks so that no
 window spans two chunks.
+
+A file that is not what its converter reads (another CSV, a house the labels do not list, an
+archive without REDD's arrays) raises ``ConvertError`` saying what it expected.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +24,52 @@ from edge.nilm.house_csv import write_house
 
 REDD_STEP_S = 3
 CHUNK_GAP_S = 3600
+REFIT_HEADER = ["Time", "Unix", "Aggregate", *(f"Appliance{i}" for i in range(1, 10))]
+REDD_ARRAYS = ("power", "columns", "chunk")
+
+
+class ConvertError(ValueError):
+    pass
 
 
 def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:
     """Column -> label, without the room or number REFIT adds in brackets ("Freezer (Garage)",
     "Fridge-Freezer (1)"): every cold appliance in the mains belongs in the fridge's truth."""
-    with labels_csv.open(newline="") as f:
-        return {r["column"]: re.sub(r"\s*\(.*\)\s*$", "", r["label"]).strip() for r in csv.DictReader(f)
-                if int(r["house"]) == house}
+    with labels_csv.open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"house", "column", "label"} <= set(rows[0]):
+        raise ConvertError(f"{labels_csv}: not REFIT's labels.csv (it has the columns house, column, label)")
+    try:
+        mine = [r for r in rows if int(r["house"]) == house]
+    except ValueError:
+        raise ConvertError(f"{labels_csv}: a house number that is not a number") from None
+    if not mine:
+        houses = sorted({int(r["house"]) for r in rows})
+        raise ConvertError(f"{labels_csv}: no house {house} (it labels houses {', '.join(map(str, houses))})")
+    return {r["column"]: re.sub(r"\s*\(.*\)\s*$", "", r["label"]).strip() for r in mine}
 
 
 def convert_refit(day_csv: Path, labels_csv: Path, house: int, out: Path) -> list[str]:
     """Returns the appliance columns written (only those the house has)."""
     labels = refit_labels(labels_csv, house)
-    data = np.loadtxt(day_csv, delimiter=",", skiprows=1, usecols=range(1, 12))
-    header = ["Unix", "Aggregate", *(f"Appliance{i}" for i in range(1, 10))]
+    with day_csv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        first = next(csv.reader(f), [])
+    if [c.strip() for c in first] != REFIT_HEADER:
+        raise ConvertError(f"{day_csv}: line 1: not a REFIT house file (its header is {','.join(REFIT_HEADER)}; "
+                           f"found {','.join(first)[:200]})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": said below
+            data = np.loadtxt(day_csv, delimiter=",", skiprows=1, usecols=range(1, 12), ndmin=2)
+    except ValueError as exc:  # numpy: "could not convert string 'x' to float64 at row 0, column 4." (data rows)
+        where = re.sub(r"at row (\d+), column (\d+)\.?$", lambda m: f"on line {int(m[1]) + 2}, column {m[2]}",
+                       str(exc))
+        raise ConvertError(f"{day_csv}: {where}") from None
+    if not len(data) or not np.isfinite(data).all():
+        raise ConvertError(f"{day_csv}: " + ("no rows" if not len(data) else
+                                            f"line {int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0]) + 2}: "
+                                            "a value that is not a finite number"))
+    header = REFIT_HEADER[1:]
     columns: dict[str, np.ndarray] = {}
     for appliance in APPLIANCES:
         picked = [header.index(c) for c, label in labels.items() if label in appliance.refit_labels]
@@ -47,8 +82,18 @@ def convert_refit(day_csv: Path, labels_csv: Path, house: int, out: Path) -> lis
 
 
 def convert_redd(npz: Path, out: Path, start_ts: int = 1_300_000_000) -> list[str]:
-    z = np.load(npz)
-    power, names, chunk = z["power"].astype(np.float64), [str(c) for c in z["columns"]], z["chunk"]
+    with npz.open("rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise ConvertError(f"{npz}: not a .npz archive (REDD, SGN pre-processed: redd_sgn_houseN.npz)")
+    try:
+        z = np.load(npz)  # never with pickles: a file handed in must not run code
+        power, names, chunk = z["power"].astype(np.float64), [str(c) for c in z["columns"]], z["chunk"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConvertError(f"{npz}: not a REDD (SGN pre-processed) .npz with the arrays "
+                           f"{', '.join(REDD_ARRAYS)} ({exc})") from None
+    if power.ndim != 2 or power.shape != (len(chunk), len(names)) or "main" not in names:
+        raise ConvertError(f"{npz}: its arrays do not fit together (power {power.shape}, {len(names)} columns, "
+                           f"{len(chunk)} chunk labels) or it has no 'main' column")
     power = np.nan_to_num(power, nan=0.0)
     breaks = np.concatenate([[0], (np.diff(chunk) != 0).astype(np.int64)])
     timestamp = start_ts + np.arange(len(power)) * REDD_STEP_S + np.cumsum(breaks) * CHUNK_GAP_S

@@ -1,16 +1,23 @@
 """House CSVs: `timestamp` (Unix seconds), `mains` (W) and any appliance columns (W).
 
 Reading checks what a user's file gets wrong and names the line: a missing column, text in
-a number, NaN, negative power, timestamps out of order or repeated. No silent repair: a
-file that breaks a rule is refused with the first offending line.
+a number, NaN, negative power, power no home draws, timestamps out of order, repeated or not
+in Unix seconds (milliseconds are the usual slip), bytes that are not UTF-8. No silent repair
+of values: a file that breaks a rule is refused with the first offending line. Two repairs
+of form, because spreadsheets and archives make them: a UTF-8 byte-order mark (Excel's "CSV
+UTF-8") is ignored, and a gzip-compressed file is read as the CSV inside it.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -34,17 +41,58 @@ class House:
                      {k: v[keep] for k, v in self.appliances.items()})
 
 
-def read_house(path: Path, need_truth: bool = False) -> House:
+#: No home draws this much: a UK single-phase supply stops at about 23 kW, a large three-phase one near 70 kW,
+#: and the REFIT and REDD homes peak at 12 kW. Above it a column is in the wrong unit (mW), or corrupt.
+MAX_W = 100_000.0
+#: Unix seconds before 2100; a timestamp past it is most likely in milliseconds (1420675200000 for 2015).
+MAX_TIMESTAMP = 4_102_444_800.0
+
+
+def open_text(path: Path) -> TextIO:
+    """``path`` for reading as UTF-8 text, a leading byte-order mark dropped, gzip unpacked (by its magic
+    bytes, whatever the name); an unreadable path raises ``HouseCsvError`` with the reason."""
     try:
-        f = path.open(newline="")
+        with path.open("rb") as probe:
+            packed = probe.read(2) == b"\x1f\x8b"
+        raw = gzip.open(path, "rb") if packed else path.open("rb")
     except OSError as exc:
-        raise HouseCsvError(f"{path}: {exc.strerror}") from None
-    with f:
-        reader = csv.reader(f)
+        raise HouseCsvError(f"{path}: {exc.strerror or exc}") from None
+    # bytes that are not UTF-8 are kept (as lone surrogates) so the row that holds them can be named: decoding
+    # strictly fails a whole 8 KB chunk ahead of its line
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def not_utf8(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (``open_text`` keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _csv_rows(path: Path, f: TextIO) -> Iterator[list[str]]:
+    """The CSV rows of ``f``; a gzip file cut short or a broken quote stops it with its line, not a traceback."""
+    reader = csv.reader(f)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (EOFError, gzip.BadGzipFile, csv.Error) as exc:
+            raise HouseCsvError(f"{path}: line {reader.line_num + 1}: {exc}") from None
+        yield row
+
+
+def read_house(path: Path, need_truth: bool = False) -> House:
+    with open_text(path) as f:
+        reader = _csv_rows(path, f)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise HouseCsvError(f"{path}: empty file") from None
+        if not_utf8("".join(header)):
+            raise HouseCsvError(f"{path}: line 1: bytes that are not UTF-8 text; save the file as UTF-8 CSV")
         for column in ("timestamp", "mains"):
             if column not in header:
                 raise HouseCsvError(f"{path}: line 1: no '{column}' column (found {', '.join(header)})")
@@ -64,11 +112,19 @@ def read_house(path: Path, need_truth: bool = False) -> House:
                 except IndexError:
                     raise HouseCsvError(f"{path}: line {line}: no value for '{name}'") from None
                 except ValueError:
-                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, not a number") from None
+                    what = "bytes that are not UTF-8 text" if not_utf8(row[i]) else "not a number"
+                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, {what}") from None
                 if not math.isfinite(value):
                     raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, not a finite number")
                 if name != "timestamp" and value < 0:
                     raise HouseCsvError(f"{path}: line {line}: '{name}' is negative ({value:g} W)")
+                if name != "timestamp" and value > MAX_W:
+                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {value:g} W, more than any home draws "
+                                        f"({MAX_W / 1000:g} kW); watts expected")
+                if name == "timestamp" and not 0 <= value <= MAX_TIMESTAMP:
+                    raise HouseCsvError(f"{path}: line {line}: timestamp {value:.0f} is not in Unix seconds "
+                                        "(1970 to 2100)" + ("; in milliseconds? divide by 1000"
+                                                            if value > MAX_TIMESTAMP else ""))
                 values.append(value)
             if values[0] <= previous:
                 what = "repeats" if values[0] == previous else "goes back in time from"
@@ -90,4 +146,5 @@ def write_house(path: Path, timestamp: np.ndarray, mains: np.ndarray | None,
         w = csv.writer(f)
         w.writerow(columns)
         for row in zip(*arrays, strict=True):
-            w.writerow([f"{row[0]:.0f}", *(f"{v:.1f}" for v in row[1:])])
+            # the timestamp as it was read (a fractional second kept), so rows join back to the input's
+            w.writerow([f"{row[0]:.15g}", *(f"{v:.1f}" for v in row[1:])])

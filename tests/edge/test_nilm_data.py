@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import edge.nilm
 from edge.nilm.house_csv import HouseCsvError, read_house
 from edge.nilm.metrics import score
 from ohmni.cli import app
 
 runner = CliRunner()
+SHIPPED = Path(edge.nilm.__file__).parent / "pretrained.json"
 
 
 def test_refit_house_2_converts_with_its_five_appliances(data_dir, tmp_path):
@@ -45,6 +50,33 @@ def test_redd_house_1_converts_with_chunk_gaps(data_dir, tmp_path):
     assert "fridge" in house.appliances and "dishwasher" in house.appliances
 
 
+def test_converters_refuse_what_they_cannot_read(data_dir, tmp_path):
+    """The wrong file, a house the labels do not list, a corrupt value: exit 2 and what was expected, no file."""
+    folder = data_dir / "nilm/refit_1day_2015-01-08"
+    day, labels = folder / "house_2_day.csv", folder / "labels.csv"
+    lines = day.read_text().splitlines(keepends=True)[:6]
+    corrupt = tmp_path / "corrupt.csv"
+    assert ",457," in lines[2]  # the mains of its second row
+    corrupt.write_text("".join(lines[:2]) + lines[2].replace(",457,", ",4x7,") + "".join(lines[3:]))
+    house_csv = tmp_path / "house.csv"
+    house_csv.write_text("timestamp,mains\n1,2\n")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, power=np.array([{"a": 1}], dtype=object), columns=np.array(["main"]), chunk=np.zeros(1))
+    cases = [
+        (["refit", str(house_csv), "--labels", str(labels), "--house", "2"], "line 1: not a REFIT house file"),
+        (["refit", str(day), "--labels", str(labels), "--house", "14"], r"no house 14 \(it labels houses 1, 2"),
+        (["refit", str(day), "--labels", str(house_csv), "--house", "2"], "not REFIT's labels.csv"),
+        (["refit", str(corrupt), "--labels", str(labels), "--house", "2"], "'4x7' to float64 on line 3, column 3"),
+        (["redd", str(house_csv)], "not a .npz archive"),
+        (["redd", str(pickled)], "not a REDD .* with the arrays power, columns, chunk"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "out.csv"
+        result = runner.invoke(app, ["nilm", "convert", *args, "--out", str(out)])
+        assert result.exit_code == 2 and re.search(message, result.output), (args, result.output)
+        assert not out.exists()
+
+
 @pytest.mark.parametrize("body, message", [
     ("time,mains\n1,2\n", "no 'timestamp' column"),
     ("timestamp,mains\n1,abc\n", "line 2: 'mains' is 'abc'"),
@@ -53,12 +85,70 @@ def test_redd_house_1_converts_with_chunk_gaps(data_dir, tmp_path):
     ("timestamp,mains\n5,1\n3,1\n", "line 3: timestamp 3 goes back in time"),
     ("timestamp,mains\n5,1\n5,1\n", "line 3: timestamp 5 repeats"),
     ("timestamp,mains,kettle\n1,5\n", "line 2: no value for 'kettle'"),
+    # a column in mW, or a corrupt value: no home draws a gigawatt
+    ("timestamp,mains\n1,5\n2,1e9\n", "line 3: 'mains' is 1e\\+09 W, more than any home draws"),
+    ("timestamp,mains,fridge\n1,5,250000\n", "line 2: 'fridge' is 250000 W"),
+    # the usual slip: a logger's milliseconds
+    ("timestamp,mains\n1420675200000,5\n", "line 2: timestamp 1420675200000 is not in Unix seconds.*milliseconds"),
+    ("timestamp,mains\n-7,5\n", "line 2: timestamp -7 is not in Unix seconds"),
 ])
 def test_malformed_house_csv_names_the_line(tmp_path, body, message):
     path = tmp_path / "house.csv"
     path.write_text(body)
     with pytest.raises(HouseCsvError, match=message):
         read_house(path)
+
+
+def test_bytes_that_are_not_utf8_name_their_own_line(tmp_path):
+    """A Latin-1 byte deep in a file is named on its line (a strict decoder fails a whole 8 KB chunk early),
+    and the command says so without a traceback."""
+    lines = ["timestamp,mains"] + [f"{1420675200 + 7 * i},{400 + i % 50}" for i in range(3000)]
+    lines[2500] += "\xb0"  # a degree sign from a Windows spreadsheet
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    with pytest.raises(HouseCsvError, match="line 2501: 'mains' is .*bytes that are not UTF-8"):
+        read_house(path)
+    header = tmp_path / "header.csv"
+    header.write_bytes("timestamp,mains \xb0\n1,5\n".encode("latin-1"))
+    with pytest.raises(HouseCsvError, match="line 1: bytes that are not UTF-8"):
+        read_house(header)
+    result = runner.invoke(app, ["nilm", "disaggregate", "--model", str(SHIPPED), str(path), "--out",
+                                 str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "line 2501" in result.output, result.output
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_byte_order_mark_and_gzip_are_read_as_the_csv_they_hold(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, and day files travel gzipped: both read as plain CSV,
+    the same rows; a gzip file cut short is refused with its line."""
+    body = "timestamp,mains,kettle\n" + "".join(f"{1420675200 + 7 * i},{300 + i},{0}\n" for i in range(2000))
+    plain, bom, packed = tmp_path / "plain.csv", tmp_path / "bom.csv", tmp_path / "day.csv.gz"
+    plain.write_text(body)
+    bom.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    packed.write_bytes(gzip.compress(body.encode()))
+    want = read_house(plain, need_truth=True)
+    for path in (bom, packed):
+        got = read_house(path, need_truth=True)
+        assert np.array_equal(got.timestamp, want.timestamp) and np.array_equal(got.mains, want.mains)
+        assert np.array_equal(got.appliances["kettle"], want.appliances["kettle"])
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(body.encode(), compresslevel=0)[:20_000])
+    with pytest.raises(HouseCsvError, match=r"cut.csv.gz: line \d+: Compressed file ended"):
+        read_house(cut)
+
+
+def test_estimates_keep_the_input_timestamps_to_the_fraction(tmp_path):
+    """``disaggregate`` writes one row per input row with the input's own timestamp, fractions of a second kept,
+    so its rows join back to the user's file."""
+    ts = 1420675200 + np.cumsum(np.r_[0, np.full(299, 1.25)])  # a meter every 1.25 s
+    path = tmp_path / "frac.csv"
+    path.write_text("timestamp,mains\n" + "".join(f"{float(t)!r},250.0\n" for t in ts))
+    out = tmp_path / "est.csv"
+    result = runner.invoke(app, ["nilm", "disaggregate", "--model", str(SHIPPED), str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open() as f:
+        written = [float(r["timestamp"]) for r in csv.DictReader(f)]
+    assert written == list(ts)
 
 
 def test_scores_agree_with_the_shared_scorer(data_dir, tmp_path):
