@@ -12,8 +12,12 @@ batch path has it. A run's confidence is the mean, over its samples, of how ofte
 them were right on homes the model never saw (``ApplianceModel.confidence``). Each half hour's
 energy per appliance is settled the same way. As the hub stops, every run that has ended and
 every whole half hour is sent with what the window holds; the run and the half hour in progress
-are not (after a restart they would be counted twice). Where the hub lost sight of the meter
-for longer than the window, a run open before is closed where it was last seen.
+are not (after a restart they would be counted twice). Where the meter goes silent for so long
+that what it said last would leave the window before it is settled (more than ``window_s -
+margin_s``: six hours), the window is settled to its last sample first, as if the hub stopped
+there, the half hour it was last seen in included (no more of it can come), and starts afresh
+with the next sample, as a new hub would: nothing either side of the gap is lost. A run open
+at the gap is closed where it was last seen.
 """
 
 from __future__ import annotations
@@ -121,6 +125,9 @@ class LiveDisaggregator:
     def feed(self, ts: float, power_w: float) -> list[Run]:
         if self._ts and ts <= self._ts[-1]:
             return []  # a repeated or late sample: the meter's order is the truth
+        ended: list[Run] = []
+        if self._ts and ts - self._ts[-1] > self.window_s - self.margin_s:
+            ended = self._settle_before_gap()
         self._ts.append(ts)
         self._w.append(power_w)
         while self._ts and self._ts[0] < ts - self.window_s:
@@ -130,12 +137,23 @@ class LiveDisaggregator:
         if self._last_run_at is None:
             self._last_run_at = ts
         if ts - self._last_run_at < self.every_s:
-            return []
+            return ended
         self._last_run_at = ts
-        return self.flush(final=False)
+        return ended + self.flush(final=False)
 
-    def flush(self, final: bool = True) -> list[Run]:
-        """Runs that ended in the stretch settled now (when ``final``, as the hub stops: to the last sample)."""
+    def _settle_before_gap(self) -> list[Run]:
+        """Settle the window to its last sample (its last half hour too: the meter was away past its end) and
+        empty it, so the next sample starts a window as a new hub's first does."""
+        ended = self.flush(final=True, last_half_hour=True)
+        self._ts.clear()
+        self._w.clear()
+        self._trimmed = False
+        self._last_run_at = None
+        return ended
+
+    def flush(self, final: bool = True, last_half_hour: bool = False) -> list[Run]:
+        """Runs that ended in the stretch settled now (when ``final``, as the hub stops: to the last sample; with
+        ``last_half_hour`` the half hour that sample is in is settled too, as far as it goes)."""
         if len(self._ts) < 3:
             return []
         ts = np.fromiter(self._ts, dtype=np.float64)
@@ -143,7 +161,7 @@ class LiveDisaggregator:
         horizon = ts[-1] if final else ts[-1] - self.margin_s
         after = ts[0] + self.margin_s if self._trimmed else ts[0]
         estimates, confidence = disaggregate_with_confidence(ts, w, self.model)
-        self._settle_half_hours(ts, estimates, after, horizon)
+        self._settle_half_hours(ts, estimates, after, horizon, last_half_hour)
         return self._settle_runs(ts, estimates, confidence, after, horizon, final)
 
     def _settle_runs(self, ts: np.ndarray, estimates: dict[str, np.ndarray], confidence: dict[str, np.ndarray],
@@ -177,12 +195,13 @@ class LiveDisaggregator:
         return sorted(ended, key=lambda r: (r.start, r.appliance))
 
     def _settle_half_hours(self, ts: np.ndarray, estimates: dict[str, np.ndarray], after: float,
-                           horizon: float) -> None:
+                           horizon: float, last_half_hour: bool = False) -> None:
         """Whole half hours between ``after`` and ``horizon`` not settled before (the hub's first half hour counts
-        from its first sample)."""
+        from its first sample; with ``last_half_hour``, so does the one ``horizon`` is in)."""
         first = max(self._settled_to, after if self._trimmed else np.floor(after / HALF_HOUR) * HALF_HOUR)
         first = np.ceil(first / HALF_HOUR) * HALF_HOUR
-        last = np.floor(min(horizon, ts[-1]) / HALF_HOUR) * HALF_HOUR  # half hours that end by here
+        end = min(horizon, ts[-1])
+        last = (np.floor(end / HALF_HOUR) + (1 if last_half_hour else 0)) * HALF_HOUR  # half hours ending by here
         if last <= first:
             return
         for (name, start), wh in half_hour_energy(ts, estimates, first, last).items():

@@ -194,6 +194,46 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     assert fridge > 0
 
 
+def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit):
+    """The meter goes quiet for ten hours mid-day (a cable out, a hub off its port): the hub still settles the
+    hours before the silence (they would have left its window unsettled) and the hours after it, each as the
+    batch path has that side alone; the half hour it went quiet in is settled as far as it went."""
+    from edge.nilm.live import HALF_HOUR, LiveDisaggregator, half_hour_energy, runs_from
+    from edge.nilm.model import pretrained
+
+    model = pretrained()
+    house = read_house(refit[9])
+    cut = int(np.searchsorted(house.timestamp, house.timestamp[0] + 12 * 3600))
+    ts = house.timestamp.copy()
+    ts[cut:] += 10 * 3600
+    sides = [(ts[:cut], house.mains[:cut]), (ts[cut:], house.mains[cut:])]
+    live = LiveDisaggregator(model)
+    runs, half_hours = [], []
+    for t, watts in zip(ts, house.mains, strict=True):
+        runs += live.feed(t, watts)
+        half_hours += live.take_half_hours()
+    runs += live.flush()
+    half_hours += live.take_half_hours()
+    got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
+    assert len(got) == len(half_hours)  # each once
+    want: dict[tuple[str, int], float] = {}
+    for side_ts, side_w in sides:
+        estimates, confidence = disaggregate_with_confidence(side_ts, side_w, model)
+        energy = half_hour_energy(side_ts, estimates)
+        if side_ts is sides[1][0]:  # as the hub stops, the half hour in progress is not sent
+            energy = {k: v for k, v in energy.items() if k[1] + HALF_HOUR <= side_ts[-1]}
+        want.update(energy)
+        ended = [r for r in runs_from(side_ts, estimates, confidence) if r.end <= side_ts[-1]]
+        assert {(r.appliance, r.start, r.end, round(r.energy_wh, 6)) for r in ended} <= {
+            (r.appliance, r.start, r.end, round(r.energy_wh, 6)) for r in runs}
+    assert got.keys() == want.keys()
+    assert all(got[k] == pytest.approx(want[k], abs=0.01) for k in want)
+    last_before = int(ts[cut - 1] // HALF_HOUR * HALF_HOUR)
+    assert ("fridge", last_before) in got  # the half hour it went quiet in
+    assert len(runs) == len({(r.appliance, r.start) for r in runs})
+    assert not [r for r in runs if ts[cut - 1] < r.start < ts[cut]]  # nothing said of the silence itself
+
+
 def test_runs_of_calls_too_short_are_dropped_alike_live_and_in_batch(refit):
     """A model that drops runs of calls shorter than ``min_run_s`` (the washer's, chosen out of fold) drops them
     in the hub's live window as in the batch path: here forced long for the fridge, which runs every half hour,
