@@ -35,8 +35,11 @@ class ConvertError(ValueError):
 def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:
     """Column -> label, without the room or number REFIT adds in brackets ("Freezer (Garage)",
     "Fridge-Freezer (1)"): every cold appliance in the mains belongs in the fridge's truth."""
-    with labels_csv.open(newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with labels_csv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            rows = list(csv.DictReader(f))
+    except csv.Error as exc:  # a binary file: "line contains NUL"
+        raise ConvertError(f"{labels_csv}: not a CSV ({exc})") from None
     if not rows or not {"house", "column", "label"} <= set(rows[0]):
         raise ConvertError(f"{labels_csv}: not REFIT's labels.csv (it has the columns house, column, label)")
     try:
@@ -52,11 +55,15 @@ def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:
 def convert_refit(day_csv: Path, labels_csv: Path, house: int, out: Path) -> list[str]:
     """Returns the appliance columns written (only those the house has)."""
     labels = refit_labels(labels_csv, house)
-    with day_csv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-        first = next(csv.reader(f), [])
+    try:
+        with day_csv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            first = next(csv.reader(f), [])
+    except csv.Error:  # a binary file: "line contains NUL"
+        first = ["\x00"]
     if [c.strip() for c in first] != REFIT_HEADER:
+        found = ",".join(first)[:200]
         raise ConvertError(f"{day_csv}: line 1: not a REFIT house file (its header is {','.join(REFIT_HEADER)}; "
-                           f"found {','.join(first)[:200]})")
+                           f"found {found if found.isprintable() else 'bytes that are not CSV text'})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": said below
