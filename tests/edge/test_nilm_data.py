@@ -173,3 +173,14 @@ def test_scores_agree_with_the_shared_scorer(data_dir, tmp_path):
     assert f"mean_f1={mean:.3f}" in shared.stdout.splitlines()[-1]
     cli = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
     assert cli.exit_code == 0 and f"mean_f1={mean:.3f}" in cli.stdout.strip().splitlines()[-1]
+
+
+def test_train_refuses_houses_it_can_learn_nothing_from(tmp_path):
+    """One house (each appliance needs two with its channel and runs in them): exit 2 and no model file, not a
+    model that would detect nothing."""
+    path = tmp_path / "one_house.csv"
+    path.write_text("timestamp,mains,kettle\n" + "".join(f"{1420675200 + 7 * i},{300},{0}\n" for i in range(500)))
+    out = tmp_path / "model.json"
+    result = runner.invoke(app, ["nilm", "train", str(path), "--out", str(out), "--trees", "5"])
+    assert result.exit_code == 2 and "no appliance learned" in result.output, result.output
+    assert not out.exists()
