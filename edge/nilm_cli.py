@@ -211,6 +211,7 @@ def score_cmd(
 
 def read_house_estimates(path: Path, rows: int) -> dict[str, object]:
     import csv
+    import math
 
     import numpy as np
 
@@ -223,9 +224,13 @@ def read_house_estimates(path: Path, rows: int) -> dict[str, object]:
         for line, row in enumerate(reader, start=2):
             for n in names:
                 try:
-                    data[n].append(float(row[n]))
+                    value = float(row[n])
                 except (TypeError, ValueError):
                     raise HouseCsvError(f"{path}: line {line}: '{n}' is {row[n]!r}, not a number") from None
+                if not math.isfinite(value) or value < 0:  # a score over it would be NaN, or flatter it
+                    raise HouseCsvError(f"{path}: line {line}: '{n}' is {row[n]!r}, not a finite power of 0 W "
+                                        "or more")
+                data[n].append(value)
     if any(len(v) != rows for v in data.values()):
         raise HouseCsvError(f"{path}: {len(next(iter(data.values()), []))} rows for {rows} in the truth")
     return {n: np.asarray(v) for n, v in data.items()}

@@ -184,3 +184,13 @@ def test_train_refuses_houses_it_can_learn_nothing_from(tmp_path):
     result = runner.invoke(app, ["nilm", "train", str(path), "--out", str(out), "--trees", "5"])
     assert result.exit_code == 2 and "no appliance learned" in result.output, result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "inf"])
+def test_score_refuses_estimates_that_are_not_power(tmp_path, value):
+    """An estimate of NaN would make the appliance's MAE NaN, a negative one would flatter it: named, exit 2."""
+    truth, est = tmp_path / "truth.csv", tmp_path / "est.csv"
+    truth.write_text("timestamp,mains,kettle\n1420675200,456,0\n1420675207,2960,2500\n1420675214,460,0\n")
+    est.write_text(f"timestamp,kettle\n1420675200,0\n1420675207,2500\n1420675214,{value}\n")
+    result = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
+    assert result.exit_code == 2 and f"line 4: 'kettle' is '{value}'" in result.output, result.output
