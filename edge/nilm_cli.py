@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +22,18 @@ convert_app = typer.Typer(help="Convert REFIT or REDD files into house CSVs.", n
 app.add_typer(convert_app, name="convert")
 
 
+@contextmanager
+def _refused() -> Iterator[None]:
+    """A file the command cannot read (``HouseCsvError``, a converter's too): its error, exit 2, no traceback."""
+    from edge.nilm.house_csv import HouseCsvError
+
+    try:
+        yield
+    except HouseCsvError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @convert_app.command("refit")
 def refit_cmd(
     day_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A REFIT house_N_day.csv.")],
@@ -28,13 +42,10 @@ def refit_cmd(
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
 ) -> None:
     """A REFIT day file -> timestamp, mains and the appliance columns the house has."""
-    from edge.nilm.convert import ConvertError, convert_refit
+    from edge.nilm.convert import convert_refit
 
-    try:
+    with _refused():
         columns = convert_refit(day_csv, labels, house, out)
-    except ConvertError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {out}: mains + {', '.join(columns) or 'no known appliance'}", err=True)
 
 
@@ -44,24 +55,18 @@ def redd_cmd(
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
 ) -> None:
     """A REDD (SGN pre-processed) house -> a house CSV with 3-second timestamps."""
-    from edge.nilm.convert import ConvertError, convert_redd
+    from edge.nilm.convert import convert_redd
 
-    try:
+    with _refused():
         columns = convert_redd(npz, out)
-    except ConvertError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {out}: mains + {', '.join(columns)}", err=True)
 
 
 def _houses(paths: list[Path], need_truth: bool) -> list:
-    from edge.nilm.house_csv import HouseCsvError, read_house
+    from edge.nilm.house_csv import read_house
 
-    try:
+    with _refused():
         return [read_house(p, need_truth=need_truth) for p in paths]
-    except HouseCsvError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _model(path: Path) -> dict:
@@ -196,41 +201,11 @@ def score_cmd(
     estimates: Annotated[Path, typer.Argument(help="CSV of timestamp + one column per appliance (W).")],
 ) -> None:
     """MAE, on/off F1 and energy correctly assigned per appliance, beside the trivial floors."""
-    from edge.nilm.house_csv import HouseCsvError, read_house
+    from edge.nilm.house_csv import read_estimates, read_house
     from edge.nilm.metrics import score
 
-    try:
+    with _refused():
         house = read_house(truth, need_truth=True)
-        est = read_house_estimates(estimates, len(house.timestamp))
-    except HouseCsvError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        est = read_estimates(estimates, len(house.timestamp))
     _print_scores({name: score(name, values, est[name]) for name, values in house.appliances.items()
                    if name in est}, f"{truth.name} vs {estimates.name}")
-
-
-def read_house_estimates(path: Path, rows: int) -> dict[str, object]:
-    import csv
-    import math
-
-    import numpy as np
-
-    from edge.nilm.house_csv import HouseCsvError, open_text
-
-    with open_text(path) as f:
-        reader = csv.DictReader(f)
-        names = [n for n in reader.fieldnames or [] if n in NAMES]
-        data = {n: [] for n in names}
-        for line, row in enumerate(reader, start=2):
-            for n in names:
-                try:
-                    value = float(row[n])
-                except (TypeError, ValueError):
-                    raise HouseCsvError(f"{path}: line {line}: '{n}' is {row[n]!r}, not a number") from None
-                if not math.isfinite(value) or value < 0:  # a score over it would be NaN, or flatter it
-                    raise HouseCsvError(f"{path}: line {line}: '{n}' is {row[n]!r}, not a finite power of 0 W "
-                                        "or more")
-                data[n].append(value)
-    if any(len(v) != rows for v in data.values()):
-        raise HouseCsvError(f"{path}: {len(next(iter(data.values()), []))} rows for {rows} in the truth")
-    return {n: np.asarray(v) for n, v in data.items()}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.nilm.appliances import APPLIANCES
-from edge.nilm.house_csv import write_house
+from edge.nilm.house_csv import HouseCsvError, write_house
 
 REDD_STEP_S = 3
 CHUNK_GAP_S = 3600
@@ -28,8 +28,8 @@ REFIT_HEADER = ["Time", "Unix", "Aggregate", *(f"Appliance{i}" for i in range(1,
 REDD_ARRAYS = ("power", "columns", "chunk")
 
 
-class ConvertError(ValueError):
-    pass
+class ConvertError(HouseCsvError):
+    """A file its converter cannot read: to the commands, a house file they cannot read."""
 
 
 def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:

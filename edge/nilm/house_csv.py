@@ -84,6 +84,37 @@ def _csv_rows(path: Path, f: TextIO) -> Iterator[list[str]]:
         yield row
 
 
+def _number(path: Path, line: int, name: str, text: str) -> float:
+    """``text`` (column ``name`` of ``line``) as a finite number, or the error that names them."""
+    try:
+        value = float(text)
+    except ValueError:
+        what = "bytes that are not UTF-8 text" if not_utf8(text) else "not a number"
+        raise HouseCsvError(f"{path}: line {line}: '{name}' is {text!r}, {what}") from None
+    if not math.isfinite(value):
+        raise HouseCsvError(f"{path}: line {line}: '{name}' is {text!r}, not a finite number")
+    return value
+
+
+def read_estimates(path: Path, rows: int) -> dict[str, np.ndarray]:
+    """The appliance columns of an estimates CSV (``timestamp`` + one column per appliance, W), which must hold
+    ``rows`` rows, as the truth it is scored against does."""
+    with open_text(path) as f:
+        reader = _csv_rows(path, f)
+        header = [h.strip() for h in next(reader, [])]
+        index = {name: header.index(name) for name in header if name in NAMES}
+        data: dict[str, list[float]] = {name: [] for name in index}
+        for line, row in enumerate(reader, start=2):
+            for name, i in index.items():
+                value = _number(path, line, name, row[i] if i < len(row) else "")
+                if value < 0:  # a score over it would flatter it
+                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, negative power")
+                data[name].append(value)
+    if any(len(v) != rows for v in data.values()):
+        raise HouseCsvError(f"{path}: {len(next(iter(data.values()), []))} rows for {rows} in the truth")
+    return {name: np.asarray(v) for name, v in data.items()}
+
+
 def read_house(path: Path, need_truth: bool = False) -> House:
     with open_text(path) as f:
         reader = _csv_rows(path, f)
@@ -107,15 +138,9 @@ def read_house(path: Path, need_truth: bool = False) -> House:
                 continue
             values = []
             for name, i in index.items():
-                try:
-                    value = float(row[i])
-                except IndexError:
-                    raise HouseCsvError(f"{path}: line {line}: no value for '{name}'") from None
-                except ValueError:
-                    what = "bytes that are not UTF-8 text" if not_utf8(row[i]) else "not a number"
-                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, {what}") from None
-                if not math.isfinite(value):
-                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, not a finite number")
+                if i >= len(row):
+                    raise HouseCsvError(f"{path}: line {line}: no value for '{name}'")
+                value = _number(path, line, name, row[i])
                 if name != "timestamp" and value < 0:
                     raise HouseCsvError(f"{path}: line {line}: '{name}' is negative ({value:g} W)")
                 if name != "timestamp" and value > MAX_W:

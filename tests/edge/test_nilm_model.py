@@ -159,6 +159,16 @@ def test_a_model_with_a_broken_confidence_table_is_a_clear_error(refit, tmp_path
     assert not (tmp_path / "x.csv").exists()
 
 
+def _fed(live, ts: np.ndarray, mains: np.ndarray) -> tuple[list, list]:
+    """(runs, half hours) a hub's live disaggregator sends over these readings, fed one by one, then stopped."""
+    runs, half_hours = [], []
+    for t, watts in zip(ts, mains, strict=True):
+        runs += live.feed(t, watts)
+        half_hours += live.take_half_hours()
+    runs += live.flush()
+    return runs, half_hours + live.take_half_hours()
+
+
 def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
     from edge.nilm.model import pretrained
@@ -168,12 +178,7 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     ts = house.timestamp
     estimates, confidence = disaggregate_with_confidence(ts, house.mains, model)
     live = LiveDisaggregator(model)  # the hub's own window: eight hours, settled two hours inside both ends
-    runs, half_hours = [], []
-    for t, watts in zip(ts, house.mains, strict=True):
-        runs += live.feed(t, watts)
-        half_hours += live.take_half_hours()
-    runs += live.flush()
-    half_hours += live.take_half_hours()
+    runs, half_hours = _fed(live, ts, house.mains)
     assert len(runs) == len({(r.appliance, r.start) for r in runs})  # each run once
     assert len(live._ts) <= live._ts.maxlen  # bounded
     # every run of the batch path that ended before the day did: the same start, end, energy, peak, profile and
@@ -208,12 +213,7 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit):
     ts[cut:] += 10 * 3600
     sides = [(ts[:cut], house.mains[:cut]), (ts[cut:], house.mains[cut:])]
     live = LiveDisaggregator(model)
-    runs, half_hours = [], []
-    for t, watts in zip(ts, house.mains, strict=True):
-        runs += live.feed(t, watts)
-        half_hours += live.take_half_hours()
-    runs += live.flush()
-    half_hours += live.take_half_hours()
+    runs, half_hours = _fed(live, ts, house.mains)
     got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
     assert len(got) == len(half_hours)  # each once
     want: dict[tuple[str, int], float] = {}
@@ -254,11 +254,7 @@ def test_runs_of_calls_too_short_are_dropped_alike_live_and_in_batch(refit):
     batch = [r for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]]
     fridge = [r for r in batch if r.appliance == "fridge"]
     assert 0 < len(fridge) < len(before) / 2  # most of its runs go (runs bridged over a minute's gap count)
-    live = LiveDisaggregator(model)
-    runs = []
-    for t, watts in zip(ts, house.mains, strict=True):
-        runs += live.feed(t, watts)
-    runs += live.flush()
+    runs, _ = _fed(LiveDisaggregator(model), ts, house.mains)
     assert {(r.appliance, r.start): (r.end, round(r.energy_wh, 6)) for r in batch} == {
         (r.appliance, r.start): (r.end, round(r.energy_wh, 6)) for r in runs}
 
