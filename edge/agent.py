@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -28,6 +29,9 @@ from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import MeterReading
 
+if TYPE_CHECKING:
+    from edge.nilm.live import Run
+
 log = logging.getLogger("ohmni.hub")
 OWN_MODEL = "nilm-own-home.json"
 
@@ -43,6 +47,7 @@ class HubAgent:
         self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
         self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
         self.nilm = None
+        self._nilm_saved = 0  # the disaggregator's passes when its state was last saved
         if cfg.nilm.enabled:
             # imported only when used: NumPy is most of a hub's memory (see bench.hub)
             from edge.nilm.live import LiveDisaggregator
@@ -57,11 +62,41 @@ class HubAgent:
                 except ModelFileError as exc:
                     log.warning("ignoring %s (%s): disaggregating with the base model", self.own_model_path, exc)
             self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s)
+            self._resume_nilm()
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None
         self.started = time.time()
         self.duplicates = 0
         self._stop = asyncio.Event()
         self._pending_devices: list[DeviceReading] = []
+
+    def _resume_nilm(self) -> None:
+        """Go on disaggregating where the last run of this hub left off (its store keeps the window's readings and,
+        with what it settled, where it got to): a restart, an update or a power cut neither loses the half hours
+        and runs it had not yet settled nor splits the run going on in two."""
+        assert self.nilm is not None
+        try:
+            state = self.store.nilm_state()
+            if state is None:
+                return
+            ts, power_w, older = self.store.recent_power(self.cfg.nilm.window_s)
+            self.nilm.resume(ts, power_w, state, older)
+        except ValueError as exc:
+            log.warning("disaggregation starts afresh, not from where the hub stopped: %s", exc)
+            return
+        log.info("disaggregation goes on from where the hub stopped (%d readings kept)", len(ts))
+
+    def flush_nilm(self) -> None:
+        """As the hub stops: runs that ended and whole half hours up to the last reading still count (and the state
+        a restart goes on from is saved with them)."""
+        if self.nilm is not None:
+            self._settle_nilm(self.nilm.flush(final=True))
+
+    def _settle_nilm(self, runs: list[Run]) -> None:
+        """Keep what the disaggregator settled and, after a pass, its state, in one transaction."""
+        assert self.nilm is not None
+        ran, self._nilm_saved = self.nilm.passes != self._nilm_saved, self.nilm.passes
+        self.store.settle_nilm((run.to_uplink() for run in runs), self.nilm.take_half_hours(),
+                               self.nilm.state() if ran else None)
 
     @property
     def own_model_path(self) -> Path:
@@ -142,10 +177,7 @@ class HubAgent:
     def on_readings(self, readings: Sequence[MeterReading]) -> None:
         new = self.store.add_readings(readings)
         if self.nilm is not None:
-            runs = [run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)]
-            if runs:
-                self.store.add_runs(run.to_uplink() for run in runs)
-            self.store.add_energy(self.nilm.take_half_hours())
+            self._settle_nilm([run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)])
         if self.mqtt is not None and readings:
             r = readings[-1]
             self.mqtt.publish_state("meter", f"Smart meter {r.meter_id}", {
@@ -213,9 +245,7 @@ class HubAgent:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self.flush_devices()
-        if self.nilm is not None:  # runs that ended before the stop still count
-            self.store.add_runs(run.to_uplink() for run in self.nilm.flush(final=True))
-            self.store.add_energy(self.nilm.take_half_hours())
+        self.flush_nilm()
         drained = await self.uplink.drain(drain_s)
         if not drained:
             backlog = self.store.status()["backlog_readings"]

@@ -7,6 +7,7 @@ body never changes: a retry after a lost acknowledgement resends the same (hub, 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS appliance_energy (
     batch_seq INTEGER,
     UNIQUE (appliance, start)
 );
+CREATE TABLE IF NOT EXISTS nilm_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS compactions (
     at REAL NOT NULL,
     from_ts INTEGER NOT NULL,
@@ -82,6 +87,8 @@ CREATE TABLE IF NOT EXISTS face_log (
 
 _SCHEMA = _SCHEMA_TEMPLATE.replace("{columns}", column_sql())
 _COLUMNS = ("channel", *READING_FIELDS)
+_ADD_RUN = "INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES (?, ?, ?)"
+_ADD_ENERGY = "INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)"
 
 
 @dataclass(frozen=True)
@@ -147,13 +154,51 @@ class HubStore:
         return [dict(zip(names, row, strict=True)) for row in cur]
 
     def add_runs(self, runs: Iterable[ApplianceRunV1]) -> int:
-        return self._insert_new("INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES (?, ?, ?)",
-                                [(r.appliance, r.start, r.model_dump_json()) for r in runs])
+        return self._insert_new(_ADD_RUN, [(r.appliance, r.start, r.model_dump_json()) for r in runs])
 
     def add_energy(self, half_hours: Iterable[ApplianceEnergyV1]) -> int:
         """Keep each appliance's half-hour energy once (the first estimate of a half hour stands)."""
-        return self._insert_new("INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)",
-                                [(e.appliance, e.start, e.energy_wh) for e in half_hours])
+        return self._insert_new(_ADD_ENERGY, [(e.appliance, e.start, e.energy_wh) for e in half_hours])
+
+    def settle_nilm(self, runs: Iterable[ApplianceRunV1], half_hours: Iterable[ApplianceEnergyV1],
+                    state: dict[str, object] | None) -> None:
+        """What the disaggregator settled and (when it ran a pass) where it got to, in one transaction: a hub killed
+        at any moment starts again from a state that matches the runs and half hours it kept, so none is sent
+        twice or skipped (``LiveDisaggregator.resume``)."""
+        runs = [(r.appliance, r.start, r.model_dump_json()) for r in runs]
+        energy = [(e.appliance, e.start, e.energy_wh) for e in half_hours]
+        if not runs and not energy and state is None:
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(_ADD_RUN, runs)
+            self.db.executemany(_ADD_ENERGY, energy)
+            if state is not None:
+                self.db.execute("INSERT OR REPLACE INTO nilm_state (id, body) VALUES (1, ?)", (json.dumps(state),))
+
+    def nilm_state(self) -> dict[str, object] | None:
+        """The disaggregator's state as last settled (``settle_nilm``), None before its first pass; ValueError if
+        what is kept is not JSON of an object (a damaged store)."""
+        row = self.db.execute("SELECT body FROM nilm_state WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        state = json.loads(row[0])
+        if not isinstance(state, dict):
+            raise ValueError("the disaggregator's saved state is not a JSON object")
+        return state
+
+    def recent_power(self, span_s: float) -> tuple[list[float], list[float], bool]:
+        """The meter's net power over the last ``span_s`` before its latest reading (ts, W), and whether the store
+        holds readings before that: a restarted hub's disaggregation window. (Lists: the store does not load
+        NumPy, which is most of a hub's memory.)"""
+        (last,) = self.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
+        if last is None:
+            return [], [], False
+        rows = self.db.execute("SELECT ts, power_import_w - power_export_w FROM readings WHERE channel = "
+                               "'electricity' AND ts >= ? ORDER BY ts", (last - span_s,)).fetchall()
+        older = self.db.execute("SELECT 1 FROM readings WHERE channel = 'electricity' AND ts < ? LIMIT 1",
+                                (last - span_s,)).fetchone() is not None
+        return [float(t) for t, _ in rows], [float(w) for _, w in rows], older
 
     def runs(self) -> list[ApplianceRunV1]:
         return [ApplianceRunV1.model_validate_json(b) for (b,) in

@@ -12,17 +12,20 @@ batch path has it. A run's confidence is the mean, over its samples, of how ofte
 them were right on homes the model never saw (``ApplianceModel.confidence``). Each half hour's
 energy per appliance is settled the same way. As the hub stops, every run that has ended and
 every whole half hour is sent with what the window holds; the run and the half hour in progress
-are not (after a restart they would be counted twice). Where the meter goes silent for so long
-that what it said last would leave the window before it is settled (more than ``window_s -
-margin_s``: six hours), the window is settled to its last sample first, as if the hub stopped
-there, the half hour it was last seen in included (no more of it can come), and starts afresh
-with the next sample, as a new hub would: nothing either side of the gap is lost. A run open
-at the gap is closed where it was last seen.
+are not: after every pass the hub keeps ``state()`` with what it settled, and a restarted hub
+``resume``s from it with its store's last window of readings, so that run and half hour are sent
+once and whole, and a hub killed before it could stop loses nothing it had not yet settled.
+Where the meter goes silent for so long that what it said last would leave the window before it
+is settled (more than ``window_s - margin_s``: six hours), the window is settled to its last
+sample first, as if the hub stopped there, the half hour it was last seen in included (no more
+of it can come), and starts afresh with the next sample, as a new hub would: nothing either side
+of the gap is lost. A run open at the gap is closed where it was last seen.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,6 +105,21 @@ class _OpenRun:
             into[0] += float(total)
             into[1] += int(n)
 
+    def to_json(self) -> dict[str, object]:
+        return {"appliance": self.appliance, "t0": self.t0, "energy_ws": self.energy_ws, "peak_w": self.peak_w,
+                "end": self.end, "minutes": [[m, total, n] for m, (total, n) in sorted(self.minutes.items())],
+                "sure": self.sure, "samples": self.samples}
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> _OpenRun:
+        """Raises ValueError (or KeyError, TypeError) for anything ``to_json`` did not write."""
+        minutes = {int(m): [float(total), int(n)] for m, total, n in d["minutes"]}  # type: ignore[union-attr]
+        run = cls(str(d["appliance"]), float(d["t0"]), float(d["energy_ws"]), float(d["peak_w"]),  # type: ignore[arg-type]
+                  float(d["end"]), minutes, float(d["sure"]), int(d["samples"]))  # type: ignore[arg-type]
+        if not all(np.isfinite([run.t0, run.energy_ws, run.peak_w, run.end, run.sure])) or run.samples < 0:
+            raise ValueError(f"an open {run.appliance} run that is not a run")
+        return run
+
     def closed(self) -> Run:
         return Run(self.appliance, int(self.t0), int(self.end), self.energy_ws / 3600, self.peak_w,
                    tuple(round(total / n, 1) for _, (total, n) in sorted(self.minutes.items())),
@@ -121,6 +139,43 @@ class LiveDisaggregator:
         self._trimmed = False  # older power has left the window: its first two hours lack what came before
         self._runs_to = -np.inf  # samples before this are settled for runs
         self._open: dict[str, _OpenRun] = {}  # per appliance, its run going on at ``_runs_to``
+        self.passes = 0  # passes run (each settles more): the hub saves ``state()`` after one
+
+    def state(self) -> dict[str, object]:
+        """Where the settling got to, for a hub that restarts to go on from (``resume``): the half hours and runs are
+        settled to here, these runs were still going there, the last pass ran then. Bounded (an open run's profile
+        is). Half hours settled and not yet taken are not in it: take them first, and keep both together."""
+        def finite(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        return {"version": 1, "settled_to": finite(self._settled_to), "runs_to": finite(self._runs_to),
+                "last_run_at": self._last_run_at, "open": [run.to_json() for run in self._open.values()]}
+
+    def resume(self, ts: Sequence[float], power_w: Sequence[float], state: dict[str, object], older: bool) -> None:
+        """Go on where a hub that stopped (or was killed) left off, as if it had not: its window refilled with what
+        its store kept (the last ``window_s`` of readings, ``older`` when the store holds some before them) and its
+        ``state()`` as saved with what it last settled. The run going on as it stopped goes on (one run, not two),
+        the half hour it stopped in is settled whole at the next pass, and what it had not yet settled (the last
+        ``margin_s`` before a kill) is settled from the window. A state that is not one (a damaged store) raises
+        ValueError and leaves this disaggregator as it was."""
+        try:
+            if state.get("version") != 1:
+                raise ValueError(f"version {state.get('version')!r}")
+            marks = [-np.inf if state[k] is None else float(state[k]) for k in ("settled_to", "runs_to")]  # type: ignore[arg-type]
+            last_run_at = None if state["last_run_at"] is None else float(state["last_run_at"])  # type: ignore[arg-type]
+            runs = [_OpenRun.from_json(d) for d in state["open"]]  # type: ignore[union-attr]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a disaggregator's saved state ({exc})") from None
+        if len(ts) != len(power_w) or any(b <= a for a, b in zip(ts, list(ts)[1:], strict=False)):
+            raise ValueError("the window to resume with is not in time order")
+        self._ts.clear()
+        self._w.clear()
+        self._ts.extend(ts)
+        self._w.extend(power_w)
+        self._trimmed = older or len(ts) > self._ts.maxlen  # type: ignore[operator]
+        self._settled_to, self._runs_to = marks
+        self._open = {run.appliance: run for run in runs}
+        self._last_run_at = last_run_at if last_run_at is not None or not self._ts else self._ts[-1]
 
     def feed(self, ts: float, power_w: float) -> list[Run]:
         if self._ts and ts <= self._ts[-1]:
@@ -161,6 +216,7 @@ class LiveDisaggregator:
         horizon = ts[-1] if final else ts[-1] - self.margin_s
         after = ts[0] + self.margin_s if self._trimmed else ts[0]
         estimates, confidence = disaggregate_with_confidence(ts, w, self.model)
+        self.passes += 1
         self._settle_half_hours(ts, estimates, after, horizon, last_half_hour)
         return self._settle_runs(ts, estimates, confidence, after, horizon, final)
 

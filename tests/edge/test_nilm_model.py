@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -234,6 +235,101 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit):
     assert not [r for r in runs if ts[cut - 1] < r.start < ts[cut]]  # nothing said of the silence itself
 
 
+def _restarted(live_before, model, ts: np.ndarray, mains: np.ndarray, cut: int, stopped: bool):
+    """A hub fed ``ts[:cut]``, then stopped (``flush`` as the hub does) or killed, and a new hub resuming from what a
+    store keeps (the last window of readings, the state saved at the last pass) fed the rest: (runs, half hours)
+    of both."""
+    from edge.nilm.live import LiveDisaggregator
+
+    runs, half_hours = [], []
+    for t, watts in zip(ts[:cut], mains[:cut], strict=True):
+        runs += live_before.feed(t, watts)
+        half_hours += live_before.take_half_hours()
+    if stopped:
+        runs += live_before.flush()
+        half_hours += live_before.take_half_hours()
+    state = json.loads(json.dumps(live_before.state()))  # as the store keeps it
+    kept = ts[:cut] >= ts[cut - 1] - live_before.window_s
+    after = LiveDisaggregator(model, live_before.window_s, live_before.every_s)
+    after.resume(ts[:cut][kept].tolist(), mains[:cut][kept].tolist(), state, older=not kept.all())
+    more_runs, more_half_hours = _fed(after, ts[cut:], mains[cut:])
+    return runs + more_runs, half_hours + more_half_hours
+
+
+def _a_restart_mid_run(house: House, model) -> tuple[np.ndarray, np.ndarray, int, object]:
+    """The day with a minute and a half of readings missing (the hub restarting) in the middle of a fridge run at
+    about noon: (ts, mains, index of the first reading after the restart, that run as the batch path has it)."""
+    from edge.nilm.live import runs_from
+
+    ts, mains = house.timestamp, house.mains
+    noon = ts[0] + 12 * 3600
+    batch = runs_from(ts, *disaggregate_with_confidence(ts, mains, model))
+    run = next(r for r in batch if r.appliance == "fridge" and r.start > noon and r.end - r.start > 600)
+    down = (ts > (run.start + run.end) / 2) & (ts < (run.start + run.end) / 2 + 90)
+    ts, mains = ts[~down], mains[~down]
+    cut = int(np.searchsorted(ts, (run.start + run.end) / 2 + 90))
+    [run] = [r for r in runs_from(ts, *disaggregate_with_confidence(ts, mains, model))
+             if r.appliance == "fridge" and r.start <= ts[cut] < r.end]
+    return ts, mains, cut, run
+
+
+def test_a_hub_killed_mid_day_goes_on_from_its_store_as_if_it_had_not_stopped(refit):
+    """Power is cut at noon, mid fridge run: the hub had not yet settled its last two hours (nor the run), and a
+    new hub used to start with an empty window. Resuming from the store's window and the state saved with what it
+    settled, the day's runs and half hours are the batch path's on the same readings: nothing lost, nothing
+    twice, the run in one piece."""
+    from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
+    from edge.nilm.model import pretrained
+
+    model = pretrained()
+    ts, mains, cut, going = _a_restart_mid_run(read_house(refit[9]), model)
+    runs, half_hours = _restarted(LiveDisaggregator(model, every_s=1800), model, ts, mains, cut, stopped=False)
+    estimates, confidence = disaggregate_with_confidence(ts, mains, model)
+    batch_runs = [r for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]]
+    assert going in batch_runs
+    assert {(r.appliance, r.start): (r.end, round(r.energy_wh, 6), r.peak_w, round(r.confidence, 9))
+            for r in batch_runs} == {
+        (r.appliance, r.start): (r.end, round(r.energy_wh, 6), r.peak_w, round(r.confidence, 9)) for r in runs}
+    assert len(runs) == len(batch_runs)
+    batch = half_hour_energy(ts, estimates)
+    got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
+    assert len(got) == len(half_hours)  # each once
+    assert got.keys() == {k for k in batch if k[1] + 1800 <= ts[-1]}  # all but the one in progress at the end
+    assert all(got[k] == pytest.approx(batch[k], abs=0.01) for k in got)
+
+
+def test_a_hub_stopped_mid_run_and_started_again_splits_no_run_and_no_half_hour(refit):
+    """A restart (an update): as it stops, the hub sends what it can settle (to its last reading, with no hour
+    after it to look at); started again, it goes on from there. The fridge run it stopped in is sent once, from
+    its start to where the batch path ends it, and the half hour it stopped in once and whole, not the part after
+    the restart (which a new hub with an empty window would have sent). Everything settled away from the stop is
+    the batch path's."""
+    from edge.nilm.live import HALF_HOUR, LiveDisaggregator, half_hour_energy, runs_from
+    from edge.nilm.model import pretrained
+
+    model = pretrained()
+    ts, mains, cut, going = _a_restart_mid_run(read_house(refit[9]), model)
+    live = LiveDisaggregator(model, every_s=1800)
+    runs, half_hours = _restarted(live, model, ts, mains, cut, stopped=True)
+    stop, start = ts[cut - 1], ts[cut]
+    [sent] = [r for r in runs if r.appliance == "fridge" and r.start <= stop and r.end >= start]
+    assert sent.start == pytest.approx(going.start, abs=60) and sent.end == going.end
+    assert len(runs) == len({(r.appliance, r.start) for r in runs})
+    estimates, confidence = disaggregate_with_confidence(ts, mains, model)
+    far = [r for r in runs_from(ts, estimates, confidence)
+           if r.end <= stop - live.margin_s or start <= r.start and r.end <= ts[-1]]
+    assert {(r.appliance, r.start, r.end) for r in far} <= {(r.appliance, r.start, r.end) for r in runs}
+    batch = half_hour_energy(ts, estimates)
+    got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
+    assert len(got) == len(half_hours)
+    assert got.keys() == {k for k in batch if k[1] + HALF_HOUR <= ts[-1]}
+    stopped_in = int(stop // HALF_HOUR * HALF_HOUR)
+    for k, wh in got.items():
+        if k[1] + HALF_HOUR <= stop - live.margin_s or k[1] >= stopped_in:  # not settled as it stopped
+            assert wh == pytest.approx(batch[k], abs=0.01), k
+    assert got[("fridge", stopped_in)] > 0
+
+
 def test_runs_of_calls_too_short_are_dropped_alike_live_and_in_batch(refit):
     """A model that drops runs of calls shorter than ``min_run_s`` (the washer's, chosen out of fold) drops them
     in the hub's live window as in the batch path: here forced long for the fridge, which runs every half hour,
@@ -440,6 +536,59 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path, caplo
     damaged = HubAgent(cfg)
     assert damaged.nilm.model is damaged._nilm_base
     damaged.store.close()
+
+
+def test_a_hub_killed_and_started_again_keeps_every_run_and_half_hour_once(refit, tmp_path, caplog):
+    """The hub itself, on its own store: fed 14 hours of a real day a few readings at a time, killed after nine
+    (no stop, its last settled state what the store kept), started again on the same data folder and fed the
+    rest, then stopped. Its store holds every run and half hour the batch path has on those readings, each once;
+    a store whose saved state is damaged starts the disaggregation afresh, saying so, and goes on."""
+    import logging
+    from dataclasses import replace
+
+    from edge.agent import HubAgent
+    from edge.config import HubConfig
+    from edge.nilm.live import HALF_HOUR, half_hour_energy, runs_from
+    from edge.nilm.model import pretrained
+    from tests.edge.test_nilm_own_home import meter_readings
+
+    house = read_house(refit[9])
+    readings = meter_readings(house.subset(house.timestamp < house.timestamp[0] + 14 * 3600))
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}, "mqtt": {"enabled": False},
+                                    "nilm": {"every_s": 1800}})
+    kill = next(i for i, r in enumerate(readings) if r.ts > readings[0].ts + 9 * 3600)
+    agent = HubAgent(cfg)
+    for i in range(0, kill, 50):
+        agent.on_readings(readings[i:min(i + 50, kill)])
+    agent.store.close()  # killed: nothing flushed
+    with caplog.at_level(logging.INFO, logger="ohmni.hub"):
+        agent = HubAgent(cfg)
+    assert "goes on from where the hub stopped" in caplog.text
+    for i in range(kill, len(readings), 50):
+        agent.on_readings(readings[i:i + 50])
+    agent.flush_nilm()
+    ts = np.array([r.ts for r in readings], dtype=np.float64)
+    watts = np.array([r.net_power_w for r in readings], dtype=np.float64)
+    estimates, confidence = disaggregate_with_confidence(ts, watts, pretrained())
+    batch_runs = runs_from(ts, estimates, confidence)
+    kept = agent.store.runs()
+    assert len(kept) > 20 and {(r.appliance, r.start, r.end) for r in kept} == {
+        (r.appliance, r.start, max(r.end, r.start + 1)) for r in batch_runs if r.end <= ts[-1]}
+    energy = dict(((a, start), wh) for a, start, wh in
+                  agent.store.db.execute("SELECT appliance, start, energy_wh FROM appliance_energy"))
+    batch = half_hour_energy(ts, estimates)
+    assert energy.keys() == {k for k in batch if k[1] + HALF_HOUR <= ts[-1]}
+    assert all(energy[k] == pytest.approx(batch[k], abs=0.01) for k in energy)
+    agent.store.db.execute("UPDATE nilm_state SET body = '{\"version\": 1, \"open\": 3}'")
+    agent.store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ohmni.hub"):
+        agent = HubAgent(cfg)
+    assert "disaggregation starts afresh" in caplog.text and "not a disaggregator's saved state" in caplog.text
+    later = [replace(r, ts=r.ts + 86400) for r in readings[:400]]
+    agent.on_readings(later)  # and it disaggregates on
+    assert agent.nilm.passes == 1 and agent.store.nilm_state()["version"] == 1
+    agent.store.close()
 
 
 def test_boosting_goes_on_from_a_models_trees():
