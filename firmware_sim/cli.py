@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 
-from firmware_sim.run import MqttTarget, SimConfig, install_stop_signals, run
+from firmware_sim.run import MqttTarget, SimConfig, SimResumeError, install_stop_signals, run
 
 app = typer.Typer(help="Simulated household and devices (no hardware needed).", no_args_is_help=True)
 
 
-def _parse_start(value: str | None) -> int:
+def parse_start(value: str | None) -> int:
     if value is None:
         return int(time.time())
     try:
@@ -57,21 +57,28 @@ def run_cmd(
     line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (DSMR 2.2/3).")] = "8N1",
     mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the plugs.")] = None,
     mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the plugs' broker password.")] = None,
+    resume: Annotated[bool, typer.Option(help="Go on from the meter.csv already in --out (its registers, the second "
+                                              "after its last telegram) and append to both CSVs.")] = False,
 ) -> None:
     """A DSMR 5 meter writing one telegram per simulated second to a pseudo-terminal."""
     if line.upper() not in ("8N1", "7E1"):
         raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
     telegrams = int(round(duration * speed)) if duration is not None else 10**12
-    cfg = SimConfig(start_ts=_parse_start(start), telegrams=telegrams, speed=speed, household=household,
+    cfg = SimConfig(start_ts=parse_start(start), telegrams=telegrams, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,
-                    fault_every=fault_every, line=line.upper(), mqtt=_target(mqtt, mqtt_username, mqtt_password_file))
+                    fault_every=fault_every, line=line.upper(), mqtt=_target(mqtt, mqtt_username, mqtt_password_file),
+                    resume=resume)
     stop = install_stop_signals()
 
     def ready(path: str) -> None:
         where = f"{path} (also {link})" if link else path
         print(f"meter: DSMR 5 telegrams on {where}; waiting for a reader", file=sys.stderr, flush=True)
 
-    result = run(cfg, on_ready=ready, stop=stop)
+    try:
+        result = run(cfg, on_ready=ready, stop=stop)
+    except SimResumeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
     print(result.as_json(), flush=True)
 
 

@@ -15,7 +15,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from firmware_sim.household import Household
@@ -122,46 +122,88 @@ class SimConfig:
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
     mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
     line: str = "8N1"  # "7E1": even parity in each byte's top bit, as DSMR 2.2/3 meters send
+    #: Go on from the meter CSV already there (an earlier run into the same folder): its registers, the second after
+    #: its last telegram (a later ``start_ts`` stands), both CSVs appended to. Without it they are written afresh.
+    resume: bool = False
+
+
+class SimResumeError(ValueError):
+    """An earlier run's CSVs that a resumed run cannot go on from."""
+
+
+def last_telegram(meter_csv: Path) -> dict[str, int] | None:
+    """The last whole row of a meter CSV (``METER_COLUMNS`` as ints; a row cut short by a kill is skipped), or None
+    when there is none."""
+    if not meter_csv.exists():
+        return None
+    last = None
+    with meter_csv.open(newline="") as f:
+        reader = csv.reader(f)
+        if next(reader, None) != list(METER_COLUMNS):
+            raise SimResumeError(f"{meter_csv} is not a simulated meter's CSV: cannot go on from it")
+        for row in reader:
+            if len(row) == len(METER_COLUMNS):
+                try:
+                    last = {name: int(float(v)) for name, v in zip(METER_COLUMNS, row, strict=True)
+                            if name in ("timestamp", "import_t1_wh", "import_t2_wh")}
+                except ValueError:
+                    continue
+    return last
 
 
 def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], None] | None = None,
         stop: Callable[[], bool] | None = None) -> SimResult:
     """Simulate ``cfg.telegrams`` seconds of the home; stop early when ``stop()`` is true."""
+    meter = SimMeter()
+    previous = last_telegram(cfg.meter_csv) if cfg.resume else None
+    if previous is not None:
+        cfg = replace(cfg, start_ts=max(cfg.start_ts, previous["timestamp"] + 1))
+        meter = SimMeter(import_t1_wh=previous["import_t1_wh"], import_t2_wh=previous["import_t2_wh"])
     house = Household.load(cfg.household, cfg.start_ts, seed=cfg.seed)
+    if previous is not None:
+        with cfg.truth_csv.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        if header != ["timestamp", "mains_w", *house.names]:
+            raise SimResumeError(f"{cfg.truth_csv} has the appliances {header and header[2:]}, this household "
+                                 f"{house.names}: another household cannot go on from it")
     if port is not None:
-        return _run(cfg, house, port, on_ready, stop or (lambda: False))
+        return _run(cfg, house, meter, port, on_ready, stop or (lambda: False), previous is not None)
     own = PtyPort(cfg.link)
     try:
-        return _run(cfg, house, own, on_ready, stop or (lambda: False))
+        return _run(cfg, house, meter, own, on_ready, stop or (lambda: False), previous is not None)
     finally:
         own.drain()
         own.close()  # and its link: a stale link could later point at another process's pty
 
 
-def _run(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
-         stopping: Callable[[], bool]) -> SimResult:
+def _run(cfg: SimConfig, house: Household, meter: SimMeter, port: PtyPort, on_ready: Callable[[str], None] | None,
+         stopping: Callable[[], bool], appending: bool) -> SimResult:
     publisher = PlugPublisher(cfg.mqtt) if cfg.mqtt and house.plugs else None
     try:
-        return _loop(cfg, house, port, on_ready, stopping, publisher)
+        return _loop(cfg, house, meter, port, on_ready, stopping, publisher, appending)
     finally:
         if publisher is not None:
             publisher.close()
 
 
-def _loop(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
-          stopping: Callable[[], bool], publisher: PlugPublisher | None) -> SimResult:
-    meter = SimMeter()
+def _loop(cfg: SimConfig, house: Household, meter: SimMeter, port: PtyPort, on_ready: Callable[[str], None] | None,
+          stopping: Callable[[], bool], publisher: PlugPublisher | None, appending: bool) -> SimResult:
     rng = random.Random(cfg.seed or 1)
     fault_names = sorted(FAULTS)
     result = SimResult()
     if on_ready:
         on_ready(port.path)
     cfg.truth_csv.parent.mkdir(parents=True, exist_ok=True)
-    with cfg.truth_csv.open("w", newline="") as tf, cfg.meter_csv.open("w", newline="") as mf:
+    mode = "a" if appending else "w"
+    if appending:
+        for path in (cfg.truth_csv, cfg.meter_csv):
+            _cut_after(path, cfg.start_ts - 1)
+    with cfg.truth_csv.open(mode, newline="") as tf, cfg.meter_csv.open(mode, newline="") as mf:
         truth = csv.writer(tf)
-        truth.writerow(["timestamp", "mains_w", *house.names])
         meter_out = csv.writer(mf)
-        meter_out.writerow(METER_COLUMNS)
+        if not appending:
+            truth.writerow(["timestamp", "mains_w", *house.names])
+            meter_out.writerow(METER_COLUMNS)
         if not port.wait_for_reader(stopping):
             result.stopped_early = True
             return result
@@ -202,6 +244,21 @@ def _loop(cfg: SimConfig, house: Household, port: PtyPort, on_ready: Callable[[s
                 tf.flush()
                 mf.flush()
     return result
+
+
+def _cut_after(path: Path, last_ts: int) -> None:
+    """Drop the rows after ``last_ts`` and a last row cut short (a run killed mid-write), so the rows appended start
+    on a line of their own and the truth goes on exactly where the meter does."""
+    with path.open("rb+") as f:
+        data = f.read()
+        end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
+        while end > 0:
+            start = data.rfind(b"\n", 0, end - 1) + 1
+            first = data[start:end].split(b",", 1)[0]
+            if not first.isdigit() or int(first) <= last_ts:  # the header, or a row the meter had written
+                break
+            end = start
+        f.truncate(end)
 
 
 def install_stop_signals() -> Callable[[], bool]:

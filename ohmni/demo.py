@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -236,6 +237,9 @@ def demo(
             raise typer.Exit(2)
     data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="ohmni-demo-"))
     data.mkdir(parents=True, exist_ok=True)
+    if start is None and duration and speed > 1:  # the cloud refuses readings from more than a day ahead
+        start = str(int(time.time() + duration - duration * speed))
+    earlier = _earlier_run(data, start, duration, speed)
     key = _write_secret(data / "householder.key")
     _write_secret(data / "agent.password")
     _write_secret(data / "hub.token")
@@ -259,9 +263,8 @@ def demo(
                     "--fault-every", str(fault_every), "--mqtt", f"{host}:{broker_port}"]
         sim_args += ["--duration", str(duration)] if duration else []
         sim_args += ["--household", str(household)] if household else []
-        if start is None and duration and speed > 1:  # the cloud refuses readings from more than a day ahead
-            start = str(int(time.time() + duration - duration * speed))
         sim_args += ["--start", start] if start else []
+        sim_args += ["--resume"] if earlier else []
         sim = spawn("sim", sim_args, data)
         children.append(sim)
         wait_for("simulated meter", tty.exists, sim, 15)
@@ -275,6 +278,8 @@ def demo(
         wait_for("hub", lambda: httpx.get(f"{hub_url}/api/status", timeout=1).status_code == 200, hub, 30)
 
         console.print(f"[bold]Ohmni demo[/] — data in {data}")
+        if earlier:
+            console.print(f"  Going on from the home simulated there before: its meter last wrote at {earlier} UTC")
         console.print(f"  Householder dashboard: {cloud_url}/login?key={key}")
         console.print(f"  Agent console:         {cloud_url}/agent (user demo-agent, password in "
                       f"{data / 'agent.password'})")
@@ -312,7 +317,8 @@ def demo(
         hub.stop()
         cloud.stop()
         colour = "green" if comparison.ok else "red"
-        console.print(f"[{colour}]{comparison.line()}[/]")
+        console.print(f"[{colour}]{comparison.line()}[/]" + (f" ({summary.get('telegrams', 0)} written this run, "
+                                                              "the rest by the runs before it)" if earlier else ""))
         if plugs:
             console.print(f"Smart plugs: {plugs['counters'].get('device_readings', 0)} readings from "
                           f"{len(plugs['devices']) - 1 if 'meter' in plugs['devices'] else len(plugs['devices'])} "
@@ -337,6 +343,34 @@ def demo(
         for child in reversed(children):
             child.stop()
         signal.signal(signal.SIGINT, previous)
+
+
+def _earlier_run(data: Path, start: str | None, duration: float | None, speed: float) -> str | None:
+    """When ``data`` holds a home simulated by an earlier demo, the time (UTC) its meter last wrote: this run goes
+    on from it (the meter's registers, the next second), as the cloud and hub stores there expect; their readings
+    would otherwise clash with the earlier run's. Exits 2 if going on would put the meter more than a day ahead of
+    now (the cloud refuses such readings)."""
+    from firmware_sim.cli import parse_start
+    from firmware_sim.run import SimResumeError, last_telegram
+
+    try:
+        last = last_telegram(data / "sim" / "meter.csv")
+    except SimResumeError as exc:
+        console.print(f"[red]{exc}.[/] Choose another --data-dir.")
+        raise typer.Exit(2) from None
+    if last is None:
+        return None
+    begins = max(parse_start(start), last["timestamp"] + 1)
+    if duration and begins + duration * speed > time.time() + 86400:
+        console.print(f"[red]{data} holds a home simulated up to {_utc(last['timestamp'])} UTC[/]: going on from "
+                      f"there for {duration * speed / 3600:.1f} simulated hours would put its meter more than a day "
+                      "ahead of now, and the cloud refuses such readings. Choose a new --data-dir, or a shorter run.")
+        raise typer.Exit(2)
+    return _utc(last["timestamp"])
+
+
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def sim_summary(sim: Child) -> dict:

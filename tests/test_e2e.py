@@ -132,6 +132,22 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
     assert _processes_mentioning(str(tmp_path / "demo")) == []
 
 
+def test_a_demo_run_again_in_its_folder_goes_on_from_the_home_it_simulated(tmp_path):
+    """--data-dir kept, the demo run again: the cloud and the hub there already hold the first run's readings, so
+    the simulated meter goes on from its registers and time (before, its registers went back and the cloud refused
+    them), and the check covers every telegram of both runs."""
+    for run in ("first", "second"):
+        proc = _demo(tmp_path, "--duration", "3", "--speed", "60")
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{run} run: {out}"
+    assert "Going on from the home simulated there before" in out
+    assert ("meter wrote 360 telegrams; cloud holds 360 readings: missing=0 duplicated=0 mismatched=0 unexpected=0 "
+            "(180 written this run") in out, out
+    for log in (tmp_path / "demo").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+    assert _processes_mentioning(str(tmp_path / "demo")) == []
+
+
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path):
     proc = _demo(tmp_path, "--speed", "30")
     hub_db = tmp_path / "demo" / "hub" / "hub.sqlite3"

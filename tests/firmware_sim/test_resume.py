@@ -1,0 +1,108 @@
+"""A simulated home run again into the same folder goes on from where it stopped, on the wire and in its CSVs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.pty_port import PtyPort
+from firmware_sim.run import SimConfig, SimResumeError, run
+from protocols.p1 import split_frames
+from protocols.p1_normalise import decode_reading
+
+START = 1_764_057_600  # 2025-11-25 08:00 UTC
+
+
+def _simulate(folder: Path, seconds: int, resume: bool, start: int = START) -> list:
+    """Run the sim for ``seconds`` telegrams into ``folder`` with a reader on its pty, as the hub is; the readings
+    that reader decoded."""
+    port = PtyPort()
+    fd = os.open(port.path, os.O_RDONLY | os.O_NOCTTY)
+    got = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the master closed
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        run(SimConfig(start_ts=start, telegrams=seconds, speed=1000, truth_csv=folder / "truth.csv",
+                      meter_csv=folder / "meter.csv", resume=resume), port=port)
+        port.drain()
+    finally:
+        port.close()
+        reader.join(5)
+        os.close(fd)
+    return [decode_reading(f.raw) for f in split_frames(bytes(got))]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_second_run_goes_on_from_the_first(tmp_path):
+    first = _simulate(tmp_path, 120, resume=True)  # nothing to go on from: starts at START
+    assert [r.ts for r in first] == list(range(START, START + 120))
+    # cut the meter's last row short, as a kill mid-write would: the run after goes on from the whole row before it
+    meter_csv = tmp_path / "meter.csv"
+    meter_csv.write_bytes(meter_csv.read_bytes()[:-20])
+    second = _simulate(tmp_path, 60, resume=True)
+    assert [r.ts for r in second] == list(range(START + 119, START + 179))  # the second after the last whole row
+    before = first[118]
+    assert second[0].import_t1_wh >= before.import_t1_wh and second[0].import_t2_wh >= before.import_t2_wh
+    assert (second[0].import_t1_wh + second[0].import_t2_wh) - (before.import_t1_wh + before.import_t2_wh) <= 2
+    rows = _rows(meter_csv)
+    assert [int(r["timestamp"]) for r in rows] == list(range(START, START + 179))  # one file, one header
+    assert [int(r["timestamp"]) for r in _rows(tmp_path / "truth.csv")] == list(range(START, START + 179))
+    fresh = _simulate(tmp_path, 30, resume=False)  # without --resume: written afresh, from --start
+    assert fresh[0].ts == START and fresh[0].import_t1_wh == first[0].import_t1_wh
+    assert len(_rows(meter_csv)) == 30
+
+
+def test_another_households_csvs_are_not_gone_on_from(tmp_path):
+    _simulate(tmp_path, 10, resume=False)
+    (tmp_path / "truth.csv").write_text("timestamp,mains_w,heat_pump\n")
+    cfg = SimConfig(start_ts=START, telegrams=10, truth_csv=tmp_path / "truth.csv", meter_csv=tmp_path / "meter.csv",
+                    resume=True)
+    port = PtyPort()
+    try:
+        with pytest.raises(SimResumeError, match="another household"):
+            run(cfg, port=port)
+        (tmp_path / "meter.csv").write_text("not,a,meter\n")
+        with pytest.raises(SimResumeError, match="not a simulated meter's CSV"):
+            run(cfg, port=port)
+    finally:
+        port.close()
+
+
+def test_the_demo_will_not_go_on_from_a_home_that_would_run_a_day_ahead(tmp_path):
+    """Run again and again sped up, a demo folder's simulated time runs ahead of now; the cloud refuses readings a
+    day ahead, so the demo says so before it starts anything, rather than failing its check at the end."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from firmware_sim.run import METER_COLUMNS
+    from ohmni.cli import app
+
+    sim = tmp_path / "demo" / "sim"
+    sim.mkdir(parents=True)
+    ahead = int(time.time()) + 23 * 3600
+    (sim / "meter.csv").write_text(",".join(METER_COLUMNS) + "\n"
+                                   + f"{ahead},E0099000012345678,4211000,3907000,0,0,160,0,230.5,2,,,,,3,1\n")
+    result = CliRunner().invoke(app, ["demo", "--data-dir", str(tmp_path / "demo"), "--duration", "60", "--speed",
+                                      "100", "--cloud-port", "0", "--display-port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "more than a day ahead of now" in result.output and not (tmp_path / "demo" / "cloud").exists()
