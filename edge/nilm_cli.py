@@ -92,7 +92,9 @@ def train_cmd(
     model = learn(_houses(houses, need_truth=True), trees=trees, progress=lambda msg: typer.echo(msg, err=True))
     if not model.appliances:  # a model that detects nothing is no model: nothing written
         typer.echo("error: no appliance learned: each needs two houses or more with its channel, and runs in "
-                   f"them ({len(houses)} house{'s' if len(houses) != 1 else ''} given); nothing written", err=True)
+                   f"them ({len(houses)} house{'s' if len(houses) != 1 else ''} given); nothing written"
+                   + ("; to fit the shipped model to one home, use 'ohmni nilm adapt'" if len(houses) == 1 else ""),
+                   err=True)
         raise typer.Exit(2)
     save(model, out)
     missing = [name for name in NAMES if name not in model.appliances]

@@ -183,6 +183,7 @@ def test_train_refuses_houses_it_can_learn_nothing_from(tmp_path):
     out = tmp_path / "model.json"
     result = runner.invoke(app, ["nilm", "train", str(path), "--out", str(out), "--trees", "5"])
     assert result.exit_code == 2 and "no appliance learned" in result.output, result.output
+    assert "use 'ohmni nilm adapt'" in result.output  # what one home's data is for
     assert not out.exists()
 
 
