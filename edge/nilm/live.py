@@ -15,11 +15,13 @@ every whole half hour is sent with what the window holds; the run and the half h
 are not: after every pass the hub keeps ``state()`` with what it settled, and a restarted hub
 ``resume``s from it with its store's last window of readings, so that run and half hour are sent
 once and whole, and a hub killed before it could stop loses nothing it had not yet settled.
-Where the meter goes silent for so long that what it said last would leave the window before it
-is settled (more than ``window_s - margin_s``: six hours), the window is settled to its last
-sample first, as if the hub stopped there, the half hour it was last seen in included (no more
-of it can come), and starts afresh with the next sample, as a new hub would: nothing either side
-of the gap is lost. A run open at the gap is closed where it was last seen.
+Where the meter goes silent for so long that what it said last, or the first of what it says after,
+would be in the first ``margin_s`` of a window that has lost older power (which is never settled)
+before a pass settles it — more than ``silence_s``, the window less both margins and a pass's
+``every_s``: 3 h 55 min by default — the window is settled to its last sample first, as if the
+hub stopped there, the half hour it was last seen in included (no more of it can come), and
+starts afresh with the next sample, as a new hub would: nothing either side of the gap is lost.
+A run open at the gap is closed where it was last seen.
 """
 
 from __future__ import annotations
@@ -140,6 +142,9 @@ class LiveDisaggregator:
         self._runs_to = -np.inf  # samples before this are settled for runs
         self._open: dict[str, _OpenRun] = {}  # per appliance, its run going on at ``_runs_to``
         self.passes = 0  # passes run (each settles more): the hub saves ``state()`` after one
+        #: A longer silence is settled up to before the window goes on (see the module's notes); a short window
+        #: with a long pass interval settles before any gap of a minute or more.
+        self.silence_s = max(60.0, window_s - 2 * margin_s - every_s)
 
     def state(self) -> dict[str, object]:
         """Where the settling got to, for a hub that restarts to go on from (``resume``): the half hours and runs are
@@ -181,7 +186,7 @@ class LiveDisaggregator:
         if self._ts and ts <= self._ts[-1]:
             return []  # a repeated or late sample: the meter's order is the truth
         ended: list[Run] = []
-        if self._ts and ts - self._ts[-1] > self.window_s - self.margin_s:
+        if self._ts and ts - self._ts[-1] > self.silence_s:
             ended = self._settle_before_gap()
         self._ts.append(ts)
         self._w.append(power_w)

@@ -200,10 +200,13 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     assert fridge > 0
 
 
-def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit):
-    """The meter goes quiet for ten hours mid-day (a cable out, a hub off its port): the hub still settles the
-    hours before the silence (they would have left its window unsettled) and the hours after it, each as the
-    batch path has that side alone; the half hour it went quiet in is settled as far as it went."""
+@pytest.mark.parametrize(("silent_h", "every_s"), [(10, 300), (5, 1800)])
+def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit, silent_h, every_s):
+    """The meter goes quiet for hours mid-day (a cable out, a hub off its port): the hub still settles the hours
+    before the silence (they would have left its window unsettled) and the hours after it, each as the batch path
+    has that side alone; the half hour it went quiet in is settled as far as it went. Ten hours, and five: a
+    silence too short to leave the window, but long enough that the 2 hours either side came to lie where a window
+    that has lost older power settles nothing (before, 8 half hours of this day were never sent)."""
     from edge.nilm.live import HALF_HOUR, LiveDisaggregator, half_hour_energy, runs_from
     from edge.nilm.model import pretrained
 
@@ -211,9 +214,9 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit):
     house = read_house(refit[9])
     cut = int(np.searchsorted(house.timestamp, house.timestamp[0] + 12 * 3600))
     ts = house.timestamp.copy()
-    ts[cut:] += 10 * 3600
+    ts[cut:] += silent_h * 3600
     sides = [(ts[:cut], house.mains[:cut]), (ts[cut:], house.mains[cut:])]
-    live = LiveDisaggregator(model)
+    live = LiveDisaggregator(model, every_s=every_s)
     runs, half_hours = _fed(live, ts, house.mains)
     got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
     assert len(got) == len(half_hours)  # each once
