@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from firmware_sim.household import HouseholdError
 from firmware_sim.run import MqttTarget, SimConfig, SimResumeError, install_stop_signals, run
 
 app = typer.Typer(help="Simulated household and devices (no hardware needed).", no_args_is_help=True)
@@ -76,7 +77,7 @@ def run_cmd(
 
     try:
         result = run(cfg, on_ready=ready, stop=stop)
-    except SimResumeError as exc:
+    except (SimResumeError, HouseholdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     print(result.as_json(), flush=True)

@@ -145,6 +145,10 @@ def _build(spec: dict, start_ts: int, tz: ZoneInfo, rng: random.Random) -> Appli
     raise ValueError(f"appliance {name!r}: unknown kind {kind!r} (constant, cycling or program)")
 
 
+class HouseholdError(ValueError):
+    """A household file the simulation cannot run: its path and what is wrong with it."""
+
+
 class Household:
     """All appliances of one home; ``step(ts)`` gives each one's watts for that second."""
 
@@ -170,8 +174,14 @@ class Household:
     @classmethod
     def load(cls, path: Path | None, start_ts: int, seed: int | None = None) -> Household:
         """Load a household file, or the embedded demo household when ``path`` is None."""
-        if path is None:
-            text = resources.files("firmware_sim").joinpath("household.toml").read_text()
-        else:
-            text = Path(path).read_text()
-        return cls(tomllib.loads(text), start_ts, seed=seed)
+        try:
+            if path is None:
+                text = resources.files("firmware_sim").joinpath("household.toml").read_text()
+            else:
+                text = Path(path).read_text()
+            return cls(tomllib.loads(text), start_ts, seed=seed)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HouseholdError(f"{path}: cannot be read ({exc})") from None
+        except (ValueError, KeyError, TypeError) as exc:  # TOML syntax, a missing or mistyped field
+            what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise HouseholdError(f"{path or 'the embedded household'}: {what}") from None

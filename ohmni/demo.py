@@ -74,15 +74,25 @@ class Child:
         return self.proc.returncode
 
     def tail(self, lines: int = 15) -> str:
+        """The last ``lines`` of what this run of the child wrote (not an earlier run's, in a folder run again)."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log.read_text(errors="replace")
         except OSError:
             return ""
+        mine = text.splitlines()
+        marks = [i for i, line in enumerate(mine) if line.startswith(RUN_MARK)]
+        return "\n".join(mine[marks[-1] + 1 if marks else 0:][-lines:])
+
+
+#: Written to a child's log as it starts: a folder run again keeps its logs, and ``Child.tail`` shows this run's.
+RUN_MARK = "--- ohmni demo: started "
 
 
 def spawn(name: str, args: list[str], data_dir: Path) -> Child:
     log = data_dir / f"{name}.log"
     out = log.open("ab")
+    out.write(f"{RUN_MARK}{_utc(int(time.time()))} UTC ---\n".encode())
+    out.flush()
     proc = subprocess.Popen([sys.executable, "-m", "ohmni", *args], stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
     out.close()
@@ -240,6 +250,7 @@ def demo(
     if start is None and duration and speed > 1:  # the cloud refuses readings from more than a day ahead
         start = str(int(time.time() + duration - duration * speed))
     earlier = _earlier_run(data, start, duration, speed)
+    plugs = _plugs_or_exit(household)
     key = _write_secret(data / "householder.key")
     _write_secret(data / "agent.password")
     _write_secret(data / "hub.token")
@@ -268,7 +279,7 @@ def demo(
         sim = spawn("sim", sim_args, data)
         children.append(sim)
         wait_for("simulated meter", tty.exists, sim, 15)
-        hub_config = write_hub_config(data / "hub.toml", plug_appliances(household))
+        hub_config = write_hub_config(data / "hub.toml", plugs)
         hub = spawn("hub", ["hub", "run", "--config", str(hub_config), "--port", str(tty), "--cloud", cloud_url,
                              "--token-file", str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
                              str(display_port), "--hub-id", "hub-demo", "--uplink-interval", "1",
@@ -343,6 +354,17 @@ def demo(
         for child in reversed(children):
             child.stop()
         signal.signal(signal.SIGINT, previous)
+
+
+def _plugs_or_exit(household: Path | None) -> dict[str, str]:
+    """``plug_appliances``, read before anything starts: a household file the sim cannot run exits 2, saying why."""
+    from firmware_sim.household import HouseholdError
+
+    try:
+        return plug_appliances(household)
+    except HouseholdError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
 
 
 def _earlier_run(data: Path, start: str | None, duration: float | None, speed: float) -> str | None:

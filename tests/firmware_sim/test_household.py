@@ -47,3 +47,28 @@ def test_meter_registers_integrate_power_and_telegrams_decode():
     assert readings[-1].import_t1_wh + readings[-1].import_t2_wh == 10
     decoded = [decode_reading(f.raw) for f in split_frames(b"".join(meter.telegram(r) for r in readings))]
     assert decoded == readings
+
+
+def test_a_household_file_the_sim_cannot_run_is_named_with_what_is_wrong(tmp_path):
+    """A TOML slip, a missing field or a plug on an appliance the home lacks: the sim and the demo say which file
+    and what, and exit 2 (the demo before it starts anything), instead of a traceback."""
+    from typer.testing import CliRunner
+
+    from ohmni.cli import app
+
+    runner = CliRunner()
+    cases = {"seed = 1\n[[appliance\n": "Expected ']]'",
+             'seed = 1\n[[appliance]]\nkind = "constant"\npower_w = 50\n': "no 'name'",
+             'seed = 1\n[[appliance]]\nname = "fridge"\nkind = "constant"\npower_w = 50\n'
+             '[[plug]]\nkind = "shelly"\nname = "p"\nappliance = "kettle"\n':
+                 "plugs meter appliances the household does not have: kettle"}
+    for i, (text, says) in enumerate(cases.items()):
+        bad = tmp_path / f"home_{i}.toml"
+        bad.write_text(text)
+        sim = runner.invoke(app, ["sim", "run", "--household", str(bad), "--duration", "1", "--out", str(tmp_path)])
+        assert sim.exit_code == 2 and f"{bad}: " in sim.output and says in sim.output, sim.output
+        assert sim.exception is None or isinstance(sim.exception, SystemExit), sim.exception
+        demo = runner.invoke(app, ["demo", "--household", str(bad), "--duration", "5", "--data-dir",
+                                   str(tmp_path / "demo"), "--cloud-port", "0", "--display-port", "0"])
+        assert demo.exit_code == 2 and says in demo.output, demo.output
+        assert not (tmp_path / "demo" / "cloud").exists()

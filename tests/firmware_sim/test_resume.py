@@ -106,3 +106,14 @@ def test_the_demo_will_not_go_on_from_a_home_that_would_run_a_day_ahead(tmp_path
                                       "100", "--cloud-port", "0", "--display-port", "0"])
     assert result.exit_code == 2, result.output
     assert "more than a day ahead of now" in result.output and not (tmp_path / "demo" / "cloud").exists()
+
+
+def test_a_failed_childs_tail_is_this_runs_not_an_earlier_runs(tmp_path):
+    """A demo folder run again keeps its logs; a failure shows what this run of the child wrote."""
+    from ohmni.demo import spawn
+
+    (tmp_path / "sim.log").write_text("Traceback (most recent call last):\n  an earlier run's failure\n")
+    child = spawn("sim", ["sim", "run", "--household", str(tmp_path / "missing.toml")], tmp_path)
+    assert child.proc.wait(60) == 2
+    assert "Traceback" not in child.tail() and "missing.toml" in child.tail(), child.tail()
+    assert "an earlier run's failure" in (tmp_path / "sim.log").read_text()  # kept, not shown
