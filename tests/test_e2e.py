@@ -145,6 +145,9 @@ def test_a_demo_run_again_in_its_folder_goes_on_from_the_home_it_simulated(tmp_p
             "(180 written this run") in out, out
     for log in (tmp_path / "demo").glob("*.log"):
         assert "Traceback" not in log.read_text(), log
+    assert "disaggregation starts afresh" not in (tmp_path / "demo" / "hub.log").read_text()  # it went on
+    with sqlite3.connect(tmp_path / "demo" / "hub" / "hub.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM nilm_state").fetchone()[0] == 1
     assert _processes_mentioning(str(tmp_path / "demo")) == []
 
 
