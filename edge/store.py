@@ -165,13 +165,13 @@ class HubStore:
         """What the disaggregator settled and (when it ran a pass) where it got to, in one transaction: a hub killed
         at any moment starts again from a state that matches the runs and half hours it kept, so none is sent
         twice or skipped (``LiveDisaggregator.resume``)."""
-        runs = [(r.appliance, r.start, r.model_dump_json()) for r in runs]
+        run_rows = [(r.appliance, r.start, r.model_dump_json()) for r in runs]
         energy = [(e.appliance, e.start, e.energy_wh) for e in half_hours]
-        if not runs and not energy and state is None:
+        if not run_rows and not energy and state is None:
             return
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(_ADD_RUN, runs)
+            self.db.executemany(_ADD_RUN, run_rows)
             self.db.executemany(_ADD_ENERGY, energy)
             if state is not None:
                 self.db.execute("INSERT OR REPLACE INTO nilm_state (id, body) VALUES (1, ?)", (json.dumps(state),))
