@@ -151,57 +151,89 @@ def last_telegram(meter_csv: Path) -> dict[str, int] | None:
     return last
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run into a folder that holds an earlier run's meter CSV goes on from."""
+
+    last_ts: int  # the earlier run's last whole telegram
+    start_ts: int  # the second after it, or the asked start if that is later
+    import_t1_wh: int
+    import_t2_wh: int
+
+
+def resume_point(meter_csv: Path, start_ts: int) -> ResumePoint | None:
+    """The point a resumed run starting no earlier than ``start_ts`` goes on from, or None when ``meter_csv`` holds
+    no telegram (the run starts afresh). The demo asks it too, so both agree on when the home goes on."""
+    last = last_telegram(meter_csv)
+    if last is None:
+        return None
+    return ResumePoint(last_ts=last["timestamp"], start_ts=max(start_ts, last["timestamp"] + 1),
+                       import_t1_wh=last["import_t1_wh"], import_t2_wh=last["import_t2_wh"])
+
+
+@dataclass
+class _Start:
+    """What a run starts from: its configuration (the start moved on when resumed), its meter, and whether the CSVs
+    are appended to."""
+
+    cfg: SimConfig
+    meter: SimMeter
+    appending: bool
+
+
 def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], None] | None = None,
         stop: Callable[[], bool] | None = None) -> SimResult:
     """Simulate ``cfg.telegrams`` seconds of the home; stop early when ``stop()`` is true."""
-    meter = SimMeter()
-    previous = last_telegram(cfg.meter_csv) if cfg.resume else None
-    if previous is not None:
-        cfg = replace(cfg, start_ts=max(cfg.start_ts, previous["timestamp"] + 1))
-        meter = SimMeter(import_t1_wh=previous["import_t1_wh"], import_t2_wh=previous["import_t2_wh"])
-    house = Household.load(cfg.household, cfg.start_ts, seed=cfg.seed)
-    if previous is not None:
+    point = resume_point(cfg.meter_csv, cfg.start_ts) if cfg.resume else None
+    if point is None:
+        start = _Start(cfg, SimMeter(), appending=False)
+    else:
+        start = _Start(replace(cfg, start_ts=point.start_ts),
+                       SimMeter(import_t1_wh=point.import_t1_wh, import_t2_wh=point.import_t2_wh), appending=True)
+    house = Household.load(cfg.household, start.cfg.start_ts, seed=cfg.seed)
+    if start.appending:
         with cfg.truth_csv.open(newline="") as f:
             header = next(csv.reader(f), None)
         if header != ["timestamp", "mains_w", *house.names]:
             raise SimResumeError(f"{cfg.truth_csv} has the appliances {header and header[2:]}, this household "
                                  f"{house.names}: another household cannot go on from it")
     if port is not None:
-        return _run(cfg, house, meter, port, on_ready, stop or (lambda: False), previous is not None)
+        return _run(start, house, port, on_ready, stop or (lambda: False))
     own = PtyPort(cfg.link)
     try:
-        return _run(cfg, house, meter, own, on_ready, stop or (lambda: False), previous is not None)
+        return _run(start, house, own, on_ready, stop or (lambda: False))
     finally:
         own.drain()
         own.close()  # and its link: a stale link could later point at another process's pty
 
 
-def _run(cfg: SimConfig, house: Household, meter: SimMeter, port: PtyPort, on_ready: Callable[[str], None] | None,
-         stopping: Callable[[], bool], appending: bool) -> SimResult:
-    publisher = PlugPublisher(cfg.mqtt) if cfg.mqtt and house.plugs else None
+def _run(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
+         stopping: Callable[[], bool]) -> SimResult:
+    publisher = PlugPublisher(start.cfg.mqtt) if start.cfg.mqtt and house.plugs else None
     try:
-        return _loop(cfg, house, meter, port, on_ready, stopping, publisher, appending)
+        return _loop(start, house, port, on_ready, stopping, publisher)
     finally:
         if publisher is not None:
             publisher.close()
 
 
-def _loop(cfg: SimConfig, house: Household, meter: SimMeter, port: PtyPort, on_ready: Callable[[str], None] | None,
-          stopping: Callable[[], bool], publisher: PlugPublisher | None, appending: bool) -> SimResult:
+def _loop(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[str], None] | None,
+          stopping: Callable[[], bool], publisher: PlugPublisher | None) -> SimResult:
+    cfg, meter = start.cfg, start.meter
     rng = random.Random(cfg.seed or 1)
     fault_names = sorted(FAULTS)
     result = SimResult()
     if on_ready:
         on_ready(port.path)
     cfg.truth_csv.parent.mkdir(parents=True, exist_ok=True)
-    mode = "a" if appending else "w"
-    if appending:
+    mode = "a" if start.appending else "w"
+    if start.appending:
         for path in (cfg.truth_csv, cfg.meter_csv):
             _cut_after(path, cfg.start_ts - 1)
     with cfg.truth_csv.open(mode, newline="") as tf, cfg.meter_csv.open(mode, newline="") as mf:
         truth = csv.writer(tf)
         meter_out = csv.writer(mf)
-        if not appending:
+        if not start.appending:
             truth.writerow(["timestamp", "mains_w", *house.names])
             meter_out.writerow(METER_COLUMNS)
         if not port.wait_for_reader(stopping):

@@ -373,22 +373,21 @@ def _earlier_run(data: Path, start: str | None, duration: float | None, speed: f
     would otherwise clash with the earlier run's. Exits 2 if going on would put the meter more than a day ahead of
     now (the cloud refuses such readings)."""
     from firmware_sim.cli import parse_start
-    from firmware_sim.run import SimResumeError, last_telegram
+    from firmware_sim.run import SimResumeError, resume_point
 
     try:
-        last = last_telegram(data / "sim" / "meter.csv")
+        point = resume_point(data / "sim" / "meter.csv", parse_start(start))
     except SimResumeError as exc:
         console.print(f"[red]{exc}.[/] Choose another --data-dir.")
         raise typer.Exit(2) from None
-    if last is None:
+    if point is None:
         return None
-    begins = max(parse_start(start), last["timestamp"] + 1)
-    if duration and begins + duration * speed > time.time() + 86400:
-        console.print(f"[red]{data} holds a home simulated up to {_utc(last['timestamp'])} UTC[/]: going on from "
+    if duration and point.start_ts + duration * speed > time.time() + 86400:
+        console.print(f"[red]{data} holds a home simulated up to {_utc(point.last_ts)} UTC[/]: going on from "
                       f"there for {duration * speed / 3600:.1f} simulated hours would put its meter more than a day "
                       "ahead of now, and the cloud refuses such readings. Choose a new --data-dir, or a shorter run.")
         raise typer.Exit(2)
-    return _utc(last["timestamp"])
+    return _utc(point.last_ts)
 
 
 def _utc(ts: int) -> str:

@@ -66,6 +66,10 @@ def test_a_second_run_goes_on_from_the_first(tmp_path):
     rows = _rows(meter_csv)
     assert [int(r["timestamp"]) for r in rows] == list(range(START, START + 179))  # one file, one header
     assert [int(r["timestamp"]) for r in _rows(tmp_path / "truth.csv")] == list(range(START, START + 179))
+    later = _simulate(tmp_path, 10, resume=True, start=START + 3600)  # a later --start stands: the meter skips on
+    assert [r.ts for r in later] == list(range(START + 3600, START + 3610))
+    assert later[0].import_t1_wh + later[0].import_t2_wh - (second[-1].import_t1_wh + second[-1].import_t2_wh) <= 2
+    assert [int(r["timestamp"]) for r in _rows(meter_csv)][-11:] == [START + 178, *range(START + 3600, START + 3610)]
     fresh = _simulate(tmp_path, 30, resume=False)  # without --resume: written afresh, from --start
     assert fresh[0].ts == START and fresh[0].import_t1_wh == first[0].import_t1_wh
     assert len(_rows(meter_csv)) == 30
