@@ -118,7 +118,7 @@ class HubAgent:
         self.flush_devices()
         house = own_home(self.store, self.cfg.nilm.plugs, self.cfg.nilm.adapt_history_s)
         covered = 0.0 if house is None else float(np.minimum(np.diff(house.timestamp), PLUG_HOLD_S).sum())
-        if covered < self.cfg.nilm.adapt_min_s:
+        if house is None or covered < self.cfg.nilm.adapt_min_s:  # None: no plug history at all
             log.info("not adapting to this home yet: %.1f h of meter and plug history, %.1f h needed",
                      covered / 3600, self.cfg.nilm.adapt_min_s / 3600)
             return False

@@ -14,11 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS, MeterReading, column_sql
 from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1, UplinkBatch
+
+if TYPE_CHECKING:
+    from edge.nilm.live import LiveState
 
 _SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -161,7 +165,7 @@ class HubStore:
         return self._insert_new(_ADD_ENERGY, [(e.appliance, e.start, e.energy_wh) for e in half_hours])
 
     def settle_nilm(self, runs: Iterable[ApplianceRunV1], half_hours: Iterable[ApplianceEnergyV1],
-                    state: dict[str, object] | None) -> None:
+                    state: LiveState | None) -> None:
         """What the disaggregator settled and (when it ran a pass) where it got to, in one transaction: a hub killed
         at any moment starts again from a state that matches the runs and half hours it kept, so none is sent
         twice or skipped (``LiveDisaggregator.resume``)."""
@@ -176,7 +180,7 @@ class HubStore:
             if state is not None:
                 self.db.execute("INSERT OR REPLACE INTO nilm_state (id, body) VALUES (1, ?)", (json.dumps(state),))
 
-    def nilm_state(self) -> dict[str, object] | None:
+    def nilm_state(self) -> LiveState | None:
         """The disaggregator's state as last settled (``settle_nilm``), None before its first pass; ValueError if
         what is kept is not JSON of an object (a damaged store)."""
         row = self.db.execute("SELECT body FROM nilm_state WHERE id = 1").fetchone()
@@ -185,7 +189,7 @@ class HubStore:
         state = json.loads(row[0])
         if not isinstance(state, dict):
             raise ValueError("the disaggregator's saved state is not a JSON object")
-        return state
+        return cast("LiveState", state)  # its fields are checked by ``LiveDisaggregator.resume``
 
     def recent_power(self, span_s: float) -> tuple[list[float], list[float], bool]:
         """The meter's net power over the last ``span_s`` before its latest reading (ts, W), and whether the store

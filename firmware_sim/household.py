@@ -174,6 +174,7 @@ class Household:
     @classmethod
     def load(cls, path: Path | None, start_ts: int, seed: int | None = None) -> Household:
         """Load a household file, or the embedded demo household when ``path`` is None."""
+        name = path or "the embedded household"
         try:
             if path is None:
                 text = resources.files("firmware_sim").joinpath("household.toml").read_text()
@@ -181,7 +182,7 @@ class Household:
                 text = Path(path).read_text()
             return cls(tomllib.loads(text), start_ts, seed=seed)
         except (OSError, UnicodeDecodeError) as exc:
-            raise HouseholdError(f"{path}: cannot be read ({exc})") from None
+            raise HouseholdError(f"{name}: cannot be read ({exc})") from None
         except (ValueError, KeyError, TypeError) as exc:  # TOML syntax, a missing or mistyped field
             what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise HouseholdError(f"{path or 'the embedded household'}: {what}") from None
+            raise HouseholdError(f"{name}: {what}") from None

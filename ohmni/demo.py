@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,7 +153,7 @@ def write_hub_config(path: Path, plugs: dict[str, str]) -> Path:
     return path
 
 
-def wait_for(what: str, check: callable, child: Child, timeout: float) -> None:
+def wait_for(what: str, check: Callable[[], bool], child: Child, timeout: float) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if child.proc.poll() is not None:

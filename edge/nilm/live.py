@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -81,6 +82,29 @@ def stretches(on: np.ndarray) -> list[tuple[int, int]]:
 PROFILE_MINUTES = 24 * 60  # minutes of a run's profile kept and sent
 
 
+class OpenRunState(TypedDict):
+    """An open run as ``LiveState`` keeps it."""
+
+    appliance: str
+    t0: float
+    energy_ws: float
+    peak_w: float
+    end: float
+    minutes: list[list[float]]  # [minute from the start, sum of W, samples], in minute order
+    sure: float
+    samples: int
+
+
+class LiveState(TypedDict):
+    """``LiveDisaggregator.state()``, kept as JSON in the hub's store: read back, it is checked, not trusted."""
+
+    version: int
+    settled_to: float | None
+    runs_to: float | None
+    last_run_at: float | None
+    open: list[OpenRunState]
+
+
 @dataclass
 class _OpenRun:
     """A run still going at the end of what is settled: what the emitted run will need, nothing more."""
@@ -107,17 +131,17 @@ class _OpenRun:
             into[0] += float(total)
             into[1] += int(n)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> OpenRunState:
         return {"appliance": self.appliance, "t0": self.t0, "energy_ws": self.energy_ws, "peak_w": self.peak_w,
                 "end": self.end, "minutes": [[m, total, n] for m, (total, n) in sorted(self.minutes.items())],
                 "sure": self.sure, "samples": self.samples}
 
     @classmethod
-    def from_json(cls, d: dict[str, object]) -> _OpenRun:
+    def from_json(cls, d: OpenRunState) -> _OpenRun:
         """Raises ValueError (or KeyError, TypeError) for anything ``to_json`` did not write."""
-        minutes = {int(m): [float(total), int(n)] for m, total, n in d["minutes"]}  # type: ignore[union-attr]
-        run = cls(str(d["appliance"]), float(d["t0"]), float(d["energy_ws"]), float(d["peak_w"]),  # type: ignore[arg-type]
-                  float(d["end"]), minutes, float(d["sure"]), int(d["samples"]))  # type: ignore[arg-type]
+        minutes = {int(m): [float(total), int(n)] for m, total, n in d["minutes"]}
+        run = cls(str(d["appliance"]), float(d["t0"]), float(d["energy_ws"]), float(d["peak_w"]),
+                  float(d["end"]), minutes, float(d["sure"]), int(d["samples"]))
         if not all(np.isfinite([run.t0, run.energy_ws, run.peak_w, run.end, run.sure])) or run.samples < 0:
             raise ValueError(f"an open {run.appliance} run that is not a run")
         return run
@@ -146,7 +170,7 @@ class LiveDisaggregator:
         #: with a long pass interval settles before any gap of a minute or more.
         self.silence_s = max(60.0, window_s - 2 * margin_s - every_s)
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> LiveState:
         """Where the settling got to, for a hub that restarts to go on from (``resume``): the half hours and runs are
         settled to here, these runs were still going there, the last pass ran then. Bounded (an open run's profile
         is). Half hours settled and not yet taken are not in it: take them first, and keep both together."""
@@ -156,7 +180,7 @@ class LiveDisaggregator:
         return {"version": 1, "settled_to": finite(self._settled_to), "runs_to": finite(self._runs_to),
                 "last_run_at": self._last_run_at, "open": [run.to_json() for run in self._open.values()]}
 
-    def resume(self, ts: Sequence[float], power_w: Sequence[float], state: dict[str, object], older: bool) -> None:
+    def resume(self, ts: Sequence[float], power_w: Sequence[float], state: LiveState, older: bool) -> None:
         """Go on where a hub that stopped (or was killed) left off, as if it had not: its window refilled with what
         its store kept (the last ``window_s`` of readings, ``older`` when the store holds some before them) and its
         ``state()`` as saved with what it last settled. The run going on as it stopped goes on (one run, not two),
@@ -166,9 +190,9 @@ class LiveDisaggregator:
         try:
             if state.get("version") != 1:
                 raise ValueError(f"version {state.get('version')!r}")
-            marks = [-np.inf if state[k] is None else float(state[k]) for k in ("settled_to", "runs_to")]  # type: ignore[arg-type]
-            last_run_at = None if state["last_run_at"] is None else float(state["last_run_at"])  # type: ignore[arg-type]
-            runs = [_OpenRun.from_json(d) for d in state["open"]]  # type: ignore[union-attr]
+            settled_to, runs_to, last_run_at = (None if x is None else float(x)
+                                                for x in (state["settled_to"], state["runs_to"], state["last_run_at"]))
+            runs = [_OpenRun.from_json(d) for d in state["open"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a disaggregator's saved state ({exc})") from None
         if len(ts) != len(power_w) or any(b <= a for a, b in zip(ts, list(ts)[1:], strict=False)):
@@ -177,8 +201,9 @@ class LiveDisaggregator:
         self._w.clear()
         self._ts.extend(ts)
         self._w.extend(power_w)
-        self._trimmed = older or len(ts) > self._ts.maxlen  # type: ignore[operator]
-        self._settled_to, self._runs_to = marks
+        self._trimmed = older or len(ts) > int(self.window_s) + 1
+        self._settled_to = -np.inf if settled_to is None else settled_to
+        self._runs_to = -np.inf if runs_to is None else runs_to
         self._open = {run.appliance: run for run in runs}
         self._last_run_at = last_run_at if last_run_at is not None or not self._ts else self._ts[-1]
 
