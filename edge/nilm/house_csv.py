@@ -14,7 +14,7 @@ import csv
 import gzip
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -46,6 +46,28 @@ class House:
 MAX_W = 100_000.0
 #: Unix seconds before 2100; a timestamp past it is most likely in milliseconds (1420675200000 for 2015).
 MAX_TIMESTAMP = 4_102_444_800.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a column's value must be: ``holds(value)``, else the line is refused saying ``"'column' is " +
+    wrong(value)``."""
+
+    holds: Callable[[float], bool]
+    wrong: Callable[[float], str]
+
+
+#: Power (mains, and every appliance column, truth or estimate): checked in order, the first broken is named.
+POWER_RULES = (
+    Rule(lambda w: w >= 0, lambda w: f"negative ({w:g} W)"),
+    Rule(lambda w: w <= MAX_W, lambda w: f"{w:g} W, more than any home draws ({MAX_W / 1000:g} kW); watts expected"),
+)
+#: The timestamp (the rows' order is checked apart: it needs the line before).
+TIMESTAMP_RULES = (
+    Rule(lambda t: 0 <= t <= MAX_TIMESTAMP,
+         lambda t: f"{t:.0f}, not in Unix seconds (1970 to 2100)"
+                   + ("; in milliseconds? divide by 1000" if t > MAX_TIMESTAMP else "")),
+)
 
 
 def open_text(path: Path) -> TextIO:
@@ -96,6 +118,15 @@ def _number(path: Path, line: int, name: str, text: str) -> float:
     return value
 
 
+def _value(path: Path, line: int, name: str, text: str) -> float:
+    """Column ``name`` of ``line`` as a number its rules allow, or the error naming the first rule it breaks."""
+    value = _number(path, line, name, text)
+    for rule in TIMESTAMP_RULES if name == "timestamp" else POWER_RULES:
+        if not rule.holds(value):
+            raise HouseCsvError(f"{path}: line {line}: '{name}' is {rule.wrong(value)}")
+    return value
+
+
 def read_estimates(path: Path, rows: int) -> dict[str, np.ndarray]:
     """The appliance columns of an estimates CSV (``timestamp`` + one column per appliance, W), which must hold
     ``rows`` rows, as the truth it is scored against does."""
@@ -105,11 +136,8 @@ def read_estimates(path: Path, rows: int) -> dict[str, np.ndarray]:
         index = {name: header.index(name) for name in header if name in NAMES}
         data: dict[str, list[float]] = {name: [] for name in index}
         for line, row in enumerate(reader, start=2):
-            for name, i in index.items():
-                value = _number(path, line, name, row[i] if i < len(row) else "")
-                if value < 0:  # a score over it would flatter it
-                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {row[i]!r}, negative power")
-                data[name].append(value)
+            for name, i in index.items():  # a negative estimate would flatter its score
+                data[name].append(_value(path, line, name, row[i] if i < len(row) else ""))
     if any(len(v) != rows for v in data.values()):
         raise HouseCsvError(f"{path}: {len(next(iter(data.values()), []))} rows for {rows} in the truth")
     return {name: np.asarray(v) for name, v in data.items()}
@@ -140,17 +168,7 @@ def read_house(path: Path, need_truth: bool = False) -> House:
             for name, i in index.items():
                 if i >= len(row):
                     raise HouseCsvError(f"{path}: line {line}: no value for '{name}'")
-                value = _number(path, line, name, row[i])
-                if name != "timestamp" and value < 0:
-                    raise HouseCsvError(f"{path}: line {line}: '{name}' is negative ({value:g} W)")
-                if name != "timestamp" and value > MAX_W:
-                    raise HouseCsvError(f"{path}: line {line}: '{name}' is {value:g} W, more than any home draws "
-                                        f"({MAX_W / 1000:g} kW); watts expected")
-                if name == "timestamp" and not 0 <= value <= MAX_TIMESTAMP:
-                    raise HouseCsvError(f"{path}: line {line}: timestamp {value:.0f} is not in Unix seconds "
-                                        "(1970 to 2100)" + ("; in milliseconds? divide by 1000"
-                                                            if value > MAX_TIMESTAMP else ""))
-                values.append(value)
+                values.append(_value(path, line, name, row[i]))
             if values[0] <= previous:
                 what = "repeats" if values[0] == previous else "goes back in time from"
                 raise HouseCsvError(f"{path}: line {line}: timestamp {values[0]:.0f} {what} the line before "

@@ -89,8 +89,8 @@ def test_converters_refuse_what_they_cannot_read(data_dir, tmp_path):
     ("timestamp,mains\n1,5\n2,1e9\n", "line 3: 'mains' is 1e\\+09 W, more than any home draws"),
     ("timestamp,mains,fridge\n1,5,250000\n", "line 2: 'fridge' is 250000 W"),
     # the usual slip: a logger's milliseconds
-    ("timestamp,mains\n1420675200000,5\n", "line 2: timestamp 1420675200000 is not in Unix seconds.*milliseconds"),
-    ("timestamp,mains\n-7,5\n", "line 2: timestamp -7 is not in Unix seconds"),
+    ("timestamp,mains\n1420675200000,5\n", "line 2: 'timestamp' is 1420675200000, not in Unix seconds.*milliseconds"),
+    ("timestamp,mains\n-7,5\n", "line 2: 'timestamp' is -7, not in Unix seconds"),
 ])
 def test_malformed_house_csv_names_the_line(tmp_path, body, message):
     path = tmp_path / "house.csv"
@@ -187,11 +187,14 @@ def test_train_refuses_houses_it_can_learn_nothing_from(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("value", ["nan", "-5", "inf"])
-def test_score_refuses_estimates_that_are_not_power(tmp_path, value):
-    """An estimate of NaN would make the appliance's MAE NaN, a negative one would flatter it: named, exit 2."""
+@pytest.mark.parametrize(("value", "said"), [("nan", "'nan', not a finite number"), ("-5", "negative (-5 W)"),
+                                             ("inf", "'inf', not a finite number"),
+                                             ("2e6", "2e+06 W, more than any home draws")])
+def test_score_refuses_estimates_that_are_not_power(tmp_path, value, said):
+    """An estimate of NaN would make the appliance's MAE NaN, a negative one would flatter it, one of megawatts is
+    in the wrong unit: named, exit 2."""
     truth, est = tmp_path / "truth.csv", tmp_path / "est.csv"
     truth.write_text("timestamp,mains,kettle\n1420675200,456,0\n1420675207,2960,2500\n1420675214,460,0\n")
     est.write_text(f"timestamp,kettle\n1420675200,0\n1420675207,2500\n1420675214,{value}\n")
     result = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
-    assert result.exit_code == 2 and f"line 4: 'kettle' is '{value}'" in result.output, result.output
+    assert result.exit_code == 2 and f"line 4: 'kettle' is {said}" in result.output, result.output
