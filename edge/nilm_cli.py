@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from edge.nilm.appliances import NAMES
+
+if TYPE_CHECKING:
+    from edge.nilm.model import Model
 
 # NumPy and the models are imported inside the commands: every `ohmni` process registers this
 # group, and a hub that does not disaggregate should not carry NumPy in its memory.
@@ -69,9 +72,18 @@ def _houses(paths: list[Path], need_truth: bool) -> list:
         return [read_house(p, need_truth=need_truth) for p in paths]
 
 
-def _model(path: Path) -> dict:
-    from edge.nilm.model import ModelFileError, load
+#: ``--model`` where the shipped model will do: a user with no submetered data of their own can still run it.
+ModelOption = Annotated[Path | None, typer.Option(
+    "--model", help="A model from `ohmni nilm train` or `adapt` (default: the shipped one, learned on all 20 REFIT "
+                    "houses).")]
 
+
+def _model(path: Path | None) -> Model:
+    """The model in ``path``, or the shipped one when None; one that cannot be read is named, exit 2."""
+    from edge.nilm.model import ModelFileError, load, pretrained
+
+    if path is None:
+        return pretrained()
     try:
         return load(path)
     except ModelFileError as exc:  # its message starts with the path
@@ -108,14 +120,13 @@ def adapt_cmd(
     houses: Annotated[list[Path], typer.Argument(help="House CSVs of one home, with the appliance columns its "
                                                       "plugs give (`ohmni hub nilm-export`).")],
     out: Annotated[Path, typer.Option(help="Where to write the adapted model (JSON).")],
-    model_path: Annotated[Path | None, typer.Option("--model", help="The model to start from (default: the "
-                                                                     "shipped one).")] = None,
+    model_path: ModelOption = None,
     trees: Annotated[int, typer.Option(min=1, max=200, help="Trees each booster adds.")] = 20,
 ) -> None:
     """Adapt a model to one home: its boosters go on learning from the home's own submetered appliances."""
-    from edge.nilm.model import adapt, pretrained, save
+    from edge.nilm.model import adapt, save
 
-    base = _model(model_path) if model_path else pretrained()
+    base = _model(model_path)
     model = adapt(base, _houses(houses, need_truth=True), trees=trees,
                   progress=lambda msg: typer.echo(msg, err=True))
     save(model, out)
@@ -125,8 +136,8 @@ def adapt_cmd(
 @app.command("disaggregate")
 def disaggregate_cmd(
     house: Annotated[Path, typer.Argument(help="House CSV (only timestamp and mains are read).")],
-    model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
     out: Annotated[Path, typer.Option(help="Estimates CSV: timestamp + one column per appliance (W).")],
+    model_path: ModelOption = None,
     runs: Annotated[Path | None, typer.Option(
         help="Also write the appliance runs, as the hub sends them: appliance, start, end, energy_wh, peak_w, "
              "confidence (how likely such a call is right).")] = None,
@@ -156,7 +167,7 @@ def disaggregate_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     houses: Annotated[list[Path], typer.Argument(help="House CSVs with the submetered truth.")],
-    model_path: Annotated[Path, typer.Option("--model", help="A model from `ohmni nilm train`.")],
+    model_path: ModelOption = None,
 ) -> None:
     """Disaggregate each house and print per appliance and on average: MAE, F1, energy share, and how often its
     calls were right beside the confidence the model gave them."""
@@ -166,6 +177,9 @@ def evaluate_cmd(
     from edge.nilm.metrics import calls_right, score
 
     model = _model(model_path)
+    if model_path is None:  # a REFIT house scored by it is not a home it never saw
+        typer.echo("scoring the shipped model, learned on all 20 REFIT houses: on a REFIT house it scores "
+                   "what it learned from (python -m bench.nilm scores houses each model never saw)", err=True)
     pooled: dict[str, tuple[list, list, list]] = {}
     for h in _houses(houses, need_truth=True):
         est, sure = disaggregate_with_confidence(h.timestamp, h.mains, model)

@@ -198,3 +198,24 @@ def test_score_refuses_estimates_that_are_not_power(tmp_path, value, said):
     est.write_text(f"timestamp,kettle\n1420675200,0\n1420675207,2500\n1420675214,{value}\n")
     result = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
     assert result.exit_code == 2 and f"line 4: 'kettle' is {said}" in result.output, result.output
+
+
+def test_without_a_model_the_commands_use_the_shipped_one(data_dir, tmp_path):
+    """A user with no model of their own can still run `disaggregate` and `evaluate`: the shipped model, the same
+    estimates as naming it; `evaluate` says a REFIT house is no unseen home for it."""
+    folder = data_dir / "nilm/refit_1day_2015-01-08"
+    house = tmp_path / "house2.csv"
+    converted = runner.invoke(app, ["nilm", "convert", "refit", str(folder / "house_2_day.csv"), "--labels",
+                                    str(folder / "labels.csv"), "--house", "2", "--out", str(house)])
+    assert converted.exit_code == 0, converted.output
+    named, shipped = tmp_path / "named.csv", tmp_path / "shipped.csv"
+    assert runner.invoke(app, ["nilm", "disaggregate", "--model", str(SHIPPED), str(house), "--out",
+                               str(named)]).exit_code == 0
+    result = runner.invoke(app, ["nilm", "disaggregate", str(house), "--out", str(shipped)])
+    assert result.exit_code == 0, result.output
+    assert shipped.read_bytes() == named.read_bytes()
+    with shipped.open() as f:
+        assert sum(float(r["kettle"]) > 0 for r in csv.DictReader(f)) > 0  # it found house 2's kettle
+    evaluated = runner.invoke(app, ["nilm", "evaluate", str(house)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "learned on all 20 REFIT houses" in evaluated.output and "mean_f1=" in evaluated.output
