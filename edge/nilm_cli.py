@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -91,6 +91,15 @@ def _model(path: Path | None) -> Model:
         raise typer.Exit(2) from None
 
 
+def _progress(name: str) -> Callable[[int, int], None]:
+    """A house longer than a fortnight goes a fortnight at a time (``disaggregate.CHUNK_S``): say how far, about
+    every twentieth of the way."""
+    def said(done: int, of: int) -> None:
+        if of > 1 and (done == of or done % max(1, of // 20) == 0):
+            typer.echo(f"{name}: {done} of {of} fortnights disaggregated", err=True)
+    return said
+
+
 @app.command("train")
 def train_cmd(
     houses: Annotated[list[Path], typer.Argument(help="House CSVs with submetered appliance columns.")],
@@ -151,7 +160,7 @@ def disaggregate_cmd(
 
     model = _model(model_path)
     [h] = _houses([house], need_truth=False)
-    estimates, confidence = disaggregate_with_confidence(h.timestamp, h.mains, model)
+    estimates, confidence = disaggregate_with_confidence(h.timestamp, h.mains, model, progress=_progress(h.name))
     write_house(out, h.timestamp, None, estimates)
     typer.echo(f"wrote {out}: {len(h.timestamp)} rows, {', '.join(estimates)}", err=True)
     if runs is not None:
@@ -182,7 +191,7 @@ def evaluate_cmd(
                    "what it learned from (python -m bench.nilm scores houses each model never saw)", err=True)
     pooled: dict[str, tuple[list, list, list]] = {}
     for h in _houses(houses, need_truth=True):
-        est, sure = disaggregate_with_confidence(h.timestamp, h.mains, model)
+        est, sure = disaggregate_with_confidence(h.timestamp, h.mains, model, progress=_progress(h.name))
         for name, truth in h.appliances.items():
             t, e, c = pooled.setdefault(name, ([], [], []))
             t.append(truth)
