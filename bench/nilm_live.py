@@ -19,7 +19,7 @@ from pathlib import Path
 from edge.nilm.convert import convert_refit
 from edge.nilm.disaggregate import disaggregate_with_confidence
 from edge.nilm.house_csv import read_house
-from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
+from edge.nilm.live import LiveDisaggregator, Run, half_hour_energy, runs_from
 from edge.nilm.model import pretrained
 from tests.conftest import shared_data
 
@@ -42,7 +42,7 @@ def _house(job: tuple[str, Path]) -> tuple[str, str, int, int, int, int]:
     runs += live.flush()
     half_hours += live.take_half_hours()
 
-    def key(r):  # noqa: ANN001, ANN202 - a Run
+    def key(r: Run) -> tuple[str, int, int, float]:
         return r.appliance, r.start, r.end, round(r.energy_wh, 6)
 
     batch = {key(r) for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]}

@@ -22,18 +22,9 @@ def disaggregate(ts: np.ndarray, mains: np.ndarray, model: Model) -> dict[str, n
     return disaggregate_with_confidence(ts, mains, model)[0]
 
 
-#: Inputs longer than a fortnight (``CHUNK_S``) are disaggregated a fortnight at a time, each with the ``MARGIN_S``
-#: either side that what the disaggregator says at a moment depends on, so the working memory is bounded whatever the
-#: file's length: about 240 MB for a fortnight at 1 s, where 92 days at 8 s took 900 MB all at once and a year would
-#: take several GB. The trees' widest windows reach an hour either side, and the event detector's verdicts they read
-#: reach further: a fridge's longest rest and a dishwasher's longest run are learned at up to 3 hours. Measured on all
-#: 20 REFIT days cut into 2- and 3-hour chunks: 2 hours either side left 2,117 of 2.5 million estimates different
-#: (houses 3, 7 and 15), 4 hours 355 (house 3's fridge), 6 hours none, which ``tests/edge/test_nilm_model.py`` holds
-#: to, sample for sample. Not always none: on REDD house 3 cut into days, 726 of its 242,044 fridge estimates still
-#: differed (0.3%, by up to 38 W; none turned on or off, its F1 the same), as the detector's pairing of each rise with
-#: the first free fall can cascade along a busy fridge's cycles past any margin (the hub's live path, 2 hours inside
-#: an 8-hour window, is subject to the same). So files up to a fortnight, the bench's REDD houses (5.5 to 12.5 days)
-#: among them, still go whole.
+#: Inputs longer than a fortnight (``CHUNK_S``) go a fortnight at a time, each with ``MARGIN_S`` either side (what
+#: is said at a moment depends on the hours around it), so memory is bounded whatever the file's length. Why 6 hours,
+#: and where it is not exact: docs/nilm.md, "Long files"; ``tests/edge/test_nilm_model.py`` holds it to the whole.
 CHUNK_S = 14 * 86_400
 MARGIN_S = 21_600  # 6 hours
 
@@ -56,13 +47,12 @@ def disaggregate_with_confidence(ts: np.ndarray, mains: np.ndarray, model: Model
         starts = [float(t) for t in np.arange(first, ts[-1] + 1, chunk_s)]
     for done, start in enumerate(starts, start=1):
         core = slice(*np.searchsorted(ts, [start, start + chunk_s]))
-        if core.start == core.stop:
-            continue
         lo, hi = np.searchsorted(ts, [start - MARGIN_S, start + chunk_s + MARGIN_S])
-        part_w, part_c = _disaggregate(ts[lo:hi], mains[lo:hi], model)
-        inner = slice(core.start - lo, core.stop - lo)
-        for name in model.appliances:
-            watts[name][core], confidence[name][core] = part_w[name][inner], part_c[name][inner]
+        if core.start < core.stop and hi - lo >= 3:  # fewer samples (a chunk in a gap) say nothing: they stay 0
+            part_w, part_c = _disaggregate(ts[lo:hi], mains[lo:hi], model)
+            inner = slice(core.start - lo, core.stop - lo)
+            for name in model.appliances:
+                watts[name][core], confidence[name][core] = part_w[name][inner], part_c[name][inner]
         if progress is not None:
             progress(done, len(starts))
     return watts, confidence
@@ -70,10 +60,7 @@ def disaggregate_with_confidence(ts: np.ndarray, mains: np.ndarray, model: Model
 
 def _disaggregate(ts: np.ndarray, mains: np.ndarray, model: Model) -> tuple[dict[str, np.ndarray],
                                                                             dict[str, np.ndarray]]:
-    """``disaggregate_with_confidence`` on one stretch, all at once."""
-    if len(ts) < 3:
-        return ({name: np.zeros(len(ts)) for name in model.appliances},
-                {name: np.zeros(len(ts)) for name in model.appliances})
+    """``disaggregate_with_confidence`` on one stretch of three samples or more, all at once."""
     cell, x = house_matrix(ts, mains, model.signatures)
     steps = step_power(x, {m.step_s for m in model.appliances.values()})  # only the windows the model uses
     watts, confidence = {}, {}
