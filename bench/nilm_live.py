@@ -35,12 +35,7 @@ def _house(job: tuple[str, Path]) -> tuple[str, str, int, int, int, int]:
     ts = house.timestamp
     estimates, confidence = disaggregate_with_confidence(ts, house.mains, model)
     live = LiveDisaggregator(model, window_s=window_s, margin_s=margin_s)
-    runs, half_hours = [], []
-    for t, w in zip(ts, house.mains, strict=True):
-        runs += live.feed(t, w)
-        half_hours += live.take_half_hours()
-    runs += live.flush()
-    half_hours += live.take_half_hours()
+    runs, half_hours = live.replay(ts, house.mains)
 
     def key(r: Run) -> tuple[str, int, int, float]:
         return r.appliance, r.start, r.end, round(r.energy_wh, 6)

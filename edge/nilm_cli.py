@@ -92,11 +92,14 @@ def _model(path: Path | None) -> Model:
 
 
 def _progress(name: str) -> Callable[[int, int], None]:
-    """A house longer than a fortnight goes a fortnight at a time (``disaggregate.CHUNK_S``): say how far, about
-    every twentieth of the way."""
+    """A long house goes a ``CHUNK_S`` at a time: say how far, about every twentieth of the way."""
+    from edge.nilm.disaggregate import CHUNK_S
+
+    days = CHUNK_S / 86_400
+
     def said(done: int, of: int) -> None:
         if of > 1 and (done == of or done % max(1, of // 20) == 0):
-            typer.echo(f"{name}: {done} of {of} fortnights disaggregated", err=True)
+            typer.echo(f"{name}: {done} of {of} parts of {days:g} days disaggregated", err=True)
     return said
 
 

@@ -226,6 +226,17 @@ class LiveDisaggregator:
         self._last_run_at = ts
         return ended + self.flush(final=False)
 
+    def replay(self, ts: Sequence[float], power_w: Sequence[float]) -> tuple[list[Run], list[ApplianceEnergyV1]]:
+        """The runs and half hours a hub sends over these readings, fed one at a time as the meter gives them and
+        then stopped: what the benches and tests hold to the batch path."""
+        runs: list[Run] = []
+        half_hours: list[ApplianceEnergyV1] = []
+        for t, w in zip(ts, power_w, strict=True):
+            runs += self.feed(t, w)
+            half_hours += self.take_half_hours()
+        runs += self.flush()
+        return runs, half_hours + self.take_half_hours()
+
     def _settle_before_gap(self) -> list[Run]:
         """Settle the window to its last sample (its last half hour too: the meter was away past its end) and
         empty it, so the next sample starts a window as a new hub's first does."""

@@ -160,16 +160,6 @@ def test_a_model_with_a_broken_confidence_table_is_a_clear_error(refit, tmp_path
     assert not (tmp_path / "x.csv").exists()
 
 
-def _fed(live, ts: np.ndarray, mains: np.ndarray) -> tuple[list, list]:
-    """(runs, half hours) a hub's live disaggregator sends over these readings, fed one by one, then stopped."""
-    runs, half_hours = [], []
-    for t, watts in zip(ts, mains, strict=True):
-        runs += live.feed(t, watts)
-        half_hours += live.take_half_hours()
-    runs += live.flush()
-    return runs, half_hours + live.take_half_hours()
-
-
 def test_a_long_file_is_disaggregated_a_chunk_at_a_time_as_it_would_be_whole(refit):
     """A year of readings goes a fortnight at a time (bounded memory), each with 6 hours either side: what it says
     is what the whole file gives, sample for sample, here with 2-hour chunks (twelve edges a day) on real REFIT days,
@@ -190,6 +180,27 @@ def test_a_long_file_is_disaggregated_a_chunk_at_a_time_as_it_would_be_whole(ref
         assert any(whole[0]["fridge"] > 0)
 
 
+def test_the_commands_say_how_far_a_long_file_has_got(refit, tmp_path):
+    """Sixteen days (house 9's real day over and over, a reading a minute) go a fortnight at a time: the command says
+    each part as it finishes, and writes every row."""
+    house = read_house(refit[9])
+    keep = np.arange(0, len(house.timestamp), 9)
+    path = tmp_path / "sixteen_days.csv"
+    with path.open("w") as f:
+        f.write("timestamp,mains\n")
+        for day in range(16):
+            f.writelines(f"{int(t) + day * 86_400},{w:.0f}\n" for t, w in zip(house.timestamp[keep],
+                                                                             house.mains[keep], strict=True))
+    done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(tmp_path / "est.csv")])
+    assert done.exit_code == 0, done.output
+    said = [line for line in done.stderr.splitlines() if "disaggregated" in line]
+    parts = len(said)  # sixteen days span two fortnights or three, as they fall on the calendar
+    assert parts in (2, 3) and said == [f"sixteen_days: {k} of {parts} parts of 14 days disaggregated"
+                                        for k in range(1, parts + 1)], done.stderr
+    with (tmp_path / "est.csv").open() as f:
+        assert sum(1 for _ in f) == 1 + 16 * len(keep)
+
+
 def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
     from edge.nilm.model import pretrained
@@ -199,7 +210,7 @@ def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     ts = house.timestamp
     estimates, confidence = disaggregate_with_confidence(ts, house.mains, model)
     live = LiveDisaggregator(model)  # the hub's own window: eight hours, settled two hours inside both ends
-    runs, half_hours = _fed(live, ts, house.mains)
+    runs, half_hours = live.replay(ts, house.mains)
     assert len(runs) == len({(r.appliance, r.start) for r in runs})  # each run once
     assert len(live._ts) <= live._ts.maxlen  # bounded
     # every run of the batch path that ended before the day did: the same start, end, energy, peak, profile and
@@ -237,7 +248,7 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit, si
     ts[cut:] += silent_h * 3600
     sides = [(ts[:cut], house.mains[:cut]), (ts[cut:], house.mains[cut:])]
     live = LiveDisaggregator(model, every_s=every_s)
-    runs, half_hours = _fed(live, ts, house.mains)
+    runs, half_hours = live.replay(ts, house.mains)
     got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
     assert len(got) == len(half_hours)  # each once
     want: dict[tuple[str, int], float] = {}
@@ -275,7 +286,7 @@ def _restarted(live_before, model, ts: np.ndarray, mains: np.ndarray, cut: int, 
     kept = ts[:cut] >= ts[cut - 1] - live_before.window_s
     after = LiveDisaggregator(model, live_before.window_s, live_before.every_s)
     after.resume(ts[:cut][kept].tolist(), mains[:cut][kept].tolist(), state, older=not kept.all())
-    more_runs, more_half_hours = _fed(after, ts[cut:], mains[cut:])
+    more_runs, more_half_hours = after.replay(ts[cut:], mains[cut:])
     return runs + more_runs, half_hours + more_half_hours
 
 
@@ -373,7 +384,7 @@ def test_runs_of_calls_too_short_are_dropped_alike_live_and_in_batch(refit):
     batch = [r for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]]
     fridge = [r for r in batch if r.appliance == "fridge"]
     assert 0 < len(fridge) < len(before) / 2  # most of its runs go (runs bridged over a minute's gap count)
-    runs, _ = _fed(LiveDisaggregator(model), ts, house.mains)
+    runs, _ = LiveDisaggregator(model).replay(ts, house.mains)
     assert {(r.appliance, r.start): (r.end, round(r.energy_wh, 6)) for r in batch} == {
         (r.appliance, r.start): (r.end, round(r.energy_wh, 6)) for r in runs}
 
