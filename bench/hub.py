@@ -35,6 +35,7 @@ from edge.store import HubStore
 from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
 from ohmni.demo import free_port, spawn, start_cloud, wait_for
+from protocols.devices import DeviceReading
 from tests.fixtures.mosquitto import Broker
 
 START = 1_764_057_600
@@ -80,7 +81,11 @@ async def bench_mqtt(broker: Broker, n: int) -> float:
     store = HubStore(Path(broker.folder) / "bench-mqtt.sqlite3")
     cfg = MqttConfig(enabled=True, host=broker.host, port=broker.port, username="hub", password=USERS["hub"],
                      client_id="bench-hub", discovery=False)
-    link = MqttLink(cfg, "bench", lambda rs: (got.extend(rs), store.add_device_readings(rs, time.time())))
+    def received(readings: list[DeviceReading]) -> None:
+        got.extend(readings)
+        store.add_device_readings(readings, time.time())
+
+    link = MqttLink(cfg, "bench", received)
     task = asyncio.create_task(link.run())
     while not link.connected:
         await asyncio.sleep(0.02)

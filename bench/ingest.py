@@ -290,7 +290,8 @@ def main() -> None:
         pg_hubs = asyncio.run(make_hubs(PostgresStorage(api_url), args.hubs))
         proc, url = start_cloud({"OHMNI_CLOUD_DATABASE_URL": api_url, "OHMNI_CLOUD_DATA_DIR": str(folder / "pg")},
                                 args.workers)
-        api_phases, raw_rows, raw_seconds = [], 0, 0.0
+        api_phases: list[dict] = []
+        raw_rows, raw_seconds = 0, 0.0
         try:
             for round_no in range(rounds):
                 api_phases.append(load(url, "/api/v1/hub/batches", pg_hubs, args.batch, seconds / rounds,

@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +33,24 @@ from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
 from edge.nilm.features import cells_of
 from edge.nilm.house_csv import House, read_house
 from edge.nilm.live import stretches
-from edge.nilm.model import adapt, learn
+from edge.nilm.model import Model, adapt, learn
 from tests.conftest import shared_data
 
 REFIT_HOUSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21)
 REFIT_SPLITS = ((2, 5, 9, 15, 20), (1, 3, 8, 13, 19), (4, 6, 10, 16, 21))
 
+Estimates = dict[str, np.ndarray]
+#: A method disaggregates (timestamps, mains): its watts per appliance, or those and their confidence (ours).
+Method = Callable[[np.ndarray, np.ndarray], Estimates | tuple[Estimates, Estimates]]
 
-def mean_baseline(train: list[House]) -> callable:
+
+def mean_baseline(train: list[House]) -> Method:
     means = {n: float(np.mean(np.concatenate([h.appliances[n] for h in train if n in h.appliances])))
              for n in NAMES if any(n in h.appliances for h in train)}
     return lambda ts, mains: {n: np.full(len(mains), m) for n, m in means.items()}
 
 
-def co_baseline(train: list[House], states: int = 2) -> callable:
+def co_baseline(train: list[House], states: int = 2) -> Method:
     levels: dict[str, np.ndarray] = {}
     rng = np.random.default_rng(0)
     for n in NAMES:
@@ -73,7 +79,7 @@ def co_baseline(train: list[House], states: int = 2) -> callable:
 FHMM_STEP_S = 60  # NILMTK runs its FHMM on one-minute means; so does this one
 
 
-def fhmm_baseline(train: list[House], states: int = 2) -> callable:
+def fhmm_baseline(train: list[House], states: int = 2) -> Method:
     """Exact factorial HMM as NILMTK builds it: each appliance an HMM over its clustered power levels (off and
     ``states`` on levels) with transitions counted in training, the joint chain their product (3^5 = 243 states:
     it fits), Gaussian emissions whose means and variances add, decoded exactly by Viterbi on one-minute means."""
@@ -124,13 +130,14 @@ def _minutes(ts: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return m - m[0], cells_of(m - m[0], power)
 
 
-def ours(train: list[House]) -> callable:
-    model = learn(train, progress=lambda msg: print(f"  {msg}", flush=True))
+class Ours:
+    """Ohmni's model learned on the training houses; the own-home measure adapts its ``model``."""
 
-    def run(ts: np.ndarray, mains: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return disaggregate_with_confidence(ts, mains, model)
-    run.model = model  # the own-home measure adapts it
-    return run
+    def __init__(self, train: list[House]) -> None:
+        self.model = learn(train, progress=lambda msg: print(f"  {msg}", flush=True))
+
+    def __call__(self, ts: np.ndarray, mains: np.ndarray) -> tuple[Estimates, Estimates]:
+        return disaggregate_with_confidence(ts, mains, self.model)
 
 
 def own_home_parts(dataset: str, house: House) -> tuple[list[House], list[House]]:
@@ -146,19 +153,20 @@ def own_home_parts(dataset: str, house: House) -> tuple[list[House], list[House]
     return [quarter[0], quarter[2]], [quarter[1], quarter[3]]
 
 
-def own_home(model: object, dataset: str, test: list[House], before: dict, after: dict) -> None:
+def own_home(model: Model, dataset: str, test: list[House], before: dict, after: dict) -> None:
     """How the model does on a home before and after it adapts to the home's own plugs (``model.adapt``)."""
     for house in test:
         learn_from, scored = own_home_parts(dataset, house)
         mine = adapt(model, learn_from)
-        evaluate(lambda ts, mains: disaggregate(ts, mains, model), scored, before)
-        evaluate(lambda ts, mains, m=mine: disaggregate(ts, mains, m), scored, after)
+        evaluate(partial(disaggregate, model=model), scored, before)
+        evaluate(partial(disaggregate, model=mine), scored, after)
 
 
-METHODS = {"ohmni": ours, "mean": mean_baseline, "co": co_baseline, "fhmm": fhmm_baseline}
+METHODS: dict[str, Callable[[list[House]], Method]] = {"ohmni": Ours, "mean": mean_baseline, "co": co_baseline,
+                                                       "fhmm": fhmm_baseline}
 
 
-def evaluate(method: callable, test: list[House], acc: dict) -> None:
+def evaluate(method: Method, test: list[House], acc: dict) -> None:
     """Pool each appliance's counts over the test houses; a method that also gives each sample's confidence
     (``disaggregate_with_confidence``) has what it said of its calls summed too."""
     for h in test:
@@ -235,7 +243,10 @@ def confidence_table(dataset: str, acc: dict) -> tuple[float, float]:
             briers.append((s["brier"] / s["runs"], s["brier_06"] / s["runs"]))
             print(f"{n:16s}{s['tp'] / called:>10.2f} ({s['said'] / called:.2f}) over {called} samples called on; "
                   f"{s['runs']} runs, Brier {briers[-1][0]:.3f} (0.6: {briers[-1][1]:.3f})")
-    return tuple(float(np.mean(b)) for b in zip(*briers, strict=True)) if briers else (float("nan"),) * 2
+    if not briers:
+        return float("nan"), float("nan")
+    ours, constant = np.mean(briers, axis=0)
+    return float(ours), float(constant)
 
 
 def _split(job: tuple[str, tuple[int, ...]]) -> dict[str, dict]:
@@ -247,7 +258,7 @@ def _split(job: tuple[str, tuple[int, ...]]) -> dict[str, dict]:
     for m, make in METHODS.items():
         method = make(train)
         evaluate(method, [houses[n] for n in test], results.setdefault(m, {}))
-        if m == "ohmni":
+        if isinstance(method, Ours):
             own_home(method.model, dataset, [houses[n] for n in test], results.setdefault("before", {}),
                      results.setdefault("adapted", {}))
     print(f"{dataset}: split {test} done", flush=True)
@@ -286,12 +297,12 @@ def main() -> None:
     jobs = [("refit", test) for test in REFIT_SPLITS] + [("redd", (n,)) for n in redd]
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
         parts = pool.map(_split, jobs, chunksize=1)
-    refit, redd_results = _merge(parts[:len(REFIT_SPLITS)]), _merge(parts[len(REFIT_SPLITS):])
+    refit_results, redd_results = _merge(parts[:len(REFIT_SPLITS)]), _merge(parts[len(REFIT_SPLITS):])
     own = {name: {m: results.pop(m) for m in ("adapted", "before")} for name, results in
-           (("refit", refit), ("redd", redd_results))}
-    refit_means = table("REFIT (3 splits, unseen houses)", refit)
+           (("refit", refit_results), ("redd", redd_results))}
+    refit_means = table("REFIT (3 splits, unseen houses)", refit_results)
     redd_means = table("REDD (leave one house out, houses 1-3)", redd_results)
-    refit_said = confidence_table("REFIT", refit["ohmni"])
+    refit_said = confidence_table("REFIT", refit_results["ohmni"])
     redd_said = confidence_table("REDD", redd_results["ohmni"])
     own_refit = table("REFIT, own home: the model above before and after adapting to each unseen house's plugs "
                       "(learns 00-06 and 12-18 h, scored 06-12 and 18-24 h)", own["refit"], goals=False)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,8 +27,9 @@ T = TypeVar("T")
 class _Server(uvicorn.Server):
     """uvicorn without its re-raise of SIGTERM, so a requested stop exits 0."""
 
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the owner handles the signals
+        yield
 
 
 @app.command("serve")
@@ -44,13 +45,13 @@ def serve(
                                                               "use PostgreSQL with more than one).")] = 1,
 ) -> None:
     """Serve the API and the pages. Settings also come from OHMNI_CLOUD_* variables."""
+    given = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
+             "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if workers > 1:
         # Workers are separate processes: they read the same settings from the environment.
-        env = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
-               "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file}
-        for key, value in env.items():
-            if value is not None:
-                os.environ[f"OHMNI_CLOUD_{key.upper()}"] = str(value)
+        for key, value in overrides.items():
+            os.environ[f"OHMNI_CLOUD_{key.upper()}"] = str(value)
         if bootstrap_demo:
             os.environ["OHMNI_CLOUD_BOOTSTRAP_DEMO"] = "true"
         settings = CloudSettings()
@@ -58,9 +59,7 @@ def serve(
         uvicorn.run("cloud.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                     workers=workers, log_level="warning", access_log=False)
         return
-    overrides = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
-                 "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file}
-    settings = CloudSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = CloudSettings(**overrides)
     if bootstrap_demo:
         settings.bootstrap_demo = True
     from cloud.app import create_app
@@ -83,7 +82,8 @@ def serve(
 def _store(data_dir: Path | None) -> Any:
     from cloud.storage.sqlite import SqliteStorage
 
-    settings = CloudSettings(**({"data_dir": data_dir} if data_dir else {}))
+    given: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
+    settings = CloudSettings(**given)
     return SqliteStorage(settings.data_dir / "cloud.sqlite3")
 
 

@@ -25,7 +25,7 @@ import time
 from datetime import datetime
 from datetime import time as clock
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -34,7 +34,8 @@ from pydantic import BaseModel, Field
 from cloud.storage.people import PeopleStore
 
 log = logging.getLogger("ohmni.cloud.notify")
-KINDS = ("nudge", "bill_shock", "outage", "hub_notice")
+Kind = Literal["nudge", "bill_shock", "outage", "hub_notice"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 URGENT = ("outage",)  # sent in quiet hours too
 MAX_ATTEMPTS = 5
 LOOKBACK_S = 3 * 86400  # older undelivered notifications are not worth sending
@@ -43,7 +44,7 @@ LOOKBACK_S = 3 * 86400  # older undelivered notifications are not worth sending
 class Prefs(BaseModel):
     """What a household wants to hear about, where, and when not."""
 
-    kinds: list[Literal["nudge", "bill_shock", "outage", "hub_notice"]] = Field(default_factory=lambda: list(KINDS))
+    kinds: list[Kind] = Field(default_factory=lambda: list(KINDS))
     webpush: bool = True
     webhook: bool = True  # the utility's app or SMS gateway
     quiet_start: clock | None = Field(default=None, description="local time quiet hours begin, e.g. 22:00")

@@ -55,7 +55,7 @@ def local_day_start(ts: int, tz: ZoneInfo) -> int:
 def minute_means(rows: list[tuple[int, int]]) -> list[Point]:
     """Average power per minute: a few hours fit a chart without shipping every second."""
     points: list[Point] = []
-    minute, total, n = None, 0, 0
+    minute, total, n = 0, 0, 0  # the minute is set before n counts a sample
     for ts, watts in rows:
         m = ts // 60
         if m != minute and n:

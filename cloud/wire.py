@@ -14,13 +14,13 @@ as raw JSON here and validated by pydantic against the same field definitions.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, cast, get_args
 
 import annotated_types
 import msgspec
-from msgspec.structs import astuple
+from msgspec import structs
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 
@@ -75,13 +75,27 @@ def _struct(name: str, model: type[Any], order: tuple[str, ...],
 #: (cloud.ingest.static_reason): such a batch goes to the slow path, which names the item.
 STRICTER = {"ts": {"ge": EARLIEST_TS}, "power_import_w": {"le": MAX_POWER_W}, "power_export_w": {"le": MAX_POWER_W}}
 ReadingWire = _struct("ReadingWire", ReadingV1, ROW_FIELDS, STRICTER)
-#: What storage and checks take: a ReadingV1, or a ReadingWire (a msgspec.Struct with the same attributes).
-Reading: TypeAlias = ReadingV1 | msgspec.Struct
+#: What storage and checks take: a ReadingV1, or a ReadingWire (a msgspec.Struct with the same attributes, so to a
+#: type checker, which cannot see a struct made at run time, it is a ReadingV1).
+if TYPE_CHECKING:
+    Reading: TypeAlias = ReadingV1
+else:
+    Reading: TypeAlias = ReadingV1 | msgspec.Struct
 
 _BATCH = UplinkBatch.model_fields
 _NESTED = ("display", "runs", "energy", "notices")  # validated by pydantic from raw JSON
-_ADAPTERS = {name: TypeAdapter(Annotated[_BATCH[name].annotation, _BATCH[name]]) for name in _NESTED}
-_DEFAULTS = {name: _BATCH[name].default_factory or (lambda d=_BATCH[name].default: d) for name in _NESTED}
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(Annotated[_BATCH[name].annotation, _BATCH[name]])
+                                           for name in _NESTED}
+
+
+def _default_of(info: FieldInfo) -> Callable[[], Any]:
+    """A field's default for a body that leaves it out: its factory's new list each time, not one shared."""
+    if info.default_factory is None:
+        return lambda: info.default
+    return cast(Callable[[], Any], info.default_factory)  # UplinkBatch's factories take no arguments
+
+
+_DEFAULTS = {name: _default_of(_BATCH[name]) for name in _NESTED}
 
 
 class BatchWire(msgspec.Struct, kw_only=True):
@@ -139,11 +153,12 @@ def decode_fast(body: bytes) -> Incoming | None:
 
 
 _COLUMNS = operator.attrgetter(*ROW_FIELDS)
+_ASTUPLE: Callable[[Any], tuple[Any, ...]] = structs.astuple  # a ReadingV1 raises TypeError
 
 
 def rows(prefix: tuple[Any, ...], readings: Sequence[Reading]) -> list[tuple[Any, ...]]:
     """Table rows: ``prefix`` then the reading's columns in ROW_FIELDS order."""
     try:
-        return [(*prefix, *astuple(r)) for r in readings]  # ReadingWire: fields are in row order
+        return [(*prefix, *_ASTUPLE(r)) for r in readings]  # ReadingWire: fields are in row order
     except TypeError:  # ReadingV1
         return [(*prefix, *_COLUMNS(r)) for r in readings]

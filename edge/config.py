@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -121,7 +121,10 @@ class FaceConfig(BaseModel):
     similar_homes_w: float | None = Field(default=None, gt=0)
 
 
-Appliance = Literal[NAMES]  # an appliance the disaggregator names
+if TYPE_CHECKING:
+    Appliance = str
+else:
+    Appliance = Literal[NAMES]  # an appliance the disaggregator names: pydantic refuses any other
 
 
 class NilmConfig(BaseModel):

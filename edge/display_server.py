@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 
 import uvicorn
@@ -27,8 +27,9 @@ class EmbeddedServer(uvicorn.Server):
     while idle (measured by bench.hub); once a second is plenty for a display page.
     """
 
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the owner handles the signals
+        yield
 
     async def main_loop(self) -> None:
         counter = 0  # on_tick refreshes the Date header whenever counter % 10 == 0

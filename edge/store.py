@@ -281,6 +281,7 @@ class HubStore:
                 return None
             seq = self.db.execute("INSERT INTO outbox (created_at, n_readings, body) VALUES (?, ?, '')",
                                   (time.time(), len(rows))).lastrowid
+            assert seq is not None  # sqlite gives the row it just inserted
             readings = [ReadingV1(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
             notices = self.unreported_compactions()
             run_rows = self.db.execute("SELECT rowid, body FROM appliance_runs WHERE batch_seq IS NULL "

@@ -10,6 +10,7 @@ import struct
 import termios
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -38,7 +39,7 @@ class PtyPort:
     def reader_present(self) -> bool:
         return not any(ev & select.POLLHUP for _, ev in self._poll.poll(0))
 
-    def wait_for_reader(self, stop: callable, settle_s: float = 0.3) -> bool:
+    def wait_for_reader(self, stop: Callable[[], bool], settle_s: float = 0.3) -> bool:
         """Wait until a reader has the port open; False if ``stop()`` turned true first."""
         while not self.reader_present():
             if stop():

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -325,15 +325,15 @@ def demo(
         comparison = compare(data / "sim" / "meter.csv", fetch_cloud_readings(cloud_url, key))
         final = httpx.get(f"{hub_url}/api/status", timeout=5).json()
         counters = {k: v for k, v in final["meter"]["counters"].items() if k.startswith("rejected_")}
-        plugs = final["mqtt"] or {}
+        mqtt: dict[str, Any] = final["mqtt"] or {}
         hub.stop()
         cloud.stop()
         colour = "green" if comparison.ok else "red"
         console.print(f"[{colour}]{comparison.line()}[/]" + (f" ({summary.get('telegrams', 0)} written this run, "
                                                               "the rest by the runs before it)" if earlier else ""))
-        if plugs:
-            console.print(f"Smart plugs: {plugs['counters'].get('device_readings', 0)} readings from "
-                          f"{len(plugs['devices']) - 1 if 'meter' in plugs['devices'] else len(plugs['devices'])} "
+        if mqtt:
+            console.print(f"Smart plugs: {mqtt['counters'].get('device_readings', 0)} readings from "
+                          f"{len(mqtt['devices']) - 1 if 'meter' in mqtt['devices'] else len(mqtt['devices'])} "
                           f"devices over the hub's embedded MQTT broker")
         nilm = final.get("nilm")
         if nilm and nilm["plugs"]:

@@ -63,6 +63,14 @@ def _number(value: Any, what: str) -> float | None:
     return number
 
 
+def _given_number(value: Any, what: str) -> float:
+    """A number the payload must carry (a topic's whole payload, a field already seen present)."""
+    number = _number(value, what)
+    if number is None:
+        raise PayloadError(f"{what} is missing")
+    return number
+
+
 def _device_time(value: Any, what: str) -> float | None:
     """A device's own clock: Unix milliseconds (zigbee2mqtt's ``last_seen: epoch``) or ISO 8601 with an offset
     (zigbee2mqtt's ``ISO_8601`` and ``ISO_8601_local``, Tasmota with ``SetOption52 1``). A time without an offset
@@ -83,11 +91,17 @@ def _device_time(value: Any, what: str) -> float | None:
 
 def _pick(obj: dict[str, Any], table: dict[str, tuple[str, float]], device: str, kind: str) -> DeviceReading:
     """Fields of ``obj`` named in ``table`` (payload key -> (reading field, scale))."""
-    values: dict[str, float | None] = {}
+    values: dict[str, Any] = {}  # DeviceReading's keywords, all floats here
     for key, (name, scale) in table.items():
         number = _number(obj.get(key), f"{key}")
         if number is not None:
             values[name] = number * scale
+    return DeviceReading(device=device, kind=kind, **values)
+
+
+def _one(device: str, kind: str, name: str, value: float) -> DeviceReading:
+    """A reading of one field, named as a payload's topic names it."""
+    values: dict[str, Any] = {name: value}
     return DeviceReading(device=device, kind=kind, **values)
 
 
@@ -107,8 +121,8 @@ def z2m_state(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
 
 def z2m_attribute(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     name, scale = Z2M_FIELDS[m["attr"]]
-    value = _number(payload.decode(errors="replace").strip(), m["attr"])
-    return [DeviceReading(device=f"zigbee2mqtt:{m['device']}", kind="zigbee2mqtt", **{name: value * scale})]
+    value = _given_number(payload.decode(errors="replace").strip(), m["attr"])
+    return [_one(f"zigbee2mqtt:{m['device']}", "zigbee2mqtt", name, value * scale)]
 
 
 def z2m_bridge_devices(payload: bytes) -> dict[str, dict[str, Any]]:
@@ -141,9 +155,8 @@ def shelly_gen1(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     for pattern, (name, scale) in _SHELLY1.items():
         sub = re.fullmatch(pattern, m["rest"])
         if sub:
-            value = _number(payload.decode(errors="replace").strip(), m["rest"])
-            return [DeviceReading(device=f"shelly:{m['device']}:{sub['ch']}", kind="shelly-gen1",
-                                  **{name: None if value is None else value * scale})]
+            value = _given_number(payload.decode(errors="replace").strip(), m["rest"])
+            return [_one(f"shelly:{m['device']}:{sub['ch']}", "shelly-gen1", name, value * scale)]
     return []  # other Shelly topics (online, temperature, relay state) carry no energy
 
 
@@ -165,10 +178,10 @@ def shelly_gen2(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
         reading = _pick(comp, SHELLY2_FIELDS, f"shelly:{obj.get('src', m['device'])}:{sub[2]}", "shelly-gen2")
         energy = comp.get("aenergy")
         if isinstance(energy, dict) and energy.get("total") is not None:
-            reading = replace(reading, energy_kwh=_number(energy["total"], "aenergy.total") / 1000)
+            reading = replace(reading, energy_kwh=_given_number(energy["total"], "aenergy.total") / 1000)
         returned = comp.get("ret_aenergy")
         if isinstance(returned, dict) and returned.get("total") is not None:
-            reading = replace(reading, export_kwh=_number(returned["total"], "ret_aenergy.total") / 1000)
+            reading = replace(reading, export_kwh=_given_number(returned["total"], "ret_aenergy.total") / 1000)
         if reading.fields():
             out.append(replace(reading, ts=_number(params.get("ts"), "ts")))
     return out

@@ -7,14 +7,14 @@ state and appliance runs; later additions come as new optional fields.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from protocols.display import DisplayState
 from protocols.readings import MeterReading
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 #: The cloud refuses larger batches; the hub never builds one.
 MAX_BATCH_READINGS = 5000
 
@@ -42,7 +42,7 @@ class ReadingV1(BaseModel):
 
     @classmethod
     def from_reading(cls, reading: MeterReading, channel: str = "electricity") -> ReadingV1:
-        return cls(channel=channel, **reading.as_dict())
+        return cls.model_validate({"channel": channel, **reading.as_dict()})
 
 
 class ApplianceRunV1(BaseModel):

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from cloud.billing.engine import BillingError, price
@@ -120,8 +120,9 @@ def bill(
         return
     symbol = CURRENCY_SYMBOL.get(result.currency, result.currency + " ")
     table = Table(title=f"{result.tariff}: {result.date_from} to {result.date_to} ({result.timezone})")
-    for column, justify in (("Description", "left"), ("Quantity", "right"), ("Unit", "left"),
-                            ("Rate", "right"), ("Amount", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("Description", "left"), ("Quantity", "right"), ("Unit", "left"), ("Rate", "right"), ("Amount", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for line in result.lines:
         table.add_row(line.description, format(line.quantity, "f"), line.unit, format(line.rate, "f"),

@@ -208,8 +208,8 @@ def price(tariff: Tariff, usage: Iterable[Interval], date_from: date, date_to: d
                 parts = _schedule_lines(version.unit_rates, local, interval.kwh,
                                         month_days[(local.year, local.month)], tiers)
             else:
-                rate = version.unit_rates.rate_at(local, utc)
-                parts = [(rate.band, rate.price, interval.kwh)]
+                found = version.unit_rates.rate_at(local, utc)
+                parts = [(found.band, found.price, interval.kwh)]
         except LookupError as exc:
             raise BillingError(f"interval starting {interval.start.isoformat()}: {exc}") from exc
         for band, rate, kwh in parts:
@@ -244,8 +244,8 @@ def price(tariff: Tariff, usage: Iterable[Interval], date_from: date, date_to: d
     all_lines = lines.all()
     if tariff.vat_percent:
         subtotal = sum((line.amount for line in all_lines), Decimal(0))
-        rate = tariff.vat_percent / 100
-        all_lines.append(Line(f"VAT {tariff.vat_percent}%", subtotal, tariff.currency, rate, subtotal * rate))
+        vat = tariff.vat_percent / 100
+        all_lines.append(Line(f"VAT {tariff.vat_percent}%", subtotal, tariff.currency, vat, subtotal * vat))
     total = sum((line.amount for line in all_lines), Decimal(0)).quantize(tariff.minor_unit, ROUND_HALF_UP)
     step = interval_s or interval_length_s([i.start for i in intervals]) or 1800
     gaps, missing = find_gaps([i.start for i in intervals], window_start, window_end, step)

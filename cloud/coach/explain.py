@@ -75,7 +75,8 @@ def explain(previous: Bill, current: Bill, appliance_kwh: tuple[dict[str, Decima
     appliances: list[dict[str, str]] = []
     if appliance_kwh is not None:
         before, after = appliance_kwh
-        for name in sorted(set(before) | set(after), key=lambda n: -abs(after.get(n, 0) - before.get(n, 0))):
+        zero = Decimal(0)
+        for name in sorted(set(before) | set(after), key=lambda n: -abs(after.get(n, zero) - before.get(n, zero))):
             delta = after.get(name, Decimal(0)) - before.get(name, Decimal(0))
             appliances.append({"appliance": name, "previous_kwh": f"{before.get(name, 0):.1f}",
                                "current_kwh": f"{after.get(name, 0):.1f}", "change_kwh": f"{delta:+.1f}"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -65,21 +66,21 @@ class CoachReport(BaseModel):
 
 
 def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int,
-                    energy: list[ApplianceEnergyV1] = ()) -> list[ApplianceCost]:
+                    energy: Sequence[ApplianceEnergyV1] = ()) -> list[ApplianceCost]:
     totals: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)])
     by_half_hour = {e.appliance for e in energy if e.start >= since}
     for run in runs:
         if run.start < since:
             continue
-        kwh = profile_kwh(run)
+        profile = profile_kwh(run)
         try:
-            cost, _ = run_cost(tariff, tz, datetime.fromtimestamp(run.start, UTC), kwh)
+            cost, _ = run_cost(tariff, tz, datetime.fromtimestamp(run.start, UTC), profile)
         except LookupError:
             continue  # a dynamic tariff without prices for that time
         row = totals[run.appliance]
         row[0] += 1
         if run.appliance not in by_half_hour:
-            row[1] += sum(kwh, Decimal(0))
+            row[1] += sum(profile, Decimal(0))
             row[2] += cost
     for e in energy:
         if e.start < since:
@@ -92,8 +93,8 @@ def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int,
         row = totals[e.appliance]
         row[1] += kwh
         row[2] += cost
-    return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{kwh:.2f}", cost=tariff.money(cost),
-                                 currency=tariff.currency) for name, (n, kwh, cost) in totals.items()),
+    return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{total_kwh:.2f}", cost=tariff.money(total_cost),
+                                 currency=tariff.currency) for name, (n, total_kwh, total_cost) in totals.items()),
                   key=lambda a: -Decimal(a.cost))
 
 

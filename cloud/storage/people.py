@@ -196,7 +196,7 @@ class PeopleStore:
     async def remove_push_subscription(self, endpoint: str) -> None:
         await self._execute("DELETE FROM push_subscriptions WHERE endpoint = ?", endpoint)
 
-    async def push_subscriptions(self, household_id: str) -> list[dict[str, str]]:
+    async def push_subscriptions(self, household_id: str) -> list[dict[str, Any]]:
         rows = await self._fetch("SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE household_id = ?",
                                  household_id)
         return [{"endpoint": r[0], "keys": {"p256dh": r[1], "auth": r[2]}} for r in rows]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from influxdb_client import InfluxDBClient, WriteOptions
+from influxdb_client import InfluxDBClient, WriteOptions, WritePrecision
 from influxdb_client.client.write_api import WriteType
 
 from protocols.uplink import ReadingV1
@@ -53,7 +53,7 @@ class TimeSeriesSink:
     def write(self, household_id: str, hub_id: str, readings: Iterable[ReadingV1]) -> None:
         records = [line(household_id, hub_id, r) for r in readings]
         if records:
-            self.writer.write(bucket=self.bucket, org=self.org, record=records, write_precision="s")
+            self.writer.write(bucket=self.bucket, org=self.org, record=records, write_precision=WritePrecision.S)  # type: ignore[arg-type]  # its values are str
 
     def flush(self) -> None:
         self.writer.flush()

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cloud.tariffs.model import (
     DynamicRates,
@@ -38,9 +38,9 @@ def _load(path: Path) -> Any:
         raise ImportError_(f"{path}: not JSON ({exc})") from exc
 
 
-def _when(value: str | None, where: str) -> datetime | None:
+def _when(value: str | None, where: str) -> datetime:
     if value is None:
-        return None
+        raise ImportError_(f"{where}: missing")
     try:
         stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (TypeError, ValueError) as exc:
@@ -48,6 +48,11 @@ def _when(value: str | None, where: str) -> datetime | None:
     if stamp.tzinfo is None:
         raise ImportError_(f"{where}: {value!r} has no UTC offset")
     return stamp
+
+
+def _until(value: str | None, where: str) -> datetime | None:
+    """A ``valid_to``: null means open-ended."""
+    return None if value is None else _when(value, where)
 
 
 def _results(doc: Any, path: Path, payment_method: str | None) -> list[dict[str, Any]]:
@@ -69,7 +74,7 @@ def octopus(unit_rates: Path, standing_charges: Path | None = None, name: str = 
     if not rates:
         raise ImportError_(f"{unit_rates}: no unit rates")
     prices = [Price(valid_from=_when(r["valid_from"], f"{unit_rates} valid_from"),
-                    valid_to=_when(r.get("valid_to"), f"{unit_rates} valid_to"),
+                    valid_to=_until(r.get("valid_to"), f"{unit_rates} valid_to"),
                     rate=Decimal(str(r["value_inc_vat"])) / PENCE) for r in rates]
     if len(prices) == 1 and prices[0].valid_to is None:
         unit: FlatRates | DynamicRates = FlatRates(rate=prices[0].rate)
@@ -81,7 +86,7 @@ def octopus(unit_rates: Path, standing_charges: Path | None = None, name: str = 
         return Tariff(name=name, versions=[TariffVersion(valid_from=start, unit_rates=unit)])
     standing = _results(_load(standing_charges), standing_charges, payment_method)
     versions = [TariffVersion(valid_from=_when(s["valid_from"], f"{standing_charges} valid_from"),
-                              valid_to=_when(s.get("valid_to"), f"{standing_charges} valid_to"),
+                              valid_to=_until(s.get("valid_to"), f"{standing_charges} valid_to"),
                               unit_rates=unit, standing_charge_per_day=Decimal(str(s["value_inc_vat"])) / PENCE)
                 for s in standing]
     versions.sort(key=lambda v: v.valid_from or datetime.min)
@@ -101,7 +106,7 @@ def urdb(record_path: Path, timezone: str, name: str | None = None) -> Tariff:
     if not isinstance(doc, dict) or "energyratestructure" not in doc:
         raise ImportError_(f"{record_path}: no energyratestructure: not a URDB record")
     periods = []
-    basis = "month"
+    basis: Literal["month", "daily_allowance"] = "month"
     for p, tiers in enumerate(doc["energyratestructure"]):
         out = []
         for tier in tiers:

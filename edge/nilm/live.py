@@ -27,7 +27,7 @@ A run open at the gap is closed where it was last seen.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -226,7 +226,7 @@ class LiveDisaggregator:
         self._last_run_at = ts
         return ended + self.flush(final=False)
 
-    def replay(self, ts: Sequence[float], power_w: Sequence[float]) -> tuple[list[Run], list[ApplianceEnergyV1]]:
+    def replay(self, ts: Iterable[float], power_w: Iterable[float]) -> tuple[list[Run], list[ApplianceEnergyV1]]:
         """The runs and half hours a hub sends over these readings, fed one at a time as the meter gives them and
         then stopped: what the benches and tests hold to the batch path."""
         runs: list[Run] = []

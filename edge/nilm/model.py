@@ -169,7 +169,7 @@ class ApplianceModel:
         """Per cell, the mean of the boosters' probabilities (an ensemble's pairs averaged, so they count as one
         pair), and with them the event detector's verdict (0 or 1) as a third voter."""
         boosters = [t.probability(_reads(i, x)) for i, t in enumerate(self.trees)]
-        trees = sum(boosters) / len(boosters)
+        trees = np.sum(boosters, axis=0) / len(boosters)
         if self.detector_votes if detector_votes is None else detector_votes:
             verdict = x[:, x.shape[1] - EVENT_COLUMNS + NAMES.index(self.name)] >= THRESHOLDS[self.name]
             return (2 * trees + verdict) / 3

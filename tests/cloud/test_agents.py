@@ -35,6 +35,7 @@ def console(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str
                                                    "Europe/London", DEMO_HOUSEHOLD.tariff_json))
             await store.add_credential(hash_secret(secrets["key"] + "x"),
                                        Principal(Role.HOUSEHOLDER, "hh-other", "hh-other"))
+        assert client.portal is not None  # set inside `with TestClient(...)`
         client.portal.call(setup)
         yield client, secrets
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -42,7 +43,7 @@ def fresh_database(postgres) -> str:
     return asyncio.run(create_database(postgres))
 
 
-def demo_settings(request, tmp_path: Path, **extra: object) -> tuple[CloudSettings, dict[str, str]]:
+def demo_settings(request, tmp_path: Path, **extra: Any) -> tuple[CloudSettings, dict[str, str]]:
     """The demo household's cloud, on PostgreSQL when the test is parametrised with "postgres";
     its hub credential and householder key as ``secrets["hub"]`` and ``secrets["key"]``."""
     secrets = {"hub": new_secret(), "key": new_secret()}
@@ -70,6 +71,7 @@ def cloud(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]
             await store.add_credential(hash_secret(secrets["other_hub"]), Principal(Role.HUB, "hub-other", other.id))
             await store.add_credential(hash_secret(secrets["other_key"]),
                                        Principal(Role.HOUSEHOLDER, other.id, other.id))
+        assert client.portal is not None  # set inside `with TestClient(...)`
         client.portal.call(add_other)
         yield client, secrets
 

@@ -60,6 +60,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
 PATH_VALUES = {"hub_id": "hub-demo", "household_id": "hh-demo", "nudge_id": "0123456789abcdef"}
 QUERY = {"/api/v1/agent/search": {"q": "demo", "reason": "other"},
          "/api/v1/agent/households/{household_id}": {"reason": "other"}}
+_seq = iter(range(1, 10_000))
 BODIES = {
     "/api/v1/hub/batches": lambda: UplinkBatch(hub_id="hub-demo", seq=int(DAY % 100_000) + next(_seq),
                                                readings=[reading(DAY, 1)]).model_dump(),
@@ -73,7 +74,6 @@ BODIES = {
     "/api/v1/household/push-subscriptions": lambda: {"endpoint": "https://push.example/abc",
                                                      "keys": {"p256dh": "x", "auth": "y"}},
 }
-_seq = iter(range(1, 10_000))
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def world(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict]
     with TestClient(app) as client:
         store = app.state.storage
 
-        async def setup() -> dict[str, str]:
+        async def setup() -> dict[str, staff.Session]:
             await store.upsert_household(Household("hh-other", "Other", "100000002", "M1 1AA", "Europe/London",
                                                    DEMO_HOUSEHOLD.tariff_json))
             await store.upsert_hub("hub-other", "hh-other")
@@ -95,6 +95,7 @@ def world(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict]
             await staff.add_staff(store, "root", Role.ADMIN, "admin password one")
             return {name: await staff.sign_in(store, name, password)
                     for name, password in (("alice", "agent password one"), ("root", "admin password one"))}
+        assert client.portal is not None  # set inside `with TestClient(...)`
         sessions = client.portal.call(setup)
         bearer = lambda token: {"headers": {"Authorization": f"Bearer {token}"}}  # noqa: E731
         session = lambda s: {"cookies": {staff.STAFF_COOKIE: s.token}, "headers": {"X-CSRF-Token": s.csrf}}  # noqa: E731

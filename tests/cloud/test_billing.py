@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -42,7 +42,8 @@ def run_bill(tmp_path: Path, tariff: Tariff, usage: list[tuple[datetime, str]], 
 def economy7() -> Tariff:
     return Tariff(name="Economy 7", versions=[TariffVersion(
         unit_rates=WindowRates(default_name="Day", default_rate=Decimal("0.30"),
-                               windows=[Window(name="Night", start="00:30", end="07:30", rate=Decimal("0.09"))]),
+                               windows=[Window(name="Night", start=time(0, 30), end=time(7, 30),
+                                               rate=Decimal("0.09"))]),
         standing_charge_per_day=Decimal("0.50"))])
 
 
@@ -94,6 +95,17 @@ def test_agile_prices_and_a_standing_charge_change_mid_period(tmp_path):
     assert Decimal(bill["total"]) == Decimal("32.16") + Decimal("0.85")
     standing = [line for line in bill["lines"] if line["description"] == "Standing charge"]
     assert sorted(line["rate"] for line in standing) == ["0.4", "0.45"]
+
+
+def test_a_unit_rate_without_a_start_is_a_clear_error(tmp_path):
+    rates = {"count": 1, "results": [{"value_inc_vat": 24.5, "valid_from": None, "valid_to": None}]}
+    (tmp_path / "rates.json").write_text(json.dumps(rates))
+    out = tmp_path / "t.json"
+    imported = runner.invoke(app, ["tariff", "import", "octopus", "--unit-rates", str(tmp_path / "rates.json"),
+                                   "--out", str(out)])
+    said = " ".join(imported.output.split())  # the console wraps long lines
+    assert imported.exit_code == 2 and "rates.json valid_from: missing" in said, said
+    assert not out.exists()
 
 
 def urdb_record() -> dict:

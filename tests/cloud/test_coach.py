@@ -23,7 +23,7 @@ LONDON = ZoneInfo("Europe/London")
 def e7(night: str = "0.09", day: str = "0.30") -> Tariff:
     return Tariff(name="E7", versions=[TariffVersion(
         unit_rates=WindowRates(default_name="Day", default_rate=Decimal(day),
-                               windows=[Window(name="Night", start="00:30", end="07:30", rate=Decimal(night))]),
+                               windows=[Window(name="Night", start=time(0, 30), end=time(7, 30), rate=Decimal(night))]),
         standing_charge_per_day=Decimal("0.50"))])
 
 

@@ -39,6 +39,7 @@ def area(request, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]
                                                                                  f"hh-{name}"))
                 await store.add_credential(hash_secret("key-" + tokens[name]),
                                            Principal(Role.HOUSEHOLDER, f"hh-{name}", f"hh-{name}"))
+        assert client.portal is not None  # set inside `with TestClient(...)`
         client.portal.call(setup)
         yield client, tokens
 

@@ -17,7 +17,7 @@ from cloud.ingest import EARLIEST_TS, MAX_POWER_W, static_reason
 from cloud.wire import ROW_FIELDS, ReadingWire, decode_fast, rows
 from protocols.uplink import ReadingV1, UplinkBatch
 
-GOOD = {"ts": 1_764_028_800, "meter_id": "E0012345", "import_t1_wh": 1_000, "import_t2_wh": 2_000,
+GOOD: dict[str, Any] = {"ts": 1_764_028_800, "meter_id": "E0012345", "import_t1_wh": 1_000, "import_t2_wh": 2_000,
         "export_t1_wh": 0, "export_t2_wh": 0, "power_import_w": 350, "power_export_w": 0, "voltage_l1_v": 231.5}
 
 

@@ -33,7 +33,7 @@ class Script:
 
     async def run(self, sink) -> None:
         await self.go.wait()
-        register = 1_000_000
+        register = 1_000_000.0
         for i in range(3900):
             watts = 3300 if i >= 3600 else 300
             register += watts / 3600

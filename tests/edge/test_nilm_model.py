@@ -438,7 +438,7 @@ def test_a_run_longer_than_the_window_is_stitched_across_passes():
     estimates = {"washing_machine": np.where((hour >= 3) & (hour < 10), 150 + 50 * np.sin(ts / 600), 0.0),
                  "kettle": np.where((hour % 2 > 1) & (hour % 2 < 1.05), 2500.0, 0.0)}
     sure = {name: np.where(e > 0, 0.5 + 0.4 * np.cos(ts / 900), 0.0) for name, e in estimates.items()}
-    live = LiveDisaggregator(model=None)  # type: ignore[arg-type]
+    live = LiveDisaggregator(model=None)
     emitted = []
     for end in range(3600, len(ts) + 43, 43):  # a pass every 5 minutes of samples, over the last 8 hours
         window = slice(max(0, min(end, len(ts)) - int(live.window_s / 7)), min(end, len(ts)))
@@ -462,7 +462,7 @@ def test_a_run_longer_than_the_window_is_stitched_across_passes():
 def test_a_run_open_when_the_meter_went_silent_is_closed_where_it_was_last_seen():
     from edge.nilm.live import LiveDisaggregator
 
-    live = LiveDisaggregator(model=None)  # type: ignore[arg-type]
+    live = LiveDisaggregator(model=None)
     ts = np.arange(0.0, 5 * 3600, 10.0)
     on = {"fridge": np.where(ts >= 2 * 3600, 90.0, 0.0)}  # on from 02:00 until the meter goes silent
     horizon = ts[-1] - live.margin_s  # settled to about 03:00

@@ -16,7 +16,7 @@ from cloud.auth import new_secret
 from edge.config import CloudConfig
 from edge.store import HubStore
 from edge.uplink import Uplink
-from ohmni.demo import free_port, spawn, start_cloud, wait_drained
+from ohmni.demo import Child, free_port, spawn, start_cloud, wait_drained
 from protocols.readings import MeterReading
 
 DAY0 = 1_764_028_800
@@ -34,7 +34,7 @@ class Cloud:
         self.url = f"http://127.0.0.1:{self.port}"
         (folder / "hub.token").write_text(new_secret())
         (folder / "householder.key").write_text(new_secret())
-        self.child = None
+        self.child: Child | None = None
 
     def start(self) -> None:
         self.child = start_cloud(self.folder, self.port, data_dir=self.folder / "db")
