@@ -14,6 +14,7 @@ from rich.table import Table
 from edge.nilm.appliances import NAMES
 
 if TYPE_CHECKING:
+    from edge.nilm.house_csv import House
     from edge.nilm.model import Model
 
 # NumPy and the models are imported inside the commands: every `ohmni` process registers this
@@ -65,7 +66,7 @@ def redd_cmd(
     typer.echo(f"wrote {out}: mains + {', '.join(columns)}", err=True)
 
 
-def _houses(paths: list[Path], need_truth: bool) -> list:
+def _houses(paths: list[Path], need_truth: bool) -> list[House]:
     from edge.nilm.house_csv import read_house
 
     with _refused():
@@ -91,6 +92,22 @@ def _model(path: Path | None) -> Model:
         raise typer.Exit(2) from None
 
 
+#: How many days the learner reads in all, by default (edge/nilm/days.py says why and which days).
+MAX_DAYS = 28
+MaxDaysOption = Annotated[int, typer.Option(
+    min=1, help="Days to learn from in all, shared among the houses: each longer house gives whole days, those its "
+                "appliances ran first. Memory grows about 40 MB a day (28: about 1.2 GB).")]
+
+
+def _within(houses: list[House], max_days: int) -> list[House]:
+    from edge.nilm.days import within
+
+    kept, said = within(houses, max_days)
+    for line in said:
+        typer.echo(line, err=True)
+    return kept
+
+
 def _progress(name: str) -> Callable[[int, int], None]:
     """A long house goes a ``CHUNK_S`` at a time: say how far, about every twentieth of the way."""
     from edge.nilm.disaggregate import CHUNK_S
@@ -109,11 +126,13 @@ def train_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")],
     trees: Annotated[int, typer.Option(min=5, max=500, help="Trees per booster: fewer train faster and fit "
                                                                 "less.")] = 80,
+    max_days: MaxDaysOption = MAX_DAYS,
 ) -> None:
     """Learn each appliance's signature and its trees from submetered houses (two houses or more each)."""
     from edge.nilm.model import learn, save
 
-    model = learn(_houses(houses, need_truth=True), trees=trees, progress=lambda msg: typer.echo(msg, err=True))
+    model = learn(_within(_houses(houses, need_truth=True), max_days), trees=trees,
+                  progress=lambda msg: typer.echo(msg, err=True))
     if not model.appliances:  # a model that detects nothing is no model: nothing written
         typer.echo("error: no appliance learned: each needs two houses or more with its channel, and runs in "
                    f"them ({len(houses)} house{'s' if len(houses) != 1 else ''} given); nothing written"
@@ -134,12 +153,13 @@ def adapt_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the adapted model (JSON).")],
     model_path: ModelOption = None,
     trees: Annotated[int, typer.Option(min=1, max=200, help="Trees each booster adds.")] = 20,
+    max_days: MaxDaysOption = MAX_DAYS,
 ) -> None:
     """Adapt a model to one home: its boosters go on learning from the home's own submetered appliances."""
     from edge.nilm.model import adapt, save
 
     base = _model(model_path)
-    model = adapt(base, _houses(houses, need_truth=True), trees=trees,
+    model = adapt(base, _within(_houses(houses, need_truth=True), max_days), trees=trees,
                   progress=lambda msg: typer.echo(msg, err=True))
     save(model, out)
     typer.echo(f"wrote {out} ({out.stat().st_size} bytes)", err=True)

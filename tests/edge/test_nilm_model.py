@@ -201,6 +201,58 @@ def test_the_commands_say_how_far_a_long_file_has_got(refit, tmp_path):
         assert sum(1 for _ in f) == 1 + 16 * len(keep)
 
 
+def _days_of(house: House, days: int, keep_every: int = 1) -> House:
+    """``house``'s real day over and over, ``days`` times (every ``keep_every``-th row); day d's mains d W higher, so
+    a day can be told by its mains."""
+    rows = np.arange(0, len(house.timestamp), keep_every)
+    return House(f"{house.name}_{days}_days", np.concatenate([house.timestamp[rows] + d * 86_400 for d in range(days)]),
+                 np.concatenate([house.mains[rows] + d for d in range(days)]),
+                 {k: np.tile(v[rows], days) for k, v in house.appliances.items()})
+
+
+def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
+    """Months of a house would need tens of GB to learn from: it gives whole days, a day each appliance ran first,
+    put back to back with their time of day kept."""
+    from edge.nilm.days import chosen_days, days_spanned, within
+
+    one_day = read_house(refit[9])
+    long = _days_of(one_day, 30, keep_every=5)
+    per_day = len(long.timestamp) // 30
+    day = np.repeat(np.arange(30), per_day)
+    for name, ran in (("washing_machine", 11), ("dishwasher", 23)):  # each ran on one day of the thirty only
+        long.appliances[name][day != ran] = 0
+    cut = chosen_days(long, 4)
+    assert days_spanned(cut) == 4 and len(cut.timestamp) == 4 * per_day and np.all(np.diff(cut.timestamp) > 0)
+    assert np.array_equal(cut.timestamp % 86_400, np.tile(long.timestamp[:per_day] % 86_400, 4))  # time of day kept
+    chosen = (cut.mains - np.tile(long.mains[:per_day], 4)).reshape(4, per_day)
+    assert np.all(chosen == chosen[:, :1])  # whole days
+    assert {11, 23} <= set(chosen[:, 0].astype(int))  # the washer's day and the dishwasher's
+    short = read_house(refit[2])
+    kept, said = within([long, short], max_days=8)
+    assert [days_spanned(h) for h in kept] == [4, 1] and kept[1] is short
+    assert said == [f"{long.name}: 30 days; learning from 4 of them (the days its appliances ran first, spread "
+                    "through the file)"]
+
+
+def test_train_says_which_days_it_learns_from(refit, tmp_path):
+    paths = []
+    for n in (9, 2):
+        long = _days_of(read_house(refit[n]), 5, keep_every=3)
+        paths.append(tmp_path / f"house_{n}.csv")
+        columns = ["timestamp", "mains", *long.appliances]
+        with paths[-1].open("w") as f:
+            f.write(",".join(columns) + "\n")
+            values = np.column_stack([long.timestamp, long.mains, *long.appliances.values()])
+            f.writelines(",".join(f"{v:.0f}" for v in row) + "\n" for row in values)
+    model = tmp_path / "model.json"
+    trained = runner.invoke(app, ["nilm", "train", *map(str, paths), "--out", str(model), "--trees", "5",
+                                  "--max-days", "2"])
+    assert trained.exit_code == 0, trained.output
+    assert "house_9: 5 days; learning from 1 of them" in trained.stderr
+    assert "house_2: 5 days; learning from 1 of them" in trained.stderr
+    assert model.stat().st_size > 1000
+
+
 def test_the_live_path_gives_the_batch_path_runs_and_half_hours(refit):
     from edge.nilm.live import LiveDisaggregator, half_hour_energy, runs_from
     from edge.nilm.model import pretrained
@@ -623,6 +675,31 @@ def test_a_hub_killed_and_started_again_keeps_every_run_and_half_hour_once(refit
     agent.on_readings(later)  # and it disaggregates on
     assert agent.nilm.passes == 1 and agent.store.nilm_state()["version"] == 1
     agent.store.close()
+
+
+def test_a_trees_split_is_the_best_the_bins_allow():
+    """The histograms (built a feature at a time, to bound memory) choose the split a plain search over every
+    feature and bin would: a stump on made-up features, checked against sums written out by hand."""
+    from edge.nilm.boost import binned, fit
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(size=3000), rng.random(3000), rng.integers(0, 5, 3000).astype(float)])
+    y = ((x[:, 1] > 0.6) ^ (rng.random(3000) < 0.1)).astype(float)
+    stump = fit(x, y, trees=1, depth=1, subsample=1.0, min_leaf=40, l2=1.0)
+    xb = binned(x, stump.edges)
+    p = np.mean(y)
+    g, h = p - y, np.full(len(y), p * (1 - p))
+    best, where = -np.inf, None
+    for j in range(x.shape[1]):
+        for cut in range(int(xb[:, j].max())):
+            left = xb[:, j] <= cut
+            if left.sum() < 40 or (~left).sum() < 40:
+                continue
+            gain = (g[left].sum() ** 2 / (h[left].sum() + 1) + g[~left].sum() ** 2 / (h[~left].sum() + 1)
+                    - g.sum() ** 2 / (h.sum() + 1))
+            if gain > best + 1e-9:
+                best, where = gain, (j, cut)
+    assert (int(stump.feature[0, 0]), int(stump.cut[0, 0])) == where == (1, where[1])
 
 
 def test_boosting_goes_on_from_a_models_trees():

@@ -1,0 +1,78 @@
+"""What learning costs as houses get longer: `python -m bench.nilm_train_cost`.
+
+`ohmni nilm train` in a process of its own on four REFIT houses (1, 2, 3 and 5), each its real day repeated
+1, 7 and 90 times, side by side in one run: time and peak resident memory. Seven days of four houses is the
+learner's default budget (`--max-days 28`), so 90-day houses should cost what 7-day ones do; the 1-day houses
+are the baseline each grows from. About 16 minutes. Prints a table and a last key=value line.
+"""
+
+from __future__ import annotations
+
+import csv
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edge.nilm.convert import convert_refit
+from tests.conftest import shared_data
+
+HOUSES = (1, 2, 3, 5)
+DAYS = (1, 7, 90)
+TREES = 20  # per booster: the default 80 takes four times as long and costs the same memory
+
+
+def repeated(day_csv: Path, days: int, out: Path) -> None:
+    """The house's day ``days`` times over, a day later each time."""
+    with day_csv.open() as f:
+        rows = list(csv.reader(f))
+    with out.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(rows[0])
+        for d in range(days):
+            w.writerows([str(int(float(r[0])) + d * 86_400), *r[1:]] for r in rows[1:])
+
+
+def train(paths: list[Path], model: Path) -> tuple[float, float]:
+    """(seconds, peak resident MB) of one `ohmni nilm train`, in a process of its own (``_one``)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench.nilm_train_cost", "--one", str(model), *map(str, paths)],
+                          check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, float(done.stdout.split()[-1])
+
+
+def _one(model: str, paths: list[str]) -> None:
+    """Train as the command does, then print this process's peak resident MB."""
+    from ohmni.cli import app
+
+    try:
+        app(["nilm", "train", *paths, "--out", model, "--trees", str(TREES)])
+    except SystemExit as stop:
+        if stop.code:
+            raise
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KB on Linux
+
+
+def main() -> None:
+    folder = shared_data() / "nilm/refit_1day_2015-01-08"
+    figures: dict[int, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="ohmni-bench-train-") as tmp:
+        for n in HOUSES:
+            convert_refit(folder / f"house_{n}_day.csv", folder / "labels.csv", n, Path(tmp) / f"house_{n}.csv")
+        for days in DAYS:
+            paths = [Path(tmp) / f"house_{n}_{days}d.csv" for n in HOUSES]
+            for n, path in zip(HOUSES, paths, strict=True):
+                repeated(Path(tmp) / f"house_{n}.csv", days, path)
+            figures[days] = train(paths, Path(tmp) / f"model_{days}.json")
+            print(f"{len(HOUSES)} houses of {days:>3} days: {figures[days][0]:7.1f} s, peak {figures[days][1]:7.0f} MB",
+                  flush=True)
+    print(" ".join(f"days_{d}_seconds={s:.1f} days_{d}_peak_mb={m:.0f}" for d, (s, m) in figures.items()))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        _one(sys.argv[2], sys.argv[3:])
+    else:
+        main()
