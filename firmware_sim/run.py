@@ -90,7 +90,8 @@ class PlugPublisher:
         if target.username:
             self.client.username_pw_set(target.username, target.password)
         self.client.max_queued_messages_set(0)  # keep everything until the broker is there
-        self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho's stub says int; it waits float seconds
+        # paho's hints say whole seconds; it waits any float
+        self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         self.client.connect_async(target.host, target.port, keepalive=30)  # the broker may start after us
         self.client.loop_start()
         self.sent = 0

@@ -77,9 +77,9 @@ def explain(previous: Bill, current: Bill, appliance_kwh: tuple[dict[str, Decima
         before, after = appliance_kwh
         zero = Decimal(0)
         for name in sorted(set(before) | set(after), key=lambda n: -abs(after.get(n, zero) - before.get(n, zero))):
-            delta = after.get(name, Decimal(0)) - before.get(name, Decimal(0))
-            appliances.append({"appliance": name, "previous_kwh": f"{before.get(name, 0):.1f}",
-                               "current_kwh": f"{after.get(name, 0):.1f}", "change_kwh": f"{delta:+.1f}"})
+            delta = after.get(name, zero) - before.get(name, zero)
+            appliances.append({"appliance": name, "previous_kwh": f"{before.get(name, zero):.1f}",
+                               "current_kwh": f"{after.get(name, zero):.1f}", "change_kwh": f"{delta:+.1f}"})
         if appliances and Decimal(appliances[0]["change_kwh"]):
             top = appliances[0]
             sentences.append(f"The biggest change is the {top['appliance'].replace('_', ' ')}: "

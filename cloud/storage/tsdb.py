@@ -53,7 +53,9 @@ class TimeSeriesSink:
     def write(self, household_id: str, hub_id: str, readings: Iterable[ReadingV1]) -> None:
         records = [line(household_id, hub_id, r) for r in readings]
         if records:
-            self.writer.write(bucket=self.bucket, org=self.org, record=records, write_precision=WritePrecision.S)  # type: ignore[arg-type]  # its values are str
+            # the client's hints want a WritePrecision, whose values are plain str
+            self.writer.write(bucket=self.bucket, org=self.org, record=records,
+                              write_precision=WritePrecision.S)  # type: ignore[arg-type]
 
     def flush(self) -> None:
         self.writer.flush()

@@ -107,7 +107,7 @@ def fit(x: np.ndarray, y: np.ndarray, trees: int = 80, depth: int = 4, rate: flo
             first, width = 2 ** level - 1, 2 ** level
             local = (node[sample] - first) * bins
             hist_g, hist_h, hist_n = (np.empty((width, nf, bins)) for _ in range(3))
-            for j in range(nf):  # a feature at a time: the rows' keys for all features at once took ~60% of the peak
+            for j in range(nf):  # a feature at a time: the rows' keys for all features at once were half the peak
                 key = local + xb_sample[j]
                 hist_g[:, j] = np.bincount(key, g_sample, width * bins).reshape(width, bins)
                 hist_h[:, j] = np.bincount(key, h_sample, width * bins).reshape(width, bins)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from edge.nilm.convert import convert_refit
 from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
-from edge.nilm.house_csv import House, read_house
+from edge.nilm.house_csv import House, read_house, write_house
 from edge.nilm.metrics import score
 from edge.nilm.model import learn
 from ohmni.cli import app
@@ -180,27 +180,6 @@ def test_a_long_file_is_disaggregated_a_chunk_at_a_time_as_it_would_be_whole(ref
         assert any(whole[0]["fridge"] > 0)
 
 
-def test_the_commands_say_how_far_a_long_file_has_got(refit, tmp_path):
-    """Sixteen days (house 9's real day over and over, a reading a minute) go a fortnight at a time: the command says
-    each part as it finishes, and writes every row."""
-    house = read_house(refit[9])
-    keep = np.arange(0, len(house.timestamp), 9)
-    path = tmp_path / "sixteen_days.csv"
-    with path.open("w") as f:
-        f.write("timestamp,mains\n")
-        for day in range(16):
-            f.writelines(f"{int(t) + day * 86_400},{w:.0f}\n" for t, w in zip(house.timestamp[keep],
-                                                                             house.mains[keep], strict=True))
-    done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(tmp_path / "est.csv")])
-    assert done.exit_code == 0, done.output
-    said = [line for line in done.stderr.splitlines() if "disaggregated" in line]
-    parts = len(said)  # sixteen days span two fortnights or three, as they fall on the calendar
-    assert parts in (2, 3) and said == [f"sixteen_days: {k} of {parts} parts of 14 days disaggregated"
-                                        for k in range(1, parts + 1)], done.stderr
-    with (tmp_path / "est.csv").open() as f:
-        assert sum(1 for _ in f) == 1 + 16 * len(keep)
-
-
 def _days_of(house: House, days: int, keep_every: int = 1) -> House:
     """``house``'s real day over and over, ``days`` times (every ``keep_every``-th row); day d's mains d W higher, so
     a day can be told by its mains."""
@@ -208,6 +187,22 @@ def _days_of(house: House, days: int, keep_every: int = 1) -> House:
     return House(f"{house.name}_{days}_days", np.concatenate([house.timestamp[rows] + d * 86_400 for d in range(days)]),
                  np.concatenate([house.mains[rows] + d for d in range(days)]),
                  {k: np.tile(v[rows], days) for k, v in house.appliances.items()})
+
+
+def test_the_commands_say_how_far_a_long_file_has_got(refit, tmp_path):
+    """Sixteen days (house 9's real day over and over, a reading a minute) go a fortnight at a time: the command says
+    each part as it finishes, and writes every row."""
+    long = _days_of(read_house(refit[9]), 16, keep_every=9)
+    path = tmp_path / "sixteen_days.csv"
+    write_house(path, long.timestamp, long.mains, {})
+    done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(tmp_path / "est.csv")])
+    assert done.exit_code == 0, done.output
+    said = [line for line in done.stderr.splitlines() if "disaggregated" in line]
+    parts = len(said)  # sixteen days span two fortnights or three, as they fall on the calendar
+    assert parts in (2, 3) and said == [f"sixteen_days: {k} of {parts} parts of 14 days disaggregated"
+                                        for k in range(1, parts + 1)], done.stderr
+    with (tmp_path / "est.csv").open() as f:
+        assert sum(1 for _ in f) == 1 + len(long.timestamp)
 
 
 def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
@@ -239,11 +234,7 @@ def test_train_says_which_days_it_learns_from(refit, tmp_path):
     for n in (9, 2):
         long = _days_of(read_house(refit[n]), 5, keep_every=3)
         paths.append(tmp_path / f"house_{n}.csv")
-        columns = ["timestamp", "mains", *long.appliances]
-        with paths[-1].open("w") as f:
-            f.write(",".join(columns) + "\n")
-            values = np.column_stack([long.timestamp, long.mains, *long.appliances.values()])
-            f.writelines(",".join(f"{v:.0f}" for v in row) + "\n" for row in values)
+        write_house(paths[-1], long.timestamp, long.mains, long.appliances)
     model = tmp_path / "model.json"
     trained = runner.invoke(app, ["nilm", "train", *map(str, paths), "--out", str(model), "--trees", "5",
                                   "--max-days", "2"])
