@@ -49,9 +49,8 @@ def _json(payload: bytes | str) -> Any:
         raise PayloadError(f"not JSON: {exc}") from None
 
 
-def _number(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
+def _number(value: Any, what: str) -> float:
+    """A number the payload must carry (a topic's whole payload, a field already seen present)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise PayloadError(f"{what} is {value!r}, not a number")
     try:
@@ -63,12 +62,9 @@ def _number(value: Any, what: str) -> float | None:
     return number
 
 
-def _given_number(value: Any, what: str) -> float:
-    """A number the payload must carry (a topic's whole payload, a field already seen present)."""
-    number = _number(value, what)
-    if number is None:
-        raise PayloadError(f"{what} is missing")
-    return number
+def _optional_number(value: Any, what: str) -> float | None:
+    """A field the payload may leave out (None); present, it must be a finite number."""
+    return None if value is None else _number(value, what)
 
 
 def _device_time(value: Any, what: str) -> float | None:
@@ -93,7 +89,7 @@ def _pick(obj: dict[str, Any], table: dict[str, tuple[str, float]], device: str,
     """Fields of ``obj`` named in ``table`` (payload key -> (reading field, scale))."""
     values: dict[str, Any] = {}  # DeviceReading's keywords, all floats here
     for key, (name, scale) in table.items():
-        number = _number(obj.get(key), f"{key}")
+        number = _optional_number(obj.get(key), f"{key}")
         if number is not None:
             values[name] = number * scale
     return DeviceReading(device=device, kind=kind, **values)
@@ -121,7 +117,7 @@ def z2m_state(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
 
 def z2m_attribute(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     name, scale = Z2M_FIELDS[m["attr"]]
-    value = _given_number(payload.decode(errors="replace").strip(), m["attr"])
+    value = _number(payload.decode(errors="replace").strip(), m["attr"])
     return [_one(f"zigbee2mqtt:{m['device']}", "zigbee2mqtt", name, value * scale)]
 
 
@@ -155,7 +151,7 @@ def shelly_gen1(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     for pattern, (name, scale) in _SHELLY1.items():
         sub = re.fullmatch(pattern, m["rest"])
         if sub:
-            value = _given_number(payload.decode(errors="replace").strip(), m["rest"])
+            value = _number(payload.decode(errors="replace").strip(), m["rest"])
             return [_one(f"shelly:{m['device']}:{sub['ch']}", "shelly-gen1", name, value * scale)]
     return []  # other Shelly topics (online, temperature, relay state) carry no energy
 
@@ -178,12 +174,12 @@ def shelly_gen2(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
         reading = _pick(comp, SHELLY2_FIELDS, f"shelly:{obj.get('src', m['device'])}:{sub[2]}", "shelly-gen2")
         energy = comp.get("aenergy")
         if isinstance(energy, dict) and energy.get("total") is not None:
-            reading = replace(reading, energy_kwh=_given_number(energy["total"], "aenergy.total") / 1000)
+            reading = replace(reading, energy_kwh=_number(energy["total"], "aenergy.total") / 1000)
         returned = comp.get("ret_aenergy")
         if isinstance(returned, dict) and returned.get("total") is not None:
-            reading = replace(reading, export_kwh=_given_number(returned["total"], "ret_aenergy.total") / 1000)
+            reading = replace(reading, export_kwh=_number(returned["total"], "ret_aenergy.total") / 1000)
         if reading.fields():
-            out.append(replace(reading, ts=_number(params.get("ts"), "ts")))
+            out.append(replace(reading, ts=_optional_number(params.get("ts"), "ts")))
     return out
 
 
@@ -225,11 +221,11 @@ def tasmota(m: re.Match[str], payload: bytes, sml: SmlKeys = SmlKeys()) -> list[
             out.append(_pick(energy, TASMOTA_FIELDS, device, "tasmota"))
     block = obj.get(sml.prefix)
     if isinstance(block, dict):
-        power = _number(block.get(sml.power_w), f"{sml.prefix}.{sml.power_w}")
+        power = _optional_number(block.get(sml.power_w), f"{sml.prefix}.{sml.power_w}")
         out.append(DeviceReading(
             device=f"{device}:meter", kind="tasmota-sml",
-            energy_kwh=_number(block.get(sml.import_kwh), f"{sml.prefix}.{sml.import_kwh}"),
-            export_kwh=_number(block.get(sml.export_kwh), f"{sml.prefix}.{sml.export_kwh}"),
+            energy_kwh=_optional_number(block.get(sml.import_kwh), f"{sml.prefix}.{sml.import_kwh}"),
+            export_kwh=_optional_number(block.get(sml.export_kwh), f"{sml.prefix}.{sml.export_kwh}"),
             power_w=power))
     ts = _device_time(obj.get("Time"), "Time")
     return [replace(r, ts=ts) for r in out if r.fields()]
@@ -244,10 +240,10 @@ def glow(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     if not isinstance(meter, dict):
         raise PayloadError(f"Glow payload lacks its {m['meter']!r} object")
     energy = meter.get("energy") or {}
-    imp = _number((energy.get("import") or {}).get("cumulative"), "energy.import.cumulative")
-    exp = _number((energy.get("export") or {}).get("cumulative"), "energy.export.cumulative")
+    imp = _optional_number((energy.get("import") or {}).get("cumulative"), "energy.import.cumulative")
+    exp = _optional_number((energy.get("export") or {}).get("cumulative"), "energy.export.cumulative")
     power = (meter.get("power") or {})
-    kw = _number(power.get("value"), "power.value")
+    kw = _optional_number(power.get("value"), "power.value")
     if kw is not None and abs(kw - GLOW_ERROR) < 1e-6:
         kw = None  # the meter's "no reading" sentinel
     units = (power.get("units") or "kW").lower()
