@@ -8,7 +8,6 @@ are the baseline each grows from. About 16 minutes. Prints a table and a last ke
 
 from __future__ import annotations
 
-import csv
 import resource
 import subprocess
 import sys
@@ -17,22 +16,13 @@ import time
 from pathlib import Path
 
 from edge.nilm.convert import convert_refit
+from edge.nilm.house_csv import read_house, write_house
 from tests.conftest import shared_data
+from tests.edge.long_house import days_of
 
 HOUSES = (1, 2, 3, 5)
 DAYS = (1, 7, 90)
 TREES = 20  # per booster: the default 80 takes four times as long and costs the same memory
-
-
-def repeated(day_csv: Path, days: int, out: Path) -> None:
-    """The house's day ``days`` times over, a day later each time."""
-    with day_csv.open() as f:
-        rows = list(csv.reader(f))
-    with out.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(rows[0])
-        for d in range(days):
-            w.writerows([str(int(float(r[0])) + d * 86_400), *r[1:]] for r in rows[1:])
 
 
 def train(paths: list[Path], model: Path) -> tuple[float, float]:
@@ -64,7 +54,8 @@ def main() -> None:
         for days in DAYS:
             paths = [Path(tmp) / f"house_{n}_{days}d.csv" for n in HOUSES]
             for n, path in zip(HOUSES, paths, strict=True):
-                repeated(Path(tmp) / f"house_{n}.csv", days, path)
+                long = days_of(read_house(Path(tmp) / f"house_{n}.csv"), days)
+                write_house(path, long.timestamp, long.mains, long.appliances)
             figures[days] = train(paths, Path(tmp) / f"model_{days}.json")
             print(f"{len(HOUSES)} houses of {days:>3} days: {figures[days][0]:7.1f} s, peak {figures[days][1]:7.0f} MB",
                   flush=True)

@@ -16,6 +16,7 @@ from edge.nilm.house_csv import House, read_house, write_house
 from edge.nilm.metrics import score
 from edge.nilm.model import learn
 from ohmni.cli import app
+from tests.edge.long_house import days_of
 
 runner = CliRunner()
 TRAIN, TEST = (1, 3, 4, 6, 8, 10, 13, 16, 19, 21), (2, 5, 9, 20)
@@ -180,19 +181,10 @@ def test_a_long_file_is_disaggregated_a_chunk_at_a_time_as_it_would_be_whole(ref
         assert any(whole[0]["fridge"] > 0)
 
 
-def _days_of(house: House, days: int, keep_every: int = 1) -> House:
-    """``house``'s real day over and over, ``days`` times (every ``keep_every``-th row); day d's mains d W higher, so
-    a day can be told by its mains."""
-    rows = np.arange(0, len(house.timestamp), keep_every)
-    return House(f"{house.name}_{days}_days", np.concatenate([house.timestamp[rows] + d * 86_400 for d in range(days)]),
-                 np.concatenate([house.mains[rows] + d for d in range(days)]),
-                 {k: np.tile(v[rows], days) for k, v in house.appliances.items()})
-
-
 def test_the_commands_say_how_far_a_long_file_has_got(refit, tmp_path):
     """Sixteen days (house 9's real day over and over, a reading a minute) go a fortnight at a time: the command says
     each part as it finishes, and writes every row."""
-    long = _days_of(read_house(refit[9]), 16, keep_every=9)
+    long = days_of(read_house(refit[9]), 16, keep_every=9)
     path = tmp_path / "sixteen_days.csv"
     write_house(path, long.timestamp, long.mains, {})
     done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(tmp_path / "est.csv")])
@@ -211,7 +203,7 @@ def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
     from edge.nilm.days import chosen_days, days_spanned, within
 
     one_day = read_house(refit[9])
-    long = _days_of(one_day, 30, keep_every=5)
+    long = days_of(one_day, 30, keep_every=5, mark_w=1)
     per_day = len(long.timestamp) // 30
     day = np.repeat(np.arange(30), per_day)
     for name, ran in (("washing_machine", 11), ("dishwasher", 23)):  # each ran on one day of the thirty only
@@ -232,7 +224,7 @@ def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
 def test_train_says_which_days_it_learns_from(refit, tmp_path):
     paths = []
     for n in (9, 2):
-        long = _days_of(read_house(refit[n]), 5, keep_every=3)
+        long = days_of(read_house(refit[n]), 5, keep_every=3)
         paths.append(tmp_path / f"house_{n}.csv")
         write_house(paths[-1], long.timestamp, long.mains, long.appliances)
     model = tmp_path / "model.json"
