@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
+from edge.nilm.adapt import adapt
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.convert import convert_redd, convert_refit
 from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
 from edge.nilm.features import cells_of
 from edge.nilm.house_csv import House, read_house
 from edge.nilm.live import stretches
-from edge.nilm.model import Model, adapt, learn
+from edge.nilm.model import Model, learn
 from tests.conftest import shared_data
 
 REFIT_HOUSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21)
@@ -154,7 +155,7 @@ def own_home_parts(dataset: str, house: House) -> tuple[list[House], list[House]
 
 
 def own_home(model: Model, dataset: str, test: list[House], before: dict, after: dict) -> None:
-    """How the model does on a home before and after it adapts to the home's own plugs (``model.adapt``)."""
+    """How the model does on a home before and after it adapts to the home's own plugs (``adapt``)."""
     for house in test:
         learn_from, scored = own_home_parts(dataset, house)
         mine = adapt(model, learn_from)

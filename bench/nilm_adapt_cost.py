@@ -2,7 +2,7 @@
 
 In its own process, as `bench.nilm_cost`: the hub adapts on a week of its history read back on the
 6-second grid (``edge/nilm/own_home.py``: 100,800 rows whatever the meter's rate), here the house's
-day repeated seven times with every appliance column as a plug. Times ``model.adapt`` beside a
+day repeated seven times with every appliance column as a plug. Times ``adapt`` beside a
 baseline in the same run (disaggregating that week once) and reads the peak resident memory.
 Prints one key=value line.
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.nilm_cost import peak_rss_mb
+from edge.nilm.adapt import adapt
 from edge.nilm.disaggregate import disaggregate
 from edge.nilm.features import GRID_S
 from edge.nilm.house_csv import House, read_house
-from edge.nilm.model import adapt, load, pretrained
+from edge.nilm.model import load, pretrained
 
 DAYS = 7
 

@@ -106,13 +106,14 @@ class HubAgent:
     async def adapt_to_home(self) -> bool:
         """Adapt the disaggregator to this home from its plugs (``nilm.plugs``): the recent meter and plug
         history becomes submetered truth (``edge/nilm/own_home.py``) and the base model boosts on from it
-        (``model.adapt``, in a worker thread). Each time from the base model, so the model never grows. Returns
+        (``adapt``, in a worker thread). Each time from the base model, so the model never grows. Returns
         whether it adapted; too little history with every plug reporting leaves the model as it is."""
         if self.nilm is None or not self.cfg.nilm.plugs:
             return False
         import numpy as np
 
-        from edge.nilm.model import adapt, save
+        from edge.nilm.adapt import adapt
+        from edge.nilm.model import save
         from edge.nilm.own_home import PLUG_HOLD_S, own_home
 
         self.flush_devices()

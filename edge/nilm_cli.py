@@ -156,7 +156,8 @@ def adapt_cmd(
     max_days: MaxDaysOption = MAX_DAYS,
 ) -> None:
     """Adapt a model to one home: its boosters go on learning from the home's own submetered appliances."""
-    from edge.nilm.model import adapt, save
+    from edge.nilm.adapt import adapt
+    from edge.nilm.model import save
 
     base = _model(model_path)
     model = adapt(base, _within(_houses(houses, need_truth=True), max_days), trees=trees,

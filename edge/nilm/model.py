@@ -13,16 +13,16 @@
    hedged are chosen *out of fold*: trees trained on half of the training houses are scored on the
    other half, so each choice is made on homes the trees never saw. For appliances with few runs the
    trees also see synthetic homes, and the washing machine other appliances' days that are not
-   washes (``_with_synthetic``).
+   washes (``synthetic.py``).
 
-``adapt`` goes on from a learned model with one home's own submetered history (its plugs).
+``adapt.py`` goes on from a learned model with one home's own submetered history (its plugs).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -34,6 +34,7 @@ from edge.nilm.boost import Trees, fit
 from edge.nilm.events import ORDER
 from edge.nilm.features import EVENT_COLUMNS, GRID_S, cells_of, house_matrix, window
 from edge.nilm.house_csv import House
+from edge.nilm.synthetic import with_synthetic
 
 MODEL_VERSION = 2
 
@@ -168,7 +169,7 @@ class ApplianceModel:
     def vote(self, x: np.ndarray, detector_votes: bool | None = None) -> np.ndarray:
         """Per cell, the mean of the boosters' probabilities (an ensemble's pairs averaged, so they count as one
         pair), and with them the event detector's verdict (0 or 1) as a third voter."""
-        boosters = [t.probability(_reads(i, x)) for i, t in enumerate(self.trees)]
+        boosters = [t.probability(columns_read(i, x)) for i, t in enumerate(self.trees)]
         trees = np.sum(boosters, axis=0) / len(boosters)
         if self.detector_votes if detector_votes is None else detector_votes:
             verdict = x[:, x.shape[1] - EVENT_COLUMNS + NAMES.index(self.name)] >= THRESHOLDS[self.name]
@@ -364,49 +365,9 @@ def precision_of(vote: np.ndarray, y: np.ndarray, threshold: float) -> tuple[flo
 
 def _best_threshold(scored: list) -> tuple[float, float]:
     """(threshold, F1) that scores best over the held-out houses, pooled."""
-    f1 = _f1_at(np.concatenate([v for v, _, _, _ in scored]), np.concatenate([y for _, _, _, y in scored]),
+    f1 = f1_at(np.concatenate([v for v, _, _, _ in scored]), np.concatenate([y for _, _, _, y in scored]),
                 THRESHOLD_GRID)
     return float(THRESHOLD_GRID[int(np.argmax(f1))]), float(f1.max())
-
-
-#: Appliances whose runs are few: each training house is also seen with another training house's runs of it laid
-#: over its mains at a random time ("synthetic aggregates", as Kelly and Knottenbelt trained their networks), so
-#: the trees learn the appliance against other homes' backgrounds instead of memorising the few homes where it
-#: ran (trees trained on REFIT's six washing days called every unseen washer off). Not the fridge, which runs in
-#: every home anyway, nor the dishwasher, which lost with it on the bench (see docs/nilm.md).
-SYNTHETIC = ("kettle", "microwave", "washing_machine")
-SYNTHETIC_COPIES = 2  # REFIT, kettle/microwave/washer F1: none .70/.49/.37, one .76/.48/.45, two .79/.49/.52
-#: Appliances the trees must tell apart from others that heat alike: each training house is also seen with a day
-#: of each other appliance laid over its mains, the appliance's truth unchanged. The washer's wrong calls on unseen
-#: REFIT houses were a dishwasher's heating and a combination microwave's quarter hour (see docs/nilm.md).
-CONFUSERS: dict[str, tuple[str, ...]] = {"washing_machine": ("dishwasher", "microwave")}
-
-
-def _with_synthetic(have: list, labels: list[np.ndarray], name: str, signatures: dict[str, Signature],
-                    seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The houses' feature matrices and labels, and for ``SYNTHETIC`` appliances as many again per copy: each
-    house with a donor's day of the appliance (another of these houses where it ran) shifted by a random time
-    and added to the house's mains and to its truth. For an appliance with ``CONFUSERS``, as many again per
-    confuser: a donor's day of the confuser added to the mains only (the appliance's truth unchanged)."""
-    matrices, targets = [x for _, _, x in have], list(labels)
-    rng = np.random.default_rng(seed)
-    copies = [name] * SYNTHETIC_COPIES if name in SYNTHETIC else []
-    others = (*copies, *CONFUSERS.get(name, ()))  # a copy of the appliance itself counts in its truth
-    ran = {o: [h for h, _, _ in have if o in h.appliances and (h.appliances[o] >= THRESHOLDS[o]).any()]
-           for o in set(others)}  # each copy of the same appliance draws from the same donors
-    for other in others:
-        donors = ran[other]
-        if not donors:
-            continue
-        for h, k, _ in have:
-            pool = [g for g in donors if g is not h] or donors
-            g = pool[int(rng.integers(len(pool)))]
-            span = g.timestamp[-1] - g.timestamp[0]
-            at = (h.timestamp - h.timestamp[0] + rng.uniform(0, span)) % span
-            added = np.interp(at, g.timestamp - g.timestamp[0], g.appliances[other])
-            matrices.append(house_matrix(h.timestamp, h.mains + added, signatures)[1])
-            targets.append(cells_of(k, h.appliances[name] + (added if other == name else 0)) >= THRESHOLDS[name])
-    return matrices, targets
 
 
 #: Appliances learned by several pairs of boosters, each pair on its own draw of synthetic homes (donors and
@@ -436,7 +397,7 @@ def _ensemble(have: list, labels: list[np.ndarray], name: str, signatures: dict[
     pair's draw is the one a single pair has (``seed``), so appliances without an ensemble learn as they did."""
     boosters: list[Trees] = []
     for member in range(ENSEMBLE.get(name, 1)):  # one at a time: a draw's matrices go before the next is made
-        boosters += _boosters(*_with_synthetic(have, labels, name, signatures, seed=seed + 100 * member), trees,
+        boosters += _boosters(*with_synthetic(have, labels, name, signatures, seed=seed + 100 * member), trees,
                               SHAPES.get(name, {}))
     return boosters
 
@@ -448,100 +409,16 @@ def _boosters(matrices: list[np.ndarray], labels: list[np.ndarray], trees: int,
               shape: Shape) -> list[Trees]:
     x = np.vstack(matrices)
     y = np.concatenate(labels).astype(np.float64)
-    return [fit(_reads(i, x), y, trees=trees, subsample=SUBSAMPLE, seed=i, **shape) for i in (0, 1)]
+    return [fit(columns_read(i, x), y, trees=trees, subsample=SUBSAMPLE, seed=i, **shape) for i in (0, 1)]
 
 
-def _reads(i: int, x: np.ndarray) -> np.ndarray:
+def columns_read(i: int, x: np.ndarray) -> np.ndarray:
     """The columns of a feature matrix the ``i``-th booster reads: the first of each pair all of them, the second
     the shapes alone (not the event detector's verdicts)."""
     return x[:, :-EVENT_COLUMNS] if i % 2 else x
 
 
-ADAPT_TREES = 20  # trees each booster adds per adaptation: a home's few days teach less than twenty homes did
-ADAPT_RATES = (0.05, 0.15)  # how hard the new trees pull, tried on the home's own held-out half
-#: Ten minutes on in each half of the history before the trees learn from a home: a few boils of a kettle are too
-#: few to judge a change by (a week holds dozens).
-ADAPT_MIN_ON_CELLS = 100
-ADAPT_MIN_ON_SAMPLES = 30  # samples on before the estimate's watts follow this home's own appliance
-ADAPT_GAIN = 0.02  # F1 on the held-out half a change must win by, or the appliance's trees stay as they were
-
-
-def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
-          progress: Callable[[str], None] | None = None) -> Model:
-    """The model, gone on learning from one home's own submetered channels (its plugs); ``houses`` are that
-    home's pieces of history, in time order.
-
-    Per appliance with a channel: the estimate's on-power range becomes this home's appliance's own; and the
-    boosters boost ``trees`` more trees from where theirs stand (the homes they learned from stay in the trees
-    before), at the rate and with the vote threshold that score best when trees grown on one half of the
-    history score the other half, both ways; unless no choice beats the model as it was by ``ADAPT_GAIN`` F1 on
-    those halves, or the appliance hardly ran in one half (a week without a wash says nothing about a wash
-    here): then its trees and threshold stay. The window whose floor the watts stand above is chosen again, by
-    MAE against this home's own watts on the same held-out halves (a washer beside a heater wants the minute, one
-    whose drum swings wants the quarter hour). Signatures, hedges and the shortest run kept stay: chosen over
-    many homes."""
-    say = progress or (lambda _msg: None)
-    prepared = [(h, *house_matrix(h.timestamp, h.mains, model.signatures)) for h in houses]
-    appliances = dict(model.appliances)
-    for name, old in model.appliances.items():
-        have = [(h, k, x) for h, k, x in prepared if name in h.appliances]
-        if not have:
-            continue
-        x = have[0][2] if len(have) == 1 else np.vstack([x for _, _, x in have])  # a hub's one home: no copy
-        watts = np.concatenate([cells_of(k, h.appliances[name]) for h, k, _ in have])  # this home's, per cell
-        y = watts >= THRESHOLDS[name]
-        on = np.concatenate([h.appliances[name][h.appliances[name] >= THRESHOLDS[name]] for h, _, _ in have])
-        mine = replace(old)  # its trees, threshold and on-power change below; the rest is the model's
-        if len(on) >= ADAPT_MIN_ON_SAMPLES:
-            mine.power_lo, mine.power_hi = float(max(THRESHOLDS[name], np.percentile(on, 10))), float(
-                np.percentile(on, 95))
-        later = np.arange(len(y)) >= len(y) // 2
-        if min(int(y[later].sum()), int(y[~later].sum())) < ADAPT_MIN_ON_CELLS:
-            appliances[name] = mine
-            say(f"{name}: it hardly ran in one half of this history; on-power {mine.power_lo:.0f}–"
-                f"{mine.power_hi:.0f} W, trees as they were")
-            continue
-        held = {0.0: old.vote(x)}  # the votes of each choice on cells its trees never saw (the model's: this home)
-        before = _f1_at(held[0.0], y, np.array([old.threshold]))[0]
-        best = (before + ADAPT_GAIN, 0.0, old.threshold)
-        for rate in ADAPT_RATES:
-            held[rate] = np.empty(len(y))
-            for half in (False, True):
-                trial = _boost_on(old, x[later != half], y[later != half], trees, rate)
-                held[rate][later == half] = trial.vote(x[later == half])
-            f1 = _f1_at(held[rate], y, THRESHOLD_GRID)
-            if f1.max() > best[0]:
-                best = (float(f1.max()), rate, float(THRESHOLD_GRID[int(np.argmax(f1))]))
-        f1, rate, mine.threshold = best
-        if rate:
-            mine.trees = _boost_on(old, x, y, trees, rate).trees
-        mine.step_s = _own_window(mine, held[rate], watts, [x for _, _, x in have])
-        mine.precision = precision_of(mine.kept(held[rate]), y, mine.threshold) or old.precision  # right here, held out
-        appliances[name] = mine
-        say(f"{name}: {int(y.sum())} cells on of {len(y)}; on-power {mine.power_lo:.0f}–{mine.power_hi:.0f} W; "
-            + (f"{trees} trees more per booster at rate {rate:g}, on above {mine.threshold:.2f}: F1 {before:.2f} -> "
-               f"{f1:.2f} on the held-out halves" if rate else f"trees as they were (F1 {before:.2f} held out)")
-            + f"; watts above {mine.step_s} s's floor" + (f" (was {old.step_s})" if mine.step_s != old.step_s else ""))
-    return Model(model.signatures, appliances)
-
-
-def _own_window(model: ApplianceModel, vote: np.ndarray, watts: np.ndarray, pieces: list[np.ndarray]) -> int:
-    """The window whose estimate is nearest (MAE) this home's own ``watts``, given held-out votes, both over the
-    cells of the ``pieces``' feature matrices in order; the model's window wins a tie."""
-    parts = [step_power(x) for x in pieces]  # per piece: a window does not reach across a gap between pieces
-    steps = {s: np.concatenate([p[s] for p in parts]) for s in STEP_WINDOWS_S}
-    error = {s: float(np.sum(np.abs(model.estimate(vote, steps, step_s=s) - watts))) for s in STEP_WINDOWS_S}
-    return min(STEP_WINDOWS_S, key=lambda s: (error[s], s != model.step_s))
-
-
-def _boost_on(old: ApplianceModel, x: np.ndarray, y: np.ndarray, trees: int, rate: float) -> ApplianceModel:
-    labels = y.astype(np.float64)
-    boosters = [fit(_reads(i, x), labels, trees=trees, rate=rate, subsample=SUBSAMPLE, seed=2 + i, start=start)
-                for i, start in enumerate(old.trees)]  # every pair of an ensemble goes on
-    return ApplianceModel(old.name, boosters, old.threshold, old.power_lo, old.power_hi, old.detector_votes)
-
-
-def _f1_at(vote: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def f1_at(vote: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """F1 of calling the appliance on above each threshold."""
     guess = vote[None, :] > thresholds[:, None]
     tp, fp, fn = np.sum(guess & y, 1), np.sum(guess & ~y, 1), np.sum(~guess & y, 1)

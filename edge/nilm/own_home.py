@@ -2,7 +2,7 @@
 
 A plug on the washing machine is what REFIT's submeters were: one appliance's own power beside
 the whole house's. The hub keeps both (``readings`` and ``device_readings`` in its store); this
-reads them back as a ``House`` for ``model.adapt`` (the hub does this itself, see
+reads them back as a ``House`` for ``adapt`` (the hub does this itself, see
 ``edge/agent.py``) or writes them as a house CSV (``ohmni hub nilm-export``) for
 ``ohmni nilm adapt`` and ``ohmni nilm train``.
 

@@ -532,7 +532,7 @@ def test_the_model_improves_as_it_sees_its_own_home(refit, model):
     """Four homes the model never saw, each adapting to its own plugs over 00-06 and 12-18 h of its day and scored
     on 06-12 and 18-24 h: the fridge (every home has one, each cycles its own way) is found better, and no
     appliance gets worse than it was, since a change must win on the home's own held-out half first."""
-    from edge.nilm.model import adapt
+    from edge.nilm.adapt import adapt
 
     pooled: dict[tuple[str, str], tuple[list, list]] = {}
     for n in TEST:
@@ -725,13 +725,14 @@ def test_the_washer_learns_a_dishwasher_and_a_microwave_are_not_washes(refit):
     """Besides the synthetic washing days, each house is seen with the other house's day of a dishwasher and of
     a microwave laid over its mains — all of that day's energy, none of it counted as the washer's."""
     from edge.nilm.features import GRID_S, cells_of, house_matrix
-    from edge.nilm.model import CONFUSERS, SYNTHETIC_COPIES, _with_synthetic, learn_signatures
+    from edge.nilm.model import learn_signatures
+    from edge.nilm.synthetic import CONFUSERS, SYNTHETIC_COPIES, with_synthetic
 
     houses = [read_house(refit[n]) for n in (2, 5)]  # both ran their dishwasher and microwave that day
     signatures = learn_signatures(houses)
     have = [(h, *house_matrix(h.timestamp, h.mains, signatures)) for h in houses]
     labels = [cells_of(k, h.appliances["washing_machine"]) >= 20 for h, k, _ in have]
-    matrices, targets = _with_synthetic(have, labels, "washing_machine", signatures, seed=0)
+    matrices, targets = with_synthetic(have, labels, "washing_machine", signatures, seed=0)
     assert CONFUSERS["washing_machine"] == ("dishwasher", "microwave")
     assert len(matrices) == len(targets) == 2 * (1 + SYNTHETIC_COPIES + 2)
     for j, other in enumerate(CONFUSERS["washing_machine"]):
@@ -800,9 +801,10 @@ def test_adapting_chooses_the_window_this_homes_watts_stand_above(washer: Watts,
     """Adaptation chooses again the window whose floor a call's watts stand above, on the home's own held-out
     halves, and says when it changed. The base model's trees already find these washes (they learned them), so
     only the window decides the watts; it starts on five minutes, which neither home wants."""
+    from edge.nilm.adapt import adapt
     from edge.nilm.boost import fit
     from edge.nilm.features import EVENT_COLUMNS, cells_of, house_matrix
-    from edge.nilm.model import ApplianceModel, Model, adapt, learn_signatures
+    from edge.nilm.model import ApplianceModel, Model, learn_signatures
 
     home = _a_home_washing(washer, beside)
     signatures = learn_signatures([home])
