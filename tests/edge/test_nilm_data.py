@@ -219,3 +219,21 @@ def test_without_a_model_the_commands_use_the_shipped_one(data_dir, tmp_path):
     evaluated = runner.invoke(app, ["nilm", "evaluate", str(house)])
     assert evaluated.exit_code == 0, evaluated.output
     assert "learned on all 20 REFIT houses" in evaluated.output and "mean_f1=" in evaluated.output
+
+
+def test_the_truth_check_sees_a_kettle_whole_and_a_channel_the_mains_do_not_count(data_dir, tmp_path):
+    """`bench.nilm_truth`: REFIT house 2's kettle moves its mains by its whole step, at the channel's own time;
+    with 60% of the kettle taken out of the mains, the check says 0.4 of it; five minutes off, nothing."""
+    from bench.nilm_truth import shares
+    from edge.nilm.convert import convert_refit
+    from edge.nilm.house_csv import House
+
+    folder = data_dir / "nilm/refit_1day_2015-01-08"
+    convert_refit(folder / "house_2_day.csv", folder / "labels.csv", 2, tmp_path / "h2.csv")
+    house = read_house(tmp_path / "h2.csv")
+    whole = shares(house, "kettle", 0)
+    assert len(whole) >= 10 and 0.9 < np.median(whole) < 1.2
+    assert abs(np.median(shares(house, "kettle", 300))) < 0.05
+    kettle = house.appliances["kettle"]
+    partly = House("h2", house.timestamp, house.mains - 0.6 * kettle, {"kettle": kettle})
+    assert 0.3 < np.median(shares(partly, "kettle", 0)) < 0.5
