@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -14,7 +15,8 @@ from rich.table import Table
 from edge.nilm.appliances import NAMES
 
 if TYPE_CHECKING:
-    from edge.nilm.house_csv import House
+    from edge.nilm.disaggregate import Part
+    from edge.nilm.house_csv import House, HouseBlocks
     from edge.nilm.model import Model
 
 # NumPy and the models are imported inside the commands: every `ohmni` process registers this
@@ -108,16 +110,50 @@ def _within(houses: list[House], max_days: int) -> list[House]:
     return kept
 
 
-def _progress(name: str) -> Callable[[int, int], None]:
-    """A long house goes a ``CHUNK_S`` at a time: say how far, about every twentieth of the way."""
-    from edge.nilm.disaggregate import CHUNK_S
+class _Progress:
+    """A house longer than a chunk (``CHUNK_S``) goes a part at a time: say how far, about every twentieth of the
+    file, and when it is done; a house that goes whole says nothing."""
 
-    days = CHUNK_S / 86_400
+    def __init__(self, blocks: HouseBlocks) -> None:
+        from edge.nilm.disaggregate import CHUNK_S
 
-    def said(done: int, of: int) -> None:
-        if of > 1 and (done == of or done % max(1, of // 20) == 0):
-            typer.echo(f"{name}: {done} of {of} parts of {days:g} days disaggregated", err=True)
-    return said
+        self.blocks, self.days = blocks, CHUNK_S / 86_400
+        self.parts, self.said, self.twentieth = 0, 0, 0
+
+    def part(self, part: Part) -> None:
+        self.parts += 1
+        twentieth = int(self.blocks.fraction_read() * 20)
+        if not part.whole and twentieth > self.twentieth:
+            self.twentieth = twentieth
+            self._say()
+
+    def end(self) -> None:
+        if self.parts > 1 and self.said != self.parts:
+            self._say()
+
+    def _say(self) -> None:
+        self.said = self.parts
+        typer.echo(f"{self.blocks.name}: {self.parts} part{'s' if self.parts != 1 else ''} of {self.days:g} days "
+                   f"disaggregated, {self.blocks.fraction_read():.0%} of the file read", err=True)
+
+
+@contextmanager
+def _written(path: Path) -> Iterator[TextIO]:
+    """``path`` written whole or not at all: the rows go to ``path.partial`` beside it, renamed to ``path`` when
+    all are in, so a file refused half way (a bad line a million rows in) leaves ``path`` as it was."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        f = partial.open("w", newline="")
+    except OSError as exc:
+        typer.echo(f"error: cannot write {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with f:
+            yield f
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 @app.command("train")
@@ -175,26 +211,35 @@ def disaggregate_cmd(
         help="Also write the appliance runs, as the hub sends them: appliance, start, end, energy_wh, peak_w, "
              "confidence (how likely such a call is right).")] = None,
 ) -> None:
-    """Estimate each appliance's power from the whole-house signal alone, one row per input row."""
+    """Estimate each appliance's power from the whole-house signal alone, one row per input row. A file of any
+    length is read, disaggregated and written a fortnight at a time; the outputs appear only when whole."""
     import csv
 
-    from edge.nilm.disaggregate import disaggregate_with_confidence
-    from edge.nilm.house_csv import write_house
-    from edge.nilm.live import runs_from
+    from edge.nilm.disaggregate import disaggregate_parts
+    from edge.nilm.house_csv import HouseBlocks, HouseWriter
+    from edge.nilm.live import RunsOfParts
 
     model = _model(model_path)
-    [h] = _houses([house], need_truth=False)
-    estimates, confidence = disaggregate_with_confidence(h.timestamp, h.mains, model, progress=_progress(h.name))
-    write_house(out, h.timestamp, None, estimates)
-    typer.echo(f"wrote {out}: {len(h.timestamp)} rows, {', '.join(estimates)}", err=True)
-    if runs is not None:
-        found = runs_from(h.timestamp, estimates, confidence)
-        with runs.open("w", newline="") as f:
-            writer = csv.writer(f)
+    with _refused(), HouseBlocks(house) as blocks, ExitStack() as outputs:
+        estimates = HouseWriter(outputs.enter_context(_written(out)), False, list(model.appliances))
+        runs_file = outputs.enter_context(_written(runs)) if runs is not None else None
+        found, said, rows = RunsOfParts(), _Progress(blocks), 0
+        for part in disaggregate_parts(blocks, model):
+            estimates.write(part.house.timestamp, None, part.watts)
+            found.add(part.house.timestamp, part.watts, part.confidence)
+            rows += len(part.house.timestamp)
+            said.part(part)
+            del part  # not held while the next is worked out
+        said.end()
+        if runs_file is not None:
+            ran = found.end()
+            writer = csv.writer(runs_file)
             writer.writerow(("appliance", "start", "end", "energy_wh", "peak_w", "confidence"))
             writer.writerows((r.appliance, r.start, r.end, f"{r.energy_wh:.1f}", f"{r.peak_w:.1f}",
-                              f"{r.confidence:.3f}") for r in found)
-        typer.echo(f"wrote {runs}: {len(found)} runs", err=True)
+                              f"{r.confidence:.3f}") for r in ran)
+    typer.echo(f"wrote {out}: {rows} rows, {', '.join(model.appliances)}", err=True)
+    if runs is not None:
+        typer.echo(f"wrote {runs}: {len(ran)} runs", err=True)
 
 
 @app.command("evaluate")
@@ -203,27 +248,36 @@ def evaluate_cmd(
     model_path: ModelOption = None,
 ) -> None:
     """Disaggregate each house and print per appliance and on average: MAE, F1, energy share, and how often its
-    calls were right beside the confidence the model gave them."""
+    calls were right beside the confidence the model gave them. Houses of any length are read a fortnight at a
+    time."""
     import numpy as np
 
-    from edge.nilm.disaggregate import disaggregate_with_confidence
-    from edge.nilm.metrics import calls_right, score
+    from edge.nilm.disaggregate import disaggregate_parts
+    from edge.nilm.house_csv import HouseBlocks
+    from edge.nilm.metrics import Tally
 
     model = _model(model_path)
     if model_path is None:  # a REFIT house scored by it is not a home it never saw
         typer.echo("scoring the shipped model, learned on all 20 REFIT houses: on a REFIT house it scores "
                    "what it learned from (python -m bench.nilm scores houses each model never saw)", err=True)
-    pooled: dict[str, tuple[list, list, list]] = {}
-    for h in _houses(houses, need_truth=True):
-        est, sure = disaggregate_with_confidence(h.timestamp, h.mains, model, progress=_progress(h.name))
-        for name, truth in h.appliances.items():
-            t, e, c = pooled.setdefault(name, ([], [], []))
-            t.append(truth)
-            e.append(est.get(name, np.zeros(len(truth))))
-            c.append(sure.get(name, np.zeros(len(truth))))
-    joined = {name: [np.concatenate(a) for a in arrays] for name, arrays in pooled.items()}
-    _print_scores({name: score(name, t, e) for name, (t, e, _) in joined.items()}, "evaluation",
-                  {name: calls_right(name, t, e, c) for name, (t, e, c) in joined.items()})
+    tallies: dict[str, Tally] = {}
+    with _refused():
+        for path in houses:  # every header checked before any house is disaggregated
+            with HouseBlocks(path, need_truth=True):
+                pass
+        for path in houses:
+            with HouseBlocks(path, need_truth=True) as blocks:
+                said = _Progress(blocks)
+                for part in disaggregate_parts(blocks, model):
+                    for name, truth in part.house.appliances.items():
+                        nothing = np.zeros(len(truth))
+                        tallies.setdefault(name, Tally(name)).add(truth, part.watts.get(name, nothing),
+                                                                  part.confidence.get(name, nothing))
+                    said.part(part)
+                    del part  # not held while the next is worked out
+                said.end()
+    _print_scores({name: t.score() for name, t in tallies.items()}, "evaluation",
+                  {name: t.calls_right() for name, t in tallies.items()})
 
 
 def _print_scores(scores: dict, title: str, calls: dict | None = None) -> None:

@@ -14,11 +14,14 @@ import csv
 import gzip
 import io
 import math
+import os
+import sys
 from array import array
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO, cast
 
 import numpy as np
 
@@ -36,10 +39,14 @@ class House:
     mains: np.ndarray  # float64 W
     appliances: dict[str, np.ndarray]  # submetered truth, W
 
-    def subset(self, keep: np.ndarray) -> House:
-        """The rows where ``keep`` holds (a stretch of the house's time), every column alike."""
+    def subset(self, keep: np.ndarray | slice) -> House:
+        """The rows where ``keep`` holds (a stretch of the house's time), every column alike (a slice: views)."""
         return House(self.name, self.timestamp[keep], self.mains[keep],
                      {k: v[keep] for k, v in self.appliances.items()})
+
+    def copy(self) -> House:
+        return House(self.name, self.timestamp.copy(), self.mains.copy(),
+                     {k: v.copy() for k, v in self.appliances.items()})
 
 
 #: No home draws this much: a UK single-phase supply stops at about 23 kW, a large three-phase one near 70 kW,
@@ -71,18 +78,26 @@ TIMESTAMP_RULES = (
 )
 
 
-def open_text(path: Path) -> TextIO:
-    """``path`` for reading as UTF-8 text, a leading byte-order mark dropped, gzip unpacked (by its magic
-    bytes, whatever the name); an unreadable path raises ``HouseCsvError`` with the reason."""
+@contextmanager
+def opened(path: Path) -> Iterator[tuple[TextIO, BinaryIO]]:
+    """``path`` as UTF-8 text, a leading byte-order mark dropped, gzip unpacked (by its magic bytes, whatever the
+    name), and the file's own bytes beneath it (gzip's packed ones: how far it has been read); an unreadable path
+    raises ``HouseCsvError`` with the reason."""
     try:
-        with path.open("rb") as probe:
-            packed = probe.read(2) == b"\x1f\x8b"
-        raw = gzip.open(path, "rb") if packed else path.open("rb")
+        raw = path.open("rb")
     except OSError as exc:
         raise HouseCsvError(f"{path}: {exc.strerror or exc}") from None
-    # bytes that are not UTF-8 are kept (as lone surrogates) so the row that holds them can be named: decoding
-    # strictly fails a whole 8 KB chunk ahead of its line
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    with raw:
+        try:
+            packed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+        except OSError as exc:
+            raise HouseCsvError(f"{path}: {exc.strerror or exc}") from None
+        inner = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb")) if packed else raw
+        # bytes that are not UTF-8 are kept (as lone surrogates) so the row that holds them can be named: decoding
+        # strictly fails a whole 8 KB chunk ahead of its line
+        with io.TextIOWrapper(inner, encoding="utf-8-sig", errors="surrogateescape", newline="") as text:
+            yield text, raw
 
 
 def not_utf8(text: str) -> bool:
@@ -131,7 +146,7 @@ def _value(path: Path, line: int, name: str, text: str) -> float:
 def read_estimates(path: Path, rows: int) -> dict[str, np.ndarray]:
     """The appliance columns of an estimates CSV (``timestamp`` + one column per appliance, W), which must hold
     ``rows`` rows, as the truth it is scored against does."""
-    with open_text(path) as f:
+    with opened(path) as (f, _):
         reader = _csv_rows(path, f)
         header = [h.strip() for h in next(reader, [])]
         index = {name: header.index(name) for name in header if name in NAMES}
@@ -144,11 +159,41 @@ def read_estimates(path: Path, rows: int) -> dict[str, np.ndarray]:
     return {name: np.asarray(v) for name, v in data.items()}
 
 
-def read_house(path: Path, need_truth: bool = False) -> House:
-    with open_text(path) as f:
-        reader = _csv_rows(path, f)
+#: Rows in a block when a house is read a block at a time: 65,536 rows of seven columns are 3.7 MB.
+BLOCK_ROWS = 65_536
+
+
+class HouseBlocks:
+    """A house CSV a block of rows at a time, each line checked as ``read_house`` checks it (which is this, in one
+    block), so a file of any length is read in bounded memory and a bad line is named when it is reached. A context
+    manager: once entered, ``name`` and ``known`` (its appliance columns, in the header's order) are set, and
+    ``fraction_read()`` says how far through the file's bytes the blocks have got (for a command's progress)."""
+
+    def __init__(self, path: Path, need_truth: bool = False, rows: int = BLOCK_ROWS) -> None:
+        self.path, self.need_truth, self.rows = path, need_truth, max(1, rows)
+        self.name = path.stem
+        self.known: list[str] = []
+        self._stack = ExitStack()
+
+    def __enter__(self) -> HouseBlocks:
+        with ExitStack() as stack:  # closed again if the header is refused
+            text, self._raw = stack.enter_context(opened(self.path))
+            self._size = os.fstat(self._raw.fileno()).st_size
+            self._reader = _csv_rows(self.path, text)
+            self._index = self._header()
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def fraction_read(self) -> float:
+        return min(1.0, self._raw.tell() / self._size) if self._size else 1.0
+
+    def _header(self) -> dict[str, int]:
+        path = self.path
         try:
-            header = [h.strip() for h in next(reader)]
+            header = [h.strip() for h in next(self._reader)]
         except StopIteration:
             raise HouseCsvError(f"{path}: empty file") from None
         if not_utf8("".join(header)):
@@ -156,40 +201,74 @@ def read_house(path: Path, need_truth: bool = False) -> House:
         for column in ("timestamp", "mains"):
             if column not in header:
                 raise HouseCsvError(f"{path}: line 1: no '{column}' column (found {', '.join(header)})")
-        known = [name for name in header if name in NAMES]
-        if need_truth and not known:
+        self.known = [name for name in header if name in NAMES]
+        if self.need_truth and not self.known:
             raise HouseCsvError(f"{path}: line 1: no appliance column ({', '.join(NAMES)}) to learn or score from")
-        index = {name: header.index(name) for name in ("timestamp", "mains", *known)}
-        # one array of doubles per column, 8 bytes a value: a year of 8 s readings (4 million rows) is 220 MB
-        # where a list of rows of Python floats took seven times that
-        columns = {name: array("d") for name in index}
-        previous = -math.inf
-        for line, row in enumerate(reader, start=2):
+        return {name: header.index(name) for name in ("timestamp", "mains", *self.known)}
+
+    def _block(self, columns: dict[str, array[float]]) -> House:
+        data = {name: np.frombuffer(values, dtype=np.float64) for name, values in columns.items()}
+        return House(self.name, data["timestamp"], data["mains"], {name: data[name] for name in self.known})
+
+    def __iter__(self) -> Iterator[House]:
+        path, index = self.path, self._index
+
+        def empty() -> dict[str, array[float]]:
+            # one array of doubles per column, 8 bytes a value: a year of 8 s readings (4 million rows) is 220 MB
+            # where a list of rows of Python floats took seven times that
+            return {name: array("d") for name in index}
+
+        columns, previous, rows = empty(), -math.inf, 0
+        stamps = columns["timestamp"]
+        for line, row in enumerate(self._reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
             for name, i in index.items():
                 if i >= len(row):
                     raise HouseCsvError(f"{path}: line {line}: no value for '{name}'")
                 columns[name].append(_value(path, line, name, row[i]))
-            ts = columns["timestamp"][-1]
+            ts = stamps[-1]
             if ts <= previous:
                 what = "repeats" if ts == previous else "goes back in time from"
                 raise HouseCsvError(f"{path}: line {line}: timestamp {ts:.0f} {what} the line before "
                                     f"({previous:.0f}); sort the file and drop duplicates")
             previous = ts
-    if not columns["timestamp"]:
-        raise HouseCsvError(f"{path}: no data rows")
-    data = {name: np.frombuffer(values, dtype=np.float64) for name, values in columns.items()}
-    return House(path.stem, data["timestamp"], data["mains"], {name: data[name] for name in known})
+            rows += 1
+            if len(stamps) >= self.rows:
+                yield self._block(columns)
+                columns = empty()
+                stamps = columns["timestamp"]
+        if not rows:
+            raise HouseCsvError(f"{path}: no data rows")
+        if stamps:
+            yield self._block(columns)
+
+
+def read_house(path: Path, need_truth: bool = False) -> House:
+    """The whole of a house CSV, every line checked (``HouseBlocks`` reads one a block at a time)."""
+    with HouseBlocks(path, need_truth, rows=sys.maxsize) as blocks:
+        [house] = blocks
+    return house
 
 
 def write_house(path: Path, timestamp: np.ndarray, mains: np.ndarray | None,
                 appliances: dict[str, np.ndarray]) -> None:
-    columns = ["timestamp"] + (["mains"] if mains is not None else []) + list(appliances)
-    arrays = [timestamp] + ([mains] if mains is not None else []) + list(appliances.values())
     with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
+        writer = HouseWriter(f, mains is not None, list(appliances))
+        writer.write(timestamp, mains, appliances)
+
+
+class HouseWriter:
+    """A house CSV written a stretch of rows at a time: ``timestamp``, ``mains`` if ``with_mains``, then the
+    ``appliances`` columns."""
+
+    def __init__(self, f: TextIO, with_mains: bool, appliances: list[str]) -> None:
+        self._csv = csv.writer(f)
+        self._csv.writerow(["timestamp"] + (["mains"] if with_mains else []) + appliances)
+        self.names = appliances
+
+    def write(self, timestamp: np.ndarray, mains: np.ndarray | None, appliances: dict[str, np.ndarray]) -> None:
+        arrays = [timestamp] + ([mains] if mains is not None else []) + [appliances[name] for name in self.names]
         for row in zip(*arrays, strict=True):
             # the timestamp as it was read (a fractional second kept), so rows join back to the input's
-            w.writerow([f"{row[0]:.15g}", *(f"{v:.1f}" for v in row[1:])])
+            self._csv.writerow([f"{row[0]:.15g}", *(f"{v:.1f}" for v in row[1:])])

@@ -60,17 +60,72 @@ def runs_from(ts: np.ndarray, estimates: dict[str, np.ndarray],
               confidence: dict[str, np.ndarray] | None = None) -> list[Run]:
     """Contiguous stretches at or above each appliance's on threshold, with their energy, profile and (given each
     sample's, as ``disaggregate_with_confidence`` has them) confidence."""
-    out: list[Run] = []
-    if len(ts) < 2:
-        return out
-    dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
+    runs = RunsOfParts()
+    runs.add(ts, estimates, confidence)
+    return runs.end()
+
+
+class RunsOfParts:
+    """``runs_from`` on an input said a part at a time (``disaggregate_parts``), holding one sample of it: runs go on
+    across parts, each sample lasts until the next (a part's last until the next part's first), the input's very
+    last for the median step of its part (``runs_from`` on a whole input: the median of all of it)."""
+
+    def __init__(self) -> None:
+        self._going: dict[str, _OpenRun] = {}
+        self._last: tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]] | None = None  # not yet stitched
+        self._ended: list[Run] = []
+        self._step: float | None = None  # the last part's median step
+
+    def add(self, ts: np.ndarray, estimates: dict[str, np.ndarray],
+            confidence: dict[str, np.ndarray] | None = None) -> None:
+        if not len(ts):
+            return
+        sure = confidence if confidence is not None else {name: np.ones(len(ts)) for name in estimates}
+        if self._last is not None:
+            self._stitch(*self._last, np.array([ts[0] - self._last[0][0]]))
+        if len(ts) >= 2:
+            self._step = float(np.median(np.diff(ts)))
+            self._stitch(ts[:-1], {k: v[:-1] for k, v in estimates.items()}, {k: v[:-1] for k, v in sure.items()},
+                         np.diff(ts))
+        self._last = ts[-1:].copy(), {k: v[-1:].copy() for k, v in estimates.items()}, {
+            k: v[-1:].copy() for k, v in sure.items()}
+
+    def end(self) -> list[Run]:
+        """Every run, in order of start (then appliance); the runs still on at the input's end end there."""
+        if self._last is not None and self._step is not None:  # (one sample, all the input, lasts no time: no run)
+            self._stitch(*self._last, np.array([self._step]))
+        self._last = None
+        runs = self._ended + [run.closed() for run in self._going.values()]
+        self._going.clear()
+        return sorted(runs, key=lambda r: (r.start, r.appliance))
+
+    def _stitch(self, ts: np.ndarray, estimates: dict[str, np.ndarray], confidence: dict[str, np.ndarray],
+                dt: np.ndarray) -> None:
+        self._ended += stitch(self._going, ts, estimates, confidence, dt, np.arange(len(ts)))
+
+
+def stitch(going: dict[str, _OpenRun], ts: np.ndarray, estimates: dict[str, np.ndarray],
+           confidence: dict[str, np.ndarray], dt: np.ndarray, index: np.ndarray) -> list[Run]:
+    """The runs that ended within the samples ``index`` (in order, each held ``dt``), those still ``going`` at the
+    sample before them carried on; ``going`` becomes the runs still on at their last (a stretch of a longer input:
+    the next stretch carries them on)."""
+    ended: list[Run] = []
     for name, est in estimates.items():
-        sure = confidence[name] if confidence is not None else np.ones(len(est))
-        for a, b in stretches(est >= THRESHOLDS.get(name, 10)):
-            run = _OpenRun(name, float(ts[a]))
-            run.add(ts[a:b], est[a:b], dt[a:b], sure[a:b])
-            out.append(run.closed())
-    return sorted(out, key=lambda r: (r.start, r.appliance))
+        found = stretches(est[index] >= THRESHOLDS.get(name, 10))
+        run = going.pop(name, None)
+        if run is not None and (not found or found[0][0] != 0):
+            ended.append(run.closed())  # it ended just before this stretch
+            run = None
+        for a, b in found:
+            piece = index[a:b]
+            if a != 0 or run is None:
+                run = _OpenRun(name, float(ts[piece[0]]))
+            run.add(ts[piece], est[piece], dt[piece], confidence[name][piece])
+            if b < len(index):
+                ended.append(run.closed())
+            else:
+                going[name] = run
+    return ended
 
 
 def stretches(on: np.ndarray) -> list[tuple[int, int]]:
@@ -275,20 +330,7 @@ class LiveDisaggregator:
             return ended
         self._runs_to = float(np.nextafter(ts[index[-1]], np.inf))
         dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
-        for name, est in estimates.items():
-            found = stretches(est[index] >= THRESHOLDS.get(name, 10))
-            going = self._open.pop(name, None)
-            if going is not None and (not found or found[0][0] != 0):
-                ended.append(going.closed())  # it ended just before this stretch
-                going = None
-            for a, b in found:
-                piece = index[a:b]
-                run = going if a == 0 and going is not None else _OpenRun(name, float(ts[piece[0]]))
-                run.add(ts[piece], est[piece], dt[piece], confidence[name][piece])
-                if b < len(index):
-                    ended.append(run.closed())
-                else:
-                    self._open[name] = run  # still going where the settled stretch ends
+        ended += stitch(self._open, ts, estimates, confidence, dt, index)
         return sorted(ended, key=lambda r: (r.start, r.appliance))
 
     def _settle_half_hours(self, ts: np.ndarray, estimates: dict[str, np.ndarray], after: float,

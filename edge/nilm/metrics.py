@@ -22,25 +22,56 @@ class Score:
     always_off_mae_w: float
 
 
+@dataclass
+class Tally:
+    """The sums ``score`` and ``calls_right`` are made of, added a stretch of samples at a time: houses pooled, and
+    a file of any length scored without holding it."""
+
+    appliance: str
+    samples: int = 0
+    abs_error: float = 0.0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    on: int = 0
+    energy: float = 0.0  # the truth's sum (of non-negative power: "always off"'s error too)
+    shared: float = 0.0  # sum of min(estimate, truth)
+    called: int = 0
+    called_right: int = 0
+    said: float = 0.0  # the confidence given to the samples called on, summed
+
+    def add(self, truth: np.ndarray, estimate: np.ndarray, confidence: np.ndarray | None = None) -> Tally:
+        line = THRESHOLDS[self.appliance]
+        on_truth, on_est = truth >= line, estimate >= line
+        self.samples += len(truth)
+        self.abs_error += float(np.sum(np.abs(estimate - truth)))
+        self.tp += int(np.sum(on_truth & on_est))
+        self.fp += int(np.sum(~on_truth & on_est))
+        self.fn += int(np.sum(on_truth & ~on_est))
+        self.on += int(np.sum(on_truth))
+        self.energy += float(np.sum(truth))
+        self.shared += float(np.sum(np.minimum(estimate, truth)))
+        self.called += int(np.sum(on_est))
+        self.called_right += int(np.sum(on_truth & on_est))
+        if confidence is not None:
+            self.said += float(np.sum(confidence[on_est]))
+        return self
+
+    def score(self) -> Score:
+        denominator = 2 * self.tp + self.fp + self.fn
+        n = max(1, self.samples)
+        return Score(self.appliance, self.abs_error / n, 2 * self.tp / denominator if denominator else None,
+                     self.shared / self.energy if self.energy > 0 else None,
+                     2 * self.on / (self.on + self.samples) if self.samples else 0.0, self.energy / n)
+
+    def calls_right(self) -> tuple[float | None, float | None]:
+        """(the share of the samples called on that were on, the mean confidence the model gave those calls): how
+        far a run's confidence can be taken at its word. (None, None) where nothing was called."""
+        if not self.called:
+            return None, None
+        return self.called_right / self.called, self.said / self.called
+
+
 def score(appliance: str, truth: np.ndarray, estimate: np.ndarray) -> Score:
-    on_truth, on_est = truth >= THRESHOLDS[appliance], estimate >= THRESHOLDS[appliance]
-    tp = int(np.sum(on_truth & on_est))
-    fp = int(np.sum(~on_truth & on_est))
-    fn = int(np.sum(on_truth & ~on_est))
-    denominator = 2 * tp + fp + fn
-    on = int(np.sum(on_truth))
-    always_on = 2 * on / (on + len(truth)) if len(truth) else 0.0
-    energy = float(np.sum(truth))
-    return Score(appliance, float(np.mean(np.abs(estimate - truth))), 2 * tp / denominator if denominator else None,
-                 float(np.sum(np.minimum(estimate, truth)) / energy) if energy > 0 else None, always_on,
-                 float(np.mean(np.abs(truth))))
+    return Tally(appliance).add(truth, estimate).score()
 
-
-def calls_right(appliance: str, truth: np.ndarray, estimate: np.ndarray,
-                confidence: np.ndarray) -> tuple[float | None, float | None]:
-    """(the share of the samples called on that were on, the mean confidence the model gave those calls): how
-    far a run's confidence can be taken at its word. (None, None) where nothing was called."""
-    called = estimate >= THRESHOLDS[appliance]
-    if not called.any():
-        return None, None
-    return float(np.mean(truth[called] >= THRESHOLDS[appliance])), float(np.mean(confidence[called]))

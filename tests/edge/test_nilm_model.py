@@ -162,39 +162,105 @@ def test_a_model_with_a_broken_confidence_table_is_a_clear_error(refit, tmp_path
 
 
 def test_a_long_file_is_disaggregated_a_chunk_at_a_time_as_it_would_be_whole(refit):
-    """A year of readings goes a fortnight at a time (bounded memory), each with 6 hours either side: what it says
-    is what the whole file gives, sample for sample, here with 2-hour chunks (twelve edges a day) on real REFIT days,
-    house 3's among them (4 hours either side were not enough there)."""
+    """A year of readings goes a fortnight at a time (bounded memory), each with 6 hours either side, read from the
+    file a block of rows at a time: what it says is what the whole file gives, sample for sample, here with 2-hour
+    chunks (twelve edges a day) and blocks of 997 rows on real REFIT days, house 3's among them (4 hours either side
+    were not enough there)."""
+    from edge.nilm.disaggregate import disaggregate_parts
+    from edge.nilm.house_csv import HouseBlocks
     from edge.nilm.model import pretrained
 
     model = pretrained()
     for n in (3, 9, 21):
-        house = read_house(refit[n])
+        house = read_house(refit[n], need_truth=True)
         whole = disaggregate_with_confidence(house.timestamp, house.mains, model)
-        seen: list[tuple[int, int]] = []
-        chunked = disaggregate_with_confidence(house.timestamp, house.mains, model, chunk_s=7200,
-                                               progress=lambda done, of, seen=seen: seen.append((done, of)))
-        assert len(seen) >= 12 and seen[-1][0] == seen[-1][1] == len(seen)  # said how far it got, to the end
+        with HouseBlocks(refit[n], rows=997) as blocks:
+            parts = list(disaggregate_parts(blocks, model, chunk_s=7200))
+        assert len(parts) >= 12 and not any(p.whole for p in parts)
+        assert np.array_equal(np.concatenate([p.house.timestamp for p in parts]), house.timestamp)
         for name in model.appliances:
-            assert np.array_equal(whole[0][name], chunked[0][name]), (n, name)
-            assert np.array_equal(whole[1][name], chunked[1][name]), (n, name)
+            assert np.array_equal(whole[0][name], np.concatenate([p.watts[name] for p in parts])), (n, name)
+            assert np.array_equal(whole[1][name], np.concatenate([p.confidence[name] for p in parts])), (n, name)
+        for name, truth in house.appliances.items():  # the truth travels with its rows, for `evaluate`
+            assert np.array_equal(truth, np.concatenate([p.house.appliances[name] for p in parts])), (n, name)
         assert any(whole[0]["fridge"] > 0)
+        assert disaggregate_with_confidence(house.timestamp, house.mains, model, chunk_s=7200)[0].keys() == \
+            whole[0].keys()
+
+
+def _sixteen_days(refit, tmp_path) -> tuple[House, object]:
+    long = days_of(read_house(refit[9]), 16, keep_every=9)
+    path = tmp_path / "sixteen_days.csv"
+    write_house(path, long.timestamp, long.mains, {})
+    return long, path
 
 
 def test_the_commands_say_how_far_a_long_file_has_got(refit, tmp_path):
     """Sixteen days (house 9's real day over and over, a reading a minute) go a fortnight at a time: the command says
-    each part as it finishes, and writes every row."""
-    long = days_of(read_house(refit[9]), 16, keep_every=9)
-    path = tmp_path / "sixteen_days.csv"
-    write_house(path, long.timestamp, long.mains, {})
-    done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(tmp_path / "est.csv")])
+    how far it has got as it goes, and at the end, and writes every row, each as the whole file's disaggregation has
+    it; the runs it writes are the whole file's."""
+    from edge.nilm.live import runs_from
+    from edge.nilm.model import pretrained
+
+    long, path = _sixteen_days(refit, tmp_path)
+    done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(tmp_path / "est.csv"),
+                               "--runs", str(tmp_path / "runs.csv")])
     assert done.exit_code == 0, done.output
     said = [line for line in done.stderr.splitlines() if "disaggregated" in line]
     parts = len(said)  # sixteen days span two fortnights or three, as they fall on the calendar
-    assert parts in (2, 3) and said == [f"sixteen_days: {k} of {parts} parts of 14 days disaggregated"
-                                        for k in range(1, parts + 1)], done.stderr
-    with (tmp_path / "est.csv").open() as f:
-        assert sum(1 for _ in f) == 1 + len(long.timestamp)
+    assert parts in (2, 3), done.stderr
+    assert said[-1] == f"sixteen_days: {parts} parts of 14 days disaggregated, 100% of the file read", done.stderr
+    estimates, confidence = disaggregate_with_confidence(long.timestamp, long.mains, pretrained())
+    want = tmp_path / "want.csv"
+    write_house(want, long.timestamp, None, estimates)
+    assert (tmp_path / "est.csv").read_bytes() == want.read_bytes()
+    with (tmp_path / "runs.csv").open() as f:
+        written = [(r["appliance"], int(r["start"]), int(r["end"])) for r in csv.DictReader(f)]
+    batch = [(r.appliance, r.start, r.end) for r in runs_from(long.timestamp, estimates, confidence)]
+    assert written == batch and len(batch) > 16
+
+
+def test_a_bad_line_deep_in_a_long_file_leaves_the_output_as_it_was(refit, tmp_path):
+    """The long file is read as it is disaggregated, so a bad last line twenty days in is found after the first
+    fortnight is written: the command names the line, and the estimates and runs files it was told to write are
+    left as they were, with nothing half-written beside them."""
+    long = days_of(read_house(refit[9]), 20)  # 250,000 rows: blocks of 65,536 rows reach the end after a fortnight
+    path = tmp_path / "twenty_days.csv"
+    write_house(path, long.timestamp, long.mains, {})
+    lines = path.read_text().splitlines(keepends=True)
+    lines[-1] = lines[-1].split(",")[0] + ",lots\n"
+    path.write_text("".join(lines))
+    bad = len(lines)
+    out, runs = tmp_path / "est.csv", tmp_path / "runs.csv"
+    out.write_text("yesterday's estimates\n")
+    done = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(out), "--runs", str(runs)])
+    assert done.exit_code == 2
+    assert f"line {bad}: 'mains' is 'lots', not a number" in done.stderr, done.stderr
+    assert "1 part of 14 days disaggregated" in done.stderr  # it was found as the file was read, not before
+    assert "Traceback" not in done.output
+    assert out.read_text() == "yesterday's estimates\n" and not runs.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["est.csv", "twenty_days.csv"]
+    unwritable = runner.invoke(app, ["nilm", "disaggregate", str(refit[9]), "--out", str(tmp_path / "no" / "e.csv")])
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.stderr, unwritable.output
+
+
+def test_evaluate_scores_a_long_house_as_the_whole_of_it(refit, tmp_path):
+    """`evaluate` reads a long house a fortnight at a time and pools its sums as it goes: its table is what the
+    metrics give on the whole arrays."""
+    from edge.nilm.model import pretrained
+
+    long = days_of(read_house(refit[2], need_truth=True), 16, keep_every=9)
+    path = tmp_path / "long_2.csv"
+    write_house(path, long.timestamp, long.mains, long.appliances)
+    done = runner.invoke(app, ["nilm", "evaluate", str(path)])
+    assert done.exit_code == 0, done.output
+    estimates = disaggregate(long.timestamp, long.mains, pretrained())
+    for name, truth in long.appliances.items():
+        s = score(name, truth, estimates[name])
+        row = next(line for line in done.stdout.splitlines() if line.strip("│ ").startswith(name))
+        assert f"{s.mae_w:.1f}" in row and f"{s.f1:.3f}" in row, (row, s)
+    f1s = [score(name, truth, estimates[name]).f1 for name, truth in long.appliances.items()]
+    assert f"mean_f1={np.mean([f for f in f1s if f is not None]):.3f}" in done.stdout
 
 
 def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
