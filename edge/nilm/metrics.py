@@ -36,8 +36,6 @@ class Tally:
     on: int = 0
     energy: float = 0.0  # the truth's sum (of non-negative power: "always off"'s error too)
     shared: float = 0.0  # sum of min(estimate, truth)
-    called: int = 0
-    called_right: int = 0
     said: float = 0.0  # the confidence given to the samples called on, summed
 
     def add(self, truth: np.ndarray, estimate: np.ndarray, confidence: np.ndarray | None = None) -> Tally:
@@ -51,8 +49,6 @@ class Tally:
         self.on += int(np.sum(on_truth))
         self.energy += float(np.sum(truth))
         self.shared += float(np.sum(np.minimum(estimate, truth)))
-        self.called += int(np.sum(on_est))
-        self.called_right += int(np.sum(on_truth & on_est))
         if confidence is not None:
             self.said += float(np.sum(confidence[on_est]))
         return self
@@ -67,9 +63,10 @@ class Tally:
     def calls_right(self) -> tuple[float | None, float | None]:
         """(the share of the samples called on that were on, the mean confidence the model gave those calls): how
         far a run's confidence can be taken at its word. (None, None) where nothing was called."""
-        if not self.called:
+        called = self.tp + self.fp
+        if not called:
             return None, None
-        return self.called_right / self.called, self.said / self.called
+        return self.tp / called, self.said / called
 
 
 def score(appliance: str, truth: np.ndarray, estimate: np.ndarray) -> Score:
