@@ -68,13 +68,6 @@ def redd_cmd(
     typer.echo(f"wrote {out}: mains + {', '.join(columns)}", err=True)
 
 
-def _houses(paths: list[Path], need_truth: bool) -> list[House]:
-    from edge.nilm.house_csv import read_house
-
-    with _refused():
-        return [read_house(p, need_truth=need_truth) for p in paths]
-
-
 #: ``--model`` where the shipped model will do: a user with no submetered data of their own can still run it.
 ModelOption = Annotated[Path | None, typer.Option(
     "--model", help="A model from `ohmni nilm train` or `adapt` (default: the shipped one, learned on all 20 REFIT "
@@ -101,13 +94,12 @@ MaxDaysOption = Annotated[int, typer.Option(
                 "appliances ran first. Memory grows about 40 MB a day (28: about 1.2 GB).")]
 
 
-def _within(houses: list[House], max_days: int) -> list[House]:
-    from edge.nilm.days import within
+def _learned_from(paths: list[Path], max_days: int) -> list[House]:
+    """The houses ``train`` and ``adapt`` learn from, each cut to its share of ``max_days`` as it is read."""
+    from edge.nilm.days import read_within
 
-    kept, said = within(houses, max_days)
-    for line in said:
-        typer.echo(line, err=True)
-    return kept
+    with _refused():
+        return read_within(paths, max_days, progress=lambda line: typer.echo(line, err=True))
 
 
 class _Progress:
@@ -167,7 +159,7 @@ def train_cmd(
     """Learn each appliance's signature and its trees from submetered houses (two houses or more each)."""
     from edge.nilm.model import learn, save
 
-    model = learn(_within(_houses(houses, need_truth=True), max_days), trees=trees,
+    model = learn(_learned_from(houses, max_days), trees=trees,
                   progress=lambda msg: typer.echo(msg, err=True))
     if not model.appliances:  # a model that detects nothing is no model: nothing written
         typer.echo("error: no appliance learned: each needs two houses or more with its channel, and runs in "
@@ -196,7 +188,7 @@ def adapt_cmd(
     from edge.nilm.model import save
 
     base = _model(model_path)
-    model = adapt(base, _within(_houses(houses, need_truth=True), max_days), trees=trees,
+    model = adapt(base, _learned_from(houses, max_days), trees=trees,
                   progress=lambda msg: typer.echo(msg, err=True))
     save(model, out)
     typer.echo(f"wrote {out} ({out.stat().st_size} bytes)", err=True)

@@ -263,10 +263,13 @@ def test_evaluate_scores_a_long_house_as_the_whole_of_it(refit, tmp_path):
     assert f"mean_f1={np.mean([f for f in f1s if f is not None]):.3f}" in done.stdout
 
 
-def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
+def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit, tmp_path):
     """Months of a house would need tens of GB to learn from: it gives whole days, a day each appliance ran first,
-    put back to back with their time of day kept."""
-    from edge.nilm.days import chosen_days, days_spanned, within
+    put back to back with their time of day kept. Read from its file a block at a time, it gives the same rows
+    without ever holding the file; a house within its share is read whole."""
+    import tracemalloc
+
+    from edge.nilm.days import chosen_days, days_spanned, read_within
 
     one_day = read_house(refit[9])
     long = days_of(one_day, 30, keep_every=5, mark_w=1)
@@ -280,11 +283,27 @@ def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit):
     chosen = (cut.mains - np.tile(long.mains[:per_day], 4)).reshape(4, per_day)
     assert np.all(chosen == chosen[:, :1])  # whole days
     assert {11, 23} <= set(chosen[:, 0].astype(int))  # the washer's day and the dishwasher's
-    short = read_house(refit[2])
-    kept, said = within([long, short], max_days=8)
-    assert [days_spanned(h) for h in kept] == [4, 1] and kept[1] is short
-    assert said == [f"{long.name}: 30 days; learning from 4 of them (the days its appliances ran first, spread "
-                    "through the file)"]
+
+    long_path, short_path = tmp_path / "thirty_days.csv", refit[2]
+    write_house(long_path, long.timestamp, long.mains, long.appliances)
+    said: list[str] = []
+    kept = read_within([long_path, short_path], max_days=8, progress=said.append, block_rows=997)
+    want = [chosen_days(read_house(long_path, need_truth=True), 4), read_house(short_path)]
+    for got, wanted in zip(kept, want, strict=True):
+        assert np.array_equal(got.timestamp, wanted.timestamp) and np.array_equal(got.mains, wanted.mains)
+        assert got.appliances.keys() == wanted.appliances.keys()
+        assert all(np.array_equal(got.appliances[k], v) for k, v in wanted.appliances.items())
+    assert [days_spanned(h) for h in kept] == [4, 1]
+    assert said == ["thirty_days: 30 days; learning from 4 of them (the days its appliances ran first, spread "
+                    "through the file); reading them"]
+    tracemalloc.start()
+    try:
+        read_within([long_path], max_days=2, block_rows=997)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole_bytes = sum(a.nbytes for a in (long.timestamp, long.mains, *long.appliances.values()))
+    assert peak < whole_bytes / 3, (peak, whole_bytes)  # two days (twice: as read, and joined), not thirty
 
 
 def test_train_says_which_days_it_learns_from(refit, tmp_path):
