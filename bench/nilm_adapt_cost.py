@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.nilm_cost import peak_rss_mb
+from bench import peak_rss_mb
 from edge.nilm.adapt import adapt
 from edge.nilm.disaggregate import disaggregate
 from edge.nilm.features import GRID_S

@@ -14,17 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import peak_rss_mb
 from edge.nilm.disaggregate import disaggregate
 from edge.nilm.house_csv import read_house
 from edge.nilm.model import load, pretrained
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: reset by exec, unlike getrusage's, which keeps the parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main(argv: list[str]) -> None:

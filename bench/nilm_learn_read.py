@@ -11,13 +11,13 @@ the two gave the same rows. About 2 minutes at 365 days. Prints a table and a la
 from __future__ import annotations
 
 import hashlib
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench import peak_rss_mb
 from edge.nilm.convert import convert_refit
 from edge.nilm.house_csv import House, read_house, write_house
 from tests.conftest import shared_data
@@ -45,7 +45,7 @@ def _one(way: str, path: str) -> None:
         from edge.nilm.days import read_within
 
         [house] = read_within([Path(path)], MAX_DAYS)
-    print(digest(house), len(house.timestamp), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(digest(house), len(house.timestamp), peak_rss_mb())
 
 
 def run(way: str, path: Path) -> tuple[float, float, str, int]:

@@ -11,7 +11,6 @@ About 6 minutes at 45 days. Prints a table and a last key=value line.
 from __future__ import annotations
 
 import csv
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import peak_rss_mb
 from edge.nilm.convert import convert_refit
 from edge.nilm.house_csv import House, read_house, write_house
 from tests.conftest import shared_data
@@ -64,7 +64,7 @@ def _one(way: str, house: str, out: str, runs: str) -> None:
         except SystemExit as stop:
             if stop.code:
                 raise
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KB on Linux
+    print(peak_rss_mb())
 
 
 def long_house(days: int, folder: Path) -> House:

@@ -8,13 +8,13 @@ are the baseline each grows from. About 16 minutes. Prints a table and a last ke
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench import peak_rss_mb
 from edge.nilm.convert import convert_refit
 from edge.nilm.house_csv import read_house, write_house
 from tests.conftest import shared_data
@@ -42,7 +42,7 @@ def _one(model: str, paths: list[str]) -> None:
     except SystemExit as stop:
         if stop.code:
             raise
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KB on Linux
+    print(peak_rss_mb())
 
 
 def main() -> None:

@@ -292,15 +292,37 @@ def _print_scores(scores: dict, title: str, calls: dict | None = None) -> None:
 
 @app.command("score")
 def score_cmd(
-    truth: Annotated[Path, typer.Argument(help="House CSV with the submetered truth.")],
-    estimates: Annotated[Path, typer.Argument(help="CSV of timestamp + one column per appliance (W).")],
+    files: Annotated[list[Path], typer.Argument(
+        help="TRUTH.csv ESTIMATES.csv, and more such pairs to pool: a house CSV with the submetered truth, then a CSV "
+             "of timestamp + one column per appliance (W), one row per row of the truth (`disaggregate`'s).")],
 ) -> None:
-    """MAE, on/off F1 and energy correctly assigned per appliance, beside the trivial floors."""
-    from edge.nilm.house_csv import read_estimates, read_house
-    from edge.nilm.metrics import score
+    """MAE, on/off F1 and energy correctly assigned per appliance, beside the trivial floors; pairs are pooled, as
+    the shared scorer pools them. Files of any length are compared a block of rows at a time."""
+    from edge.nilm.house_csv import EstimateRows, HouseBlocks, HouseCsvError
+    from edge.nilm.metrics import Tally
 
+    if len(files) % 2:
+        typer.echo(f"error: {len(files)} files: give them in pairs, each truth followed by its estimates", err=True)
+        raise typer.Exit(2)
+    tallies: dict[str, Tally] = {}
     with _refused():
-        house = read_house(truth, need_truth=True)
-        est = read_estimates(estimates, len(house.timestamp))
-    _print_scores({name: score(name, values, est[name]) for name, values in house.appliances.items()
-                   if name in est}, f"{truth.name} vs {estimates.name}")
+        for truth, estimates in zip(files[::2], files[1::2], strict=True):
+            with HouseBlocks(truth, need_truth=True) as blocks, EstimateRows(estimates) as est:
+                missing = [name for name in blocks.known if name not in est.known]
+                if missing:
+                    raise HouseCsvError(f"{estimates}: line 1: no '{missing[0]}' column, which {truth.name} has "
+                                        f"(found {', '.join(est.known) or 'no appliance column'})")
+                rows = 0
+                for house in blocks:
+                    rows += len(house.timestamp)
+                    got = est.take(house)
+                    if est.taken < rows:
+                        continue  # it ended first: the truth's rows are counted, to say how many it lacks
+                    for name, truth_w in house.appliances.items():
+                        tallies.setdefault(name, Tally(name)).add(truth_w, got[name])
+                written = est.taken + est.rest()
+                if written != rows:
+                    raise HouseCsvError(f"{estimates}: {written} rows for {rows} in {truth}")
+    more = len(files) // 2 - 1
+    title = f"{files[0].name} vs {files[1].name}" + (f" and {more} more pair{'s' if more > 1 else ''}" if more else "")
+    _print_scores({name: t.score() for name, t in tallies.items()}, title)

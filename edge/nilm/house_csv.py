@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import math
 import os
 import sys
@@ -101,7 +102,7 @@ def opened(path: Path) -> Iterator[tuple[TextIO, BinaryIO]]:
 
 
 def not_utf8(text: str) -> bool:
-    """Whether ``text`` holds bytes that were not UTF-8 (``open_text`` keeps them as lone surrogates)."""
+    """Whether ``text`` holds bytes that were not UTF-8 (``opened`` keeps them as lone surrogates)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -143,20 +144,77 @@ def _value(path: Path, line: int, name: str, text: str) -> float:
     return value
 
 
-def read_estimates(path: Path, rows: int) -> dict[str, np.ndarray]:
-    """The appliance columns of an estimates CSV (``timestamp`` + one column per appliance, W), which must hold
-    ``rows`` rows, as the truth it is scored against does."""
-    with opened(path) as (f, _):
-        reader = _csv_rows(path, f)
-        header = [h.strip() for h in next(reader, [])]
-        index = {name: header.index(name) for name in header if name in NAMES}
-        data: dict[str, list[float]] = {name: [] for name in index}
-        for line, row in enumerate(reader, start=2):
-            for name, i in index.items():  # a negative estimate would flatter its score
-                data[name].append(_value(path, line, name, row[i] if i < len(row) else ""))
-    if any(len(v) != rows for v in data.values()):
-        raise HouseCsvError(f"{path}: {len(next(iter(data.values()), []))} rows for {rows} in the truth")
-    return {name: np.asarray(v) for name, v in data.items()}
+def _checked_rows(path: Path, reader: Iterator[list[str]], index: dict[str, int]) -> Iterator[tuple[int, list[float]]]:
+    """Each row of ``reader`` that is not blank, as its line and the values of ``index``'s columns (in its order),
+    each held to its column's rules; the first that breaks one is named with its line."""
+    for line, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        values = []
+        for name, i in index.items():
+            if i >= len(row):
+                raise HouseCsvError(f"{path}: line {line}: no value for '{name}'")
+            values.append(_value(path, line, name, row[i]))
+        yield line, values
+
+
+#: How far an estimate's timestamp may be from its truth row's: a tool that wrote whole seconds of a truth kept in
+#: fractions is still on the right row; a row a reading (1 s or more) away is not.
+SAME_ROW_S = 1.0
+
+
+class EstimateRows:
+    """An estimates CSV (``timestamp`` and one column per appliance, W, one row per row of the truth it is scored
+    against: what ``disaggregate`` writes), read as many rows at a time as the truth's blocks hold, so two files of
+    any length are compared in bounded memory. Every value is held to the power rules (a negative estimate would
+    flatter its score); where it has a ``timestamp``, each row's must be its truth row's (within ``SAME_ROW_S``), so
+    estimates of another house, or cut short at the start, are named rather than scored. A context manager: once
+    entered, ``known`` is its appliance columns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.known: list[str] = []
+        self.taken = 0  # rows taken so far
+        self._stack = ExitStack()
+
+    def __enter__(self) -> EstimateRows:
+        with ExitStack() as stack:
+            text, _ = stack.enter_context(opened(self.path))
+            reader = _csv_rows(self.path, text)
+            header = [h.strip() for h in next(reader, [])]
+            self.known = [name for name in header if name in NAMES]
+            self._index = {name: header.index(name) for name in (["timestamp"] if "timestamp" in header else [])
+                           + self.known}
+            self._rows = _checked_rows(self.path, reader, self._index)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def take(self, truth: House) -> dict[str, np.ndarray]:
+        """The appliance columns of the next rows, one per row of ``truth`` (fewer where the file ends first)."""
+        lines, values = array("q"), array("d")
+        for line, row in itertools.islice(self._rows, len(truth.timestamp)):
+            lines.append(line)
+            values.extend(row)
+        got = np.frombuffer(values, dtype=np.float64).reshape(len(lines), len(self._index))
+        columns = dict(zip(self._index, got.T, strict=True))
+        self.taken += len(lines)
+        if "timestamp" in columns:
+            stamps = columns.pop("timestamp")
+            apart = np.flatnonzero(np.abs(stamps - truth.timestamp[:len(stamps)]) >= SAME_ROW_S)
+            if len(apart):
+                i = int(apart[0])
+                raise HouseCsvError(
+                    f"{self.path}: line {lines[i]}: timestamp {stamps[i]:.0f}, where the truth's row "
+                    f"{self.taken - len(lines) + i + 1} has {truth.timestamp[i]:.0f}: one row of estimates for each "
+                    "row of the truth, in its order (are they of another house?)")
+        return columns
+
+    def rest(self) -> int:
+        """How many rows are left (each still checked)."""
+        return sum(1 for _ in self._rows)
 
 
 #: Rows in a block when a house is read a block at a time: 65,536 rows of seven columns are 3.7 MB.
@@ -220,13 +278,9 @@ class HouseBlocks:
 
         columns, previous, rows = empty(), -math.inf, 0
         stamps = columns["timestamp"]
-        for line, row in enumerate(self._reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            for name, i in index.items():
-                if i >= len(row):
-                    raise HouseCsvError(f"{path}: line {line}: no value for '{name}'")
-                columns[name].append(_value(path, line, name, row[i]))
+        for line, values in _checked_rows(path, self._reader, index):
+            for name, value in zip(index, values, strict=True):
+                columns[name].append(value)
             ts = stamps[-1]
             if ts <= previous:
                 what = "repeats" if ts == previous else "goes back in time from"

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 import edge.nilm
 from edge.nilm.house_csv import HouseCsvError, read_house
-from edge.nilm.metrics import score
 from ohmni.cli import app
 
 runner = CliRunner()
@@ -151,28 +150,70 @@ def test_estimates_keep_the_input_timestamps_to_the_fraction(tmp_path):
     assert written == list(ts)
 
 
-def test_scores_agree_with_the_shared_scorer(data_dir, tmp_path):
-    folder = data_dir / "nilm/refit_1day_2015-01-08"
-    truth = tmp_path / "truth.csv"
-    runner.invoke(app, ["nilm", "convert", "refit", str(folder / "house_2_day.csv"), "--labels",
-                        str(folder / "labels.csv"), "--house", "2", "--out", str(truth)])
+def _noisy_estimates(truth: Path, out: Path, seed: int) -> None:
+    """Estimates of ``truth``'s appliances: the truth, zeroed at random one time in five; timestamps in whole
+    seconds, as a user's tool might write them."""
     house = read_house(truth, need_truth=True)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     estimates = {k: np.where(rng.random(len(v)) < 0.8, v, 0.0) for k, v in house.appliances.items()}
-    est = tmp_path / "est.csv"
-    with est.open("w", newline="") as f:
+    with out.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["timestamp", *estimates])
         for i, ts in enumerate(house.timestamp):
             w.writerow([int(ts), *(estimates[k][i] for k in estimates)])
-    ours = {k: score(k, v, estimates[k]) for k, v in house.appliances.items()}
-    shared = subprocess.run([sys.executable, str(data_dir.parent / "tools/nilm_score.py"), str(truth), str(est)],
+
+
+def test_scores_agree_with_the_shared_scorer(data_dir, tmp_path):
+    """Two houses' estimates scored pooled, by `ohmni nilm score` and by the shared scorer: every appliance's F1
+    and the mean agree."""
+    folder = data_dir / "nilm/refit_1day_2015-01-08"
+    pairs = []
+    for n in (2, 9):
+        truth, est = tmp_path / f"truth_{n}.csv", tmp_path / f"est_{n}.csv"
+        runner.invoke(app, ["nilm", "convert", "refit", str(folder / f"house_{n}_day.csv"), "--labels",
+                            str(folder / "labels.csv"), "--house", str(n), "--out", str(truth)])
+        _noisy_estimates(truth, est, seed=n)
+        pairs += [str(truth), str(est)]
+    shared = subprocess.run([sys.executable, str(data_dir.parent / "tools/nilm_score.py"), *pairs],
                             capture_output=True, text=True, timeout=120)
     assert shared.returncode == 0, shared.stderr
-    mean = np.mean([s.f1 for s in ours.values() if s.f1 is not None])
-    assert f"mean_f1={mean:.3f}" in shared.stdout.splitlines()[-1]
-    cli = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
-    assert cli.exit_code == 0 and f"mean_f1={mean:.3f}" in cli.stdout.strip().splitlines()[-1]
+    cli = runner.invoke(app, ["nilm", "score", *pairs])
+    assert cli.exit_code == 0, cli.output
+    assert cli.stdout.strip().splitlines()[-1].split()[0] == shared.stdout.splitlines()[-1].split()[0]  # mean_f1=
+    theirs = dict(re.findall(r"^(\w+)\s+F1 ([\d.]+)", shared.stdout, re.M))
+    assert len(theirs) == 5, shared.stdout
+    for name, f1 in theirs.items():
+        row = next(line for line in cli.stdout.splitlines() if line.strip("│ ").startswith(name))
+        assert f"│ {f1} " in row, (name, f1, row)
+    one = runner.invoke(app, ["nilm", "score", *pairs[:2]])  # one pair is not the two pooled
+    assert one.exit_code == 0 and one.stdout.strip().splitlines()[-1] != cli.stdout.strip().splitlines()[-1]
+
+
+def _truth_and_estimates(tmp_path: Path, est_lines: list[str]) -> tuple[Path, Path]:
+    truth, est = tmp_path / "truth.csv", tmp_path / "est.csv"
+    truth.write_text("timestamp,mains,kettle\n1420675200,456,0\n1420675207,2960,2500\n1420675214,460,0\n")
+    est.write_text("".join(line + "\n" for line in est_lines))
+    return truth, est
+
+
+@pytest.mark.parametrize(("est_lines", "said"), [
+    (["timestamp,kettle", "1420675200,0", "1420675207,2500"], "est.csv: 2 rows for 3 in"),
+    (["timestamp,kettle", "1420675200,0", "1420675207,2500", "1420675214,0", "1420675221,0"],
+     "est.csv: 4 rows for 3 in"),
+    (["timestamp,kettle", "1420675200,0", "1420675214,2500", "1420675221,0"],
+     "est.csv: line 3: timestamp 1420675214, where the truth's row 2 has 1420675207"),
+    (["timestamp,microwave", "1420675200,0", "1420675207,0", "1420675214,0"],
+     "est.csv: line 1: no 'kettle' column, which truth.csv has (found microwave)"),
+])
+def test_score_refuses_estimates_that_are_not_the_truths_rows(tmp_path, est_lines, said):
+    """Estimates cut short, run on, of another stretch of time or without an appliance the truth has would score
+    something else: named, exit 2, nothing printed as a score."""
+    truth, est = _truth_and_estimates(tmp_path, est_lines)
+    result = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
+    assert result.exit_code == 2 and said in result.stderr, result.output
+    assert "mean_f1" not in result.stdout and "Traceback" not in result.output
+    odd = runner.invoke(app, ["nilm", "score", str(truth), str(est), str(truth)])
+    assert odd.exit_code == 2 and "give them in pairs" in odd.stderr, odd.output
 
 
 def test_train_refuses_houses_it_can_learn_nothing_from(tmp_path):
@@ -193,9 +234,8 @@ def test_train_refuses_houses_it_can_learn_nothing_from(tmp_path):
 def test_score_refuses_estimates_that_are_not_power(tmp_path, value, said):
     """An estimate of NaN would make the appliance's MAE NaN, a negative one would flatter it, one of megawatts is
     in the wrong unit: named, exit 2."""
-    truth, est = tmp_path / "truth.csv", tmp_path / "est.csv"
-    truth.write_text("timestamp,mains,kettle\n1420675200,456,0\n1420675207,2960,2500\n1420675214,460,0\n")
-    est.write_text(f"timestamp,kettle\n1420675200,0\n1420675207,2500\n1420675214,{value}\n")
+    truth, est = _truth_and_estimates(tmp_path, ["timestamp,kettle", "1420675200,0", "1420675207,2500",
+                                                 f"1420675214,{value}"])
     result = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
     assert result.exit_code == 2 and f"line 4: 'kettle' is {said}" in result.output, result.output
 

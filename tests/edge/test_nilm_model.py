@@ -263,6 +263,23 @@ def test_evaluate_scores_a_long_house_as_the_whole_of_it(refit, tmp_path):
     assert f"mean_f1={np.mean([f for f in f1s if f is not None]):.3f}" in done.stdout
 
 
+def test_score_compares_long_files_a_block_at_a_time(refit, tmp_path):
+    """Twenty days of house 2 at its own readings (250,000 rows, four blocks) and estimates of them, the truth
+    zeroed at random: `score` prints what the metrics give on the whole arrays."""
+    long = days_of(read_house(refit[2], need_truth=True), 20)
+    rng = np.random.default_rng(20)
+    estimates = {k: np.where(rng.random(len(v)) < 0.7, v, 0.0) for k, v in long.appliances.items()}
+    truth, est = tmp_path / "truth.csv", tmp_path / "est.csv"
+    write_house(truth, long.timestamp, long.mains, long.appliances)
+    write_house(est, long.timestamp, None, estimates)
+    done = runner.invoke(app, ["nilm", "score", str(truth), str(est)])
+    assert done.exit_code == 0, done.output
+    for name, truth_w in long.appliances.items():
+        s = score(name, truth_w, estimates[name])
+        row = next(line for line in done.stdout.splitlines() if line.strip("│ ").startswith(name))
+        assert f"{s.mae_w:.1f}" in row and f"{s.f1:.3f}" in row, (row, s)
+
+
 def test_a_long_house_is_learned_from_the_days_its_appliances_ran(refit, tmp_path):
     """Months of a house would need tens of GB to learn from: it gives whole days, a day each appliance ran first,
     put back to back with their time of day kept. Read from its file a block at a time, it gives the same rows
