@@ -100,11 +100,10 @@ def _joined(name: str, blocks: list[House]) -> House:
 def read_within(paths: list[Path], max_days: int, progress: Callable[[str], None] = lambda _: None,
                 block_rows: int = BLOCK_ROWS) -> list[House]:
     """The house CSVs at ``paths``, each longer than its share of ``max_days`` (at least a day) cut to its
-    ``chosen_days``, without holding
-    more of any file than its share: a first pass a block at a time keeps the rows while they span no more than
-    the share and, past it, only which days each appliance ran; a house longer than its share is then read a
-    second time for its chosen days alone (``block_rows`` at a time). ``progress`` gets a line for each house cut,
-    before its second pass."""
+    ``chosen_days``, without holding more of a file than its share: a first pass, a block at a time, keeps the rows
+    while they span no more than the share and, past it, only which days each appliance ran; a longer house is then
+    read a second time for its chosen days alone (``block_rows`` at a time). ``progress`` gets a line for each house
+    cut, before its second pass."""
     share = max(1, max_days // max(1, len(paths)))
     out = []
     for path in paths:
