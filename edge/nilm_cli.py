@@ -43,16 +43,19 @@ def _refused() -> Iterator[None]:
 @convert_app.command("refit")
 def refit_cmd(
     day_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A REFIT house_N_day.csv.")],
-    labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="labels.csv beside it.")],
-    house: Annotated[int, typer.Option(help="The REFIT house number.")],
     out: Annotated[Path, typer.Option(help="The house CSV to write.")],
+    labels: Annotated[Path | None, typer.Option(
+        dir_okay=False, help="REFIT's labels.csv (default: the one beside DAY_CSV).")] = None,
+    house: Annotated[int | None, typer.Option(
+        help="The REFIT house number (default: the number after 'house' in DAY_CSV's name).")] = None,
 ) -> None:
     """A REFIT day file -> timestamp, mains and the appliance columns the house has."""
-    from edge.nilm.convert import convert_refit
+    from edge.nilm.convert import convert_refit, refit_house_number
 
     with _refused():
-        columns = convert_refit(day_csv, labels, house, out)
-    typer.echo(f"wrote {out}: mains + {', '.join(columns) or 'no known appliance'}", err=True)
+        number = refit_house_number(day_csv) if house is None else house
+        columns = convert_refit(day_csv, labels or day_csv.parent / "labels.csv", number, out)
+    typer.echo(f"wrote {out}: house {number}, mains + {', '.join(columns) or 'no known appliance'}", err=True)
 
 
 @convert_app.command("redd")

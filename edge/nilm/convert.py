@@ -32,6 +32,15 @@ class ConvertError(HouseCsvError):
     """A file its converter cannot read: to the commands, a house file they cannot read."""
 
 
+def refit_house_number(day_csv: Path) -> int:
+    """The house number in a REFIT file's name (``house_7_day.csv``, ``CLEAN_House7.csv``), so the command
+    needs no ``--house`` for the files as REFIT and ../shared/data name them."""
+    found = re.search(r"house[ _-]?(\d+)", day_csv.name, flags=re.IGNORECASE)
+    if not found:
+        raise ConvertError(f"{day_csv}: no house number in its name (like house_7_day.csv); give --house")
+    return int(found[1])
+
+
 def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:
     """Column -> label, without the room or number REFIT adds in brackets ("Freezer (Garage)",
     "Fridge-Freezer (1)"): every cold appliance in the mains belongs in the fridge's truth."""
@@ -40,6 +49,8 @@ def refit_labels(labels_csv: Path, house: int) -> dict[str, str]:
             rows = list(csv.DictReader(f))
     except csv.Error as exc:  # a binary file: "line contains NUL"
         raise ConvertError(f"{labels_csv}: not a CSV ({exc})") from None
+    except OSError as exc:
+        raise ConvertError(f"{labels_csv}: cannot read REFIT's labels ({exc.strerror}); give --labels") from None
     if not rows or not {"house", "column", "label"} <= set(rows[0]):
         raise ConvertError(f"{labels_csv}: not REFIT's labels.csv (it has the columns house, column, label)")
     try:

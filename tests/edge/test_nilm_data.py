@@ -22,11 +22,16 @@ SHIPPED = Path(edge.nilm.__file__).parent / "pretrained.json"
 
 
 def test_refit_house_2_converts_with_its_five_appliances(data_dir, tmp_path):
+    """As the data are laid out, the labels beside the day file and the house number in its name will do."""
     folder = data_dir / "nilm/refit_1day_2015-01-08"
     out = tmp_path / "refit2.csv"
-    result = runner.invoke(app, ["nilm", "convert", "refit", str(folder / "house_2_day.csv"), "--labels",
-                                 str(folder / "labels.csv"), "--house", "2", "--out", str(out)])
+    result = runner.invoke(app, ["nilm", "convert", "refit", str(folder / "house_2_day.csv"), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "house 2," in result.output
+    named = tmp_path / "named.csv"
+    result = runner.invoke(app, ["nilm", "convert", "refit", str(folder / "house_2_day.csv"), "--labels",
+                                 str(folder / "labels.csv"), "--house", "2", "--out", str(named)])
+    assert result.exit_code == 0 and named.read_bytes() == out.read_bytes(), result.output
     house = read_house(out, need_truth=True)
     assert sorted(house.appliances) == ["dishwasher", "fridge", "kettle", "microwave", "washing_machine"]
     raw = np.loadtxt(folder / "house_2_day.csv", delimiter=",", skiprows=1, usecols=range(1, 12))
@@ -66,6 +71,8 @@ def test_converters_refuse_what_they_cannot_read(data_dir, tmp_path):
         (["refit", str(day), "--labels", str(labels), "--house", "14"], r"no house 14 \(it labels houses 1, 2"),
         (["refit", str(day), "--labels", str(house_csv), "--house", "2"], "not REFIT's labels.csv"),
         (["refit", str(corrupt), "--labels", str(labels), "--house", "2"], "'4x7' to float64 on line 3, column 3"),
+        (["refit", str(corrupt), "--labels", str(labels)], "corrupt.csv: no house number in its name.*give --house"),
+        (["refit", str(corrupt), "--house", "2"], "labels.csv: cannot read REFIT's labels.*give --labels"),
         (["redd", str(house_csv)], "not a .npz archive"),
         (["redd", str(pickled)], "not a REDD .* with the arrays power, columns, chunk"),
     ]
