@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
 from edge.nilm.features import cells_of
 from edge.nilm.house_csv import House, read_house
 from edge.nilm.live import stretches
+from edge.nilm.metrics import Tally
 from edge.nilm.model import Model, learn
 from tests.conftest import shared_data
 
@@ -167,36 +169,43 @@ METHODS: dict[str, Callable[[list[House]], Method]] = {"ohmni": Ours, "mean": me
                                                        "fhmm": fhmm_baseline}
 
 
-def evaluate(method: Method, test: list[House], acc: dict) -> None:
-    """Pool each appliance's counts over the test houses; a method that also gives each sample's confidence
-    (``disaggregate_with_confidence``) has what it said of its calls summed too."""
+@dataclass
+class Pooled:
+    """One appliance's scores pooled over test houses (``metrics.Tally``, as the commands pool them) and, for a
+    method that gives each sample's confidence, its runs' confidence against the share of each run that was right
+    (Brier), beside a constant 0.6's."""
+
+    tally: Tally
+    runs: int = 0
+    brier: float = 0.0
+    brier_06: float = 0.0
+
+    def __add__(self, other: Pooled) -> Pooled:
+        return Pooled(self.tally + other.tally, self.runs + other.runs, self.brier + other.brier,
+                      self.brier_06 + other.brier_06)
+
+
+def evaluate(method: Method, test: list[House], acc: dict[str, Pooled]) -> None:
+    """Pool each appliance's scores over the test houses into ``acc``."""
     for h in test:
         est = method(h.timestamp, h.mains)
         est, sure = est if isinstance(est, tuple) else (est, {})
         for n, truth in h.appliances.items():
             e = est.get(n, np.zeros(len(truth)))
-            s = acc.setdefault(n, {"tp": 0, "fp": 0, "fn": 0, "ae": 0.0, "zero": 0.0, "n": 0, "on": 0, "said": 0.0,
-                                   "runs": 0, "brier": 0.0, "brier_06": 0.0})
-            ot, oe = truth >= THRESHOLDS[n], e >= THRESHOLDS[n]
+            s = acc.setdefault(n, Pooled(Tally(n)))
+            s.tally.add(truth, e, sure.get(n))
             if n in sure:  # each run's confidence against the share of it that was right, and a constant 0.6's
-                s["said"] += float(np.sum(sure[n][oe]))
-                for a, b in stretches(oe):
-                    right = float(np.mean(ot[a:b]))
-                    s["runs"] += 1
-                    s["brier"] += (float(np.mean(sure[n][a:b])) - right) ** 2
-                    s["brier_06"] += (0.6 - right) ** 2
-            s["tp"] += int(np.sum(ot & oe))
-            s["fp"] += int(np.sum(~ot & oe))
-            s["fn"] += int(np.sum(ot & ~oe))
-            s["ae"] += float(np.sum(np.abs(e - truth)))
-            s["zero"] += float(np.sum(truth))
-            s["n"] += len(truth)
-            s["on"] += int(np.sum(ot))
+                on_truth = truth >= THRESHOLDS[n]
+                for a, b in stretches(e >= THRESHOLDS[n]):
+                    right = float(np.mean(on_truth[a:b]))
+                    s.runs += 1
+                    s.brier += (float(np.mean(sure[n][a:b])) - right) ** 2
+                    s.brier_06 += (0.6 - right) ** 2
 
 
-def _f1(s: dict) -> float:
-    d = 2 * s["tp"] + s["fp"] + s["fn"]
-    return 2 * s["tp"] / d if d else float("nan")
+def _f1(s: Pooled) -> float:
+    f1 = s.tally.score().f1
+    return float("nan") if f1 is None else f1
 
 
 def table(dataset: str, results: dict[str, dict], goals: bool = True) -> dict[str, float]:
@@ -211,17 +220,18 @@ def table(dataset: str, results: dict[str, dict], goals: bool = True) -> dict[st
         cells, floor = [], None
         for acc in results.values():
             s = acc.get(n)
-            if not s or not s["n"]:
+            if not s or not s.tally.samples:
                 cells.append(f"{'—':>18s}")
                 continue
-            cells.append(f"{_f1(s):>10.3f} ({s['ae'] / s['n']:>5.1f})")
-            floor = (2 * s["on"] / (s["on"] + s["n"]), s["zero"] / s["n"])
+            got = s.tally.score()
+            cells.append(f"{_f1(s):>10.3f} ({got.mae_w:>5.1f})")
+            floor = (got.always_on_f1, got.always_off_mae_w)
         if floor:
             print(f"{n:16s}" + "".join(cells) + f"{floor[0]:>16.3f}{floor[1]:>16.1f}")
             s = results[ours][n]
             best = max(_f1(results[b][n]) for b in baselines if n in results[b])
             checks.append(f"{n}: F1 {'>' if _f1(s) > floor[0] else '<='} always-on, MAE "
-                          f"{'<' if s['ae'] / s['n'] < floor[1] else '>='} always-off, F1 {_f1(s) - best:+.3f} "
+                          f"{'<' if s.tally.score().mae_w < floor[1] else '>='} always-off, F1 {_f1(s) - best:+.3f} "
                           f"over the best baseline")
     means = {m: float(np.nanmean([_f1(s) for s in acc.values()])) for m, acc in results.items()}
     print(f"{'mean F1':16s}" + "".join(f"{means[m]:>18.3f}" for m in results))
@@ -239,11 +249,11 @@ def confidence_table(dataset: str, acc: dict) -> tuple[float, float]:
           f"constant 0.6's")
     briers = []
     for n, s in acc.items():
-        called = s["tp"] + s["fp"]
-        if called and s["runs"]:
-            briers.append((s["brier"] / s["runs"], s["brier_06"] / s["runs"]))
-            print(f"{n:16s}{s['tp'] / called:>10.2f} ({s['said'] / called:.2f}) over {called} samples called on; "
-                  f"{s['runs']} runs, Brier {briers[-1][0]:.3f} (0.6: {briers[-1][1]:.3f})")
+        right, said = s.tally.calls_right()
+        if right is not None and said is not None and s.runs:
+            briers.append((s.brier / s.runs, s.brier_06 / s.runs))
+            print(f"{n:16s}{right:>10.2f} ({said:.2f}) over {s.tally.tp + s.tally.fp} samples called on; "
+                  f"{s.runs} runs, Brier {briers[-1][0]:.3f} (0.6: {briers[-1][1]:.3f})")
     if not briers:
         return float("nan"), float("nan")
     ours, constant = np.mean(briers, axis=0)
@@ -271,9 +281,8 @@ def _merge(parts: list[dict[str, dict]]) -> dict[str, dict]:
     for part in parts:
         for m, acc in part.items():
             for n, s in acc.items():
-                into = merged.setdefault(m, {}).setdefault(n, dict.fromkeys(s, 0))
-                for key, value in s.items():
-                    into[key] += value
+                into = merged.setdefault(m, {})
+                into[n] = into[n] + s if n in into else s
     return merged
 
 

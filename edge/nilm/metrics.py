@@ -5,7 +5,7 @@ confidence the model gave them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -52,6 +52,13 @@ class Tally:
         if confidence is not None:
             self.said += float(np.sum(confidence[on_est]))
         return self
+
+    def __add__(self, other: Tally) -> Tally:
+        """The two tallies pooled: what scoring both stretches in one tally would have summed (workers' results)."""
+        if other.appliance != self.appliance:
+            raise ValueError(f"cannot pool {other.appliance}'s tally into {self.appliance}'s")
+        return replace(self, **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                                if f.name != "appliance"})
 
     def score(self) -> Score:
         denominator = 2 * self.tp + self.fp + self.fn

@@ -263,6 +263,33 @@ def test_evaluate_scores_a_long_house_as_the_whole_of_it(refit, tmp_path):
     assert f"mean_f1={np.mean([f for f in f1s if f is not None]):.3f}" in done.stdout
 
 
+def test_tallies_pooled_score_as_the_houses_joined(refit, model):
+    """Houses scored apart (the bench's workers, one split each) and pooled give what one tally over both gives, and
+    what the metrics give on the houses' arrays joined: F1 is not averaged house by house."""
+    from edge.nilm.metrics import Tally
+
+    houses = [read_house(refit[n], need_truth=True) for n in (2, 5)]
+    outs = [disaggregate_with_confidence(h.timestamp, h.mains, model) for h in houses]
+    for name in ("fridge", "kettle"):
+        apart = [Tally(name).add(h.appliances[name], w[name], sure[name])
+                 for h, (w, sure) in zip(houses, outs, strict=True)]
+        pooled = apart[0] + apart[1]
+        together = Tally(name)
+        for h, (w, sure) in zip(houses, outs, strict=True):
+            together.add(h.appliances[name], w[name], sure[name])
+        assert pooled == together and pooled.samples == sum(len(h.timestamp) for h in houses)
+        joined = score(name, np.concatenate([h.appliances[name] for h in houses]),
+                       np.concatenate([w[name] for w, _ in outs]))
+        got = pooled.score()  # counts exactly; sums of watts up to the order they were added in
+        assert got.f1 == joined.f1 and got.always_on_f1 == joined.always_on_f1
+        assert (got.mae_w, got.energy_share, got.always_off_mae_w) == pytest.approx(
+            (joined.mae_w, joined.energy_share, joined.always_off_mae_w), rel=1e-9)
+        f1s = [t.score().f1 for t in apart]
+        assert all(f is not None for f in f1s) and pooled.score().f1 != pytest.approx(np.mean(f1s), abs=1e-6)
+    with pytest.raises(ValueError, match="cannot pool kettle's tally into fridge's"):
+        Tally("fridge") + Tally("kettle")
+
+
 def test_score_compares_long_files_a_block_at_a_time(refit, tmp_path):
     """Twenty days of house 2 at its own readings (250,000 rows, four blocks) and estimates of them, the truth
     zeroed at random: `score` prints what the metrics give on the whole arrays."""
