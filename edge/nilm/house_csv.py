@@ -17,6 +17,7 @@ import itertools
 import math
 import os
 import sys
+import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -111,14 +112,15 @@ def not_utf8(text: str) -> bool:
 
 
 def _csv_rows(path: Path, f: TextIO) -> Iterator[list[str]]:
-    """The CSV rows of ``f``; a gzip file cut short or a broken quote stops it with its line, not a traceback."""
+    """The CSV rows of ``f``; a gzip file cut short or corrupt, or a broken quote, stops it with its line, not a
+    traceback."""
     reader = csv.reader(f)
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
-        except (EOFError, gzip.BadGzipFile, csv.Error) as exc:
+        except (EOFError, gzip.BadGzipFile, zlib.error, csv.Error) as exc:
             raise HouseCsvError(f"{path}: line {reader.line_num + 1}: {exc}") from None
         yield row
 

@@ -126,7 +126,7 @@ def test_bytes_that_are_not_utf8_name_their_own_line(tmp_path):
 
 def test_a_byte_order_mark_and_gzip_are_read_as_the_csv_they_hold(tmp_path):
     """Excel's "CSV UTF-8" starts with a byte-order mark, and day files travel gzipped: both read as plain CSV,
-    the same rows; a gzip file cut short is refused with its line."""
+    the same rows; a gzip file cut short or corrupt is refused with its line."""
     body = "timestamp,mains,kettle\n" + "".join(f"{1420675200 + 7 * i},{300 + i},{0}\n" for i in range(2000))
     plain, bom, packed = tmp_path / "plain.csv", tmp_path / "bom.csv", tmp_path / "day.csv.gz"
     plain.write_text(body)
@@ -141,6 +141,13 @@ def test_a_byte_order_mark_and_gzip_are_read_as_the_csv_they_hold(tmp_path):
     cut.write_bytes(gzip.compress(body.encode(), compresslevel=0)[:20_000])
     with pytest.raises(HouseCsvError, match=r"cut.csv.gz: line \d+: Compressed file ended"):
         read_house(cut)
+    # bytes flipped inside the packed stream (a bad disk, a bad copy): zlib's own words, on the line it reached
+    packed_bytes = bytearray(gzip.compress(body.encode()))
+    packed_bytes[200:260] = bytes(b ^ 0xFF for b in packed_bytes[200:260])
+    corrupt = tmp_path / "corrupt.csv.gz"
+    corrupt.write_bytes(bytes(packed_bytes))
+    with pytest.raises(HouseCsvError, match=r"corrupt.csv.gz: line \d+: Error -3 while decompressing"):
+        read_house(corrupt)
 
 
 def test_estimates_keep_the_input_timestamps_to_the_fraction(tmp_path):
