@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cloud import problems
+from cloud.body_limit import BodyLimit
 from cloud.bootstrap import bootstrap_demo
 from cloud.metrics import IngestMetrics
 from cloud.notify import Dispatcher, Vapid, dispatch_forever
@@ -82,6 +83,9 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     app.state.vapid = Vapid(settings.data_dir, settings.vapid_subject)
     app.state.dispatcher = Dispatcher(store, settings.webhook_url, settings.webhook_secret, app.state.vapid)
     problems.install(app)
+    refused = app.state.metrics.bodies_too_large
+    app.add_middleware(BodyLimit, limits={hubs.BATCH_PATH: hubs.MAX_BATCH_BYTES},
+                       on_refused=lambda path: refused.labels("batch" if path == hubs.BATCH_PATH else "other").inc())
     app.include_router(hubs.router)
     app.include_router(installers.router)
     app.include_router(agents.router)

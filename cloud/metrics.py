@@ -17,6 +17,9 @@ class IngestMetrics:
         self.rejected = Counter("ohmni_readings_rejected", "Readings refused, by reason", ["reason"],
                                 registry=self.registry)
         self.batches = Counter("ohmni_batches", "Batches received, by outcome", ["outcome"], registry=self.registry)
+        self.bodies_too_large = Counter("ohmni_bodies_too_large", "Request bodies refused as over their limit: a hub's "
+                                        "batch, or any other call (not by path: a client chooses the path)", ["route"],
+                                        registry=self.registry)
         self.events = Counter("ohmni_meter_events", "Meter replacements and register rollovers seen", ["event"],
                               registry=self.registry)
         self.backlog = Gauge("ohmni_hub_backlog_readings", "Readings waiting in a hub's outbox, as it last said",
