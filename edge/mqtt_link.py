@@ -170,6 +170,12 @@ class MqttLink:
             if self._logged_bad[topic] <= 3:
                 log.warning("bad payload on %s: %s", topic, exc)
             return
+        except Exception:  # a decoder's own bug on a payload nobody foresaw: that message is lost, not the link
+            self.counters["decoder_errors"] += 1
+            self._logged_bad[topic] += 1
+            if self._logged_bad[topic] <= 3:
+                log.exception("decoding a payload on %s failed; the message is dropped", topic)
+            return
         if readings:
             self.counters["device_readings"] += len(readings)
             self.on_devices(readings)

@@ -67,6 +67,21 @@ def _optional_number(value: Any, what: str) -> float | None:
     return None if value is None else _number(value, what)
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object the payload may leave out (absent or null: empty); present, it must be an object, so a
+    list or a number where a device sends an object is a ``PayloadError``, not an ``AttributeError``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} is {_short(value)}, not a JSON object")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _device_time(value: Any, what: str) -> float | None:
     """A device's own clock: Unix milliseconds (zigbee2mqtt's ``last_seen: epoch``) or ISO 8601 with an offset
     (zigbee2mqtt's ``ISO_8601`` and ``ISO_8601_local``, Tasmota with ``SetOption52 1``). A time without an offset
@@ -130,7 +145,7 @@ def z2m_bridge_devices(payload: bytes) -> dict[str, dict[str, Any]]:
     for d in devices:
         if not isinstance(d, dict) or d.get("type") == "Coordinator" or not d.get("friendly_name"):
             continue
-        definition = d.get("definition") or {}
+        definition = _object(d.get("definition"), "definition")
         out[str(d["friendly_name"])] = {"ieee": d.get("ieee_address"), "model": definition.get("model"),
                                         "vendor": definition.get("vendor"), "type": d.get("type")}
     return out
@@ -165,7 +180,7 @@ def shelly_gen2(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     obj = _json(payload)
     if not isinstance(obj, dict) or obj.get("method") not in ("NotifyStatus", "NotifyFullStatus"):
         return []
-    params = obj.get("params") or {}
+    params = _object(obj.get("params"), "params")
     out = []
     for key, comp in params.items():
         sub = _SHELLY2_COMPONENT.fullmatch(key)
@@ -203,7 +218,7 @@ def tasmota(m: re.Match[str], payload: bytes, sml: SmlKeys = SmlKeys()) -> list[
     obj = _json(payload)
     if not isinstance(obj, dict):
         raise PayloadError("Tasmota SENSOR must be a JSON object")
-    obj = obj.get("StatusSNS", obj)
+    obj = _object(obj["StatusSNS"], "StatusSNS") if "StatusSNS" in obj else obj
     device = f"tasmota:{m['device']}"
     out: list[DeviceReading] = []
     energy = obj.get("ENERGY")
@@ -239,19 +254,23 @@ def glow(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
     meter = obj.get(m["meter"]) if isinstance(obj, dict) else None
     if not isinstance(meter, dict):
         raise PayloadError(f"Glow payload lacks its {m['meter']!r} object")
-    energy = meter.get("energy") or {}
-    imp = _optional_number((energy.get("import") or {}).get("cumulative"), "energy.import.cumulative")
-    exp = _optional_number((energy.get("export") or {}).get("cumulative"), "energy.export.cumulative")
-    power = (meter.get("power") or {})
+    energy = _object(meter.get("energy"), "energy")
+    imports = _object(energy.get("import"), "energy.import")
+    imp = _optional_number(imports.get("cumulative"), "energy.import.cumulative")
+    exp = _optional_number(_object(energy.get("export"), "energy.export").get("cumulative"), "energy.export.cumulative")
+    power = _object(meter.get("power"), "power")
     kw = _optional_number(power.get("value"), "power.value")
     if kw is not None and abs(kw - GLOW_ERROR) < 1e-6:
         kw = None  # the meter's "no reading" sentinel
-    units = (power.get("units") or "kW").lower()
+    units = power.get("units") or "kW"
+    if not isinstance(units, str):
+        raise PayloadError(f"power.units is {_short(units)}, not a unit")
+    units = units.lower()
     return [DeviceReading(
         device=f"glow:{m['device']}:{m['meter']}", kind="glow",
         energy_kwh=imp if imp else None,  # a cumulative 0 is the CAD not having read the meter yet
         export_kwh=exp, power_w=None if kw is None else (kw * 1000 if units == "kw" else kw),
-        extra={"mpan": (energy.get("import") or {}).get("mpan") or (energy.get("import") or {}).get("mprn")})]
+        extra={"mpan": imports.get("mpan") or imports.get("mprn")})]
 
 
 # --- the table ---------------------------------------------------------------------------------

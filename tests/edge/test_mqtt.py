@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import aiomqtt
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from edge.config import MqttConfig
 from edge.mqtt_link import MqttLink
 from protocols import ha_discovery
+from protocols.devices import DeviceReading, Mapping
 from tests.fixtures.mosquitto import USERS
 
 
@@ -56,6 +58,10 @@ async def test_device_payloads_become_readings_and_bad_ones_are_counted(mosquitt
                             "method": "NotifyStatus", "params": {"switch:0": {"apower": 95.5}}}), qos=1)
             await d.publish("tele/washer/SENSOR", json.dumps({"ENERGY": {"Power": 480, "Total": 321.5}}), qos=1)
             await d.publish("zigbee2mqtt/kettle_plug", b"{broken", qos=1)
+            # JSON of the wrong shape where a device sends an object (these once raised AttributeError, which
+            # ended the link): refused and counted, and the messages after them still read
+            await d.publish("stat/washer/STATUS10", json.dumps({"StatusSNS": [None]}), qos=1)
+            await d.publish("glow/ABC/SENSOR/electricitymeter", json.dumps({"electricitymeter": {"power": [1]}}), qos=1)
             await d.publish("glow/ABC/SENSOR/electricitymeter", json.dumps({"electricitymeter": {
                 "energy": {"import": {"cumulative": 6613.405}}, "power": {"value": 0.951, "units": "kW"}}}), qos=1)
         await until(lambda: len(got) >= 4)
@@ -64,7 +70,29 @@ async def test_device_payloads_become_readings_and_bad_ones_are_counted(mosquitt
     assert by_device["shelly:shellyplusplugs-9:0"].power_w == 95.5
     assert by_device["tasmota:washer"].energy_kwh == 321.5
     assert by_device["glow:ABC:electricitymeter"].power_w == pytest.approx(951)
-    assert link.counters["rejected_payload"] == 1
+    assert link.counters["rejected_payload"] == 3 and link.counters["decoder_errors"] == 0, link.counters
+
+
+async def test_a_decoder_that_fails_on_a_payload_loses_that_message_not_the_link(mosquitto, caplog):
+    """A decoder bug (an exception no one foresaw) is counted and logged; the link goes on reading."""
+    got = []
+    link = MqttLink(hub_config(mosquitto, client_id="hub-decoder-bug"), "hub-1", got.extend)
+
+    def broken(m: re.Match[str], payload: bytes) -> list[DeviceReading]:
+        raise KeyError("a field the decoder took for granted")
+
+    link.table = (Mapping("broken", re.compile(r"broken/(?P<device>[^/]+)"), broken, "broken/#"), *link.table)
+    async with Running(link):
+        await until(lambda: link.connected)
+        await asyncio.sleep(0.2)
+        async with device(mosquitto) as d:
+            await d.publish("broken/plug", b"{}", qos=1)
+            await d.publish("zigbee2mqtt/kettle_plug", json.dumps({"power": 2950}), qos=1)
+        await until(lambda: len(got) >= 1)
+        assert link.connected
+    assert [r.power_w for r in got] == [2950]
+    assert link.counters["decoder_errors"] == 1
+    assert "decoding a payload on broken/plug failed" in caplog.text
 
 
 async def test_a_wrong_password_is_refused_with_a_clear_error(mosquitto):
