@@ -7,6 +7,7 @@ reported as zero is 0, a field the telegram lacks is null.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,11 @@ from protocols.readings import MeterReading
 
 _TARIFFS = ("1", "2", "3", "4")
 GAS_DEVICE_TYPE = 3
+#: Beyond what any meter shows, in its unit (kWh, W, V, m3, a count): DSMR registers have six to nine digits
+#: before the point, and no connection draws a gigawatt. A telegram that says more, CRC or not, is refused rather
+#: than stored. The cloud's own plausibility checks are tighter; this keeps what no meter can say (and what SQLite
+#: cannot hold) out of the hub.
+MOST = 1e9
 
 
 def _registers(telegram: Any, kind: str, total_name: str) -> dict[str, float | None]:
@@ -121,13 +127,52 @@ def normalise(frame: Frame) -> dict[str, Any]:
     out["gas_m3"], out["gas_timestamp"] = _gas(telegram)
     short = plain(getattr(telegram, "SHORT_POWER_FAILURE_COUNT", None))
     long_ = plain(getattr(telegram, "LONG_POWER_FAILURE_COUNT", None))
-    out["power_failures"] = None if short is None else int(short)
-    out["long_power_failures"] = None if long_ is None else int(long_)
+    for key, count in (("power_failures", short), ("long_power_failures", long_)):
+        if count is not None and not (0 <= count <= MOST and count == int(count)):
+            out["error"] = out["error"] or f"{key.replace('_', ' ')} is {count}, not a count"
+            count = None
+        out[key] = None if count is None else int(count)
     tariff = getattr(telegram, "ELECTRICITY_ACTIVE_TARIFF", None)
     out["tariff"] = str(tariff.value) if tariff is not None and tariff.value is not None else None
     if out["import_kwh"]["total"] is None and out["power_import_w"] is None and out["error"] is None:
         out["error"] = "no energy register or power found: not a meter telegram this decoder knows"
-    return out
+    if out["error"] is None:
+        try:
+            _checked(out)
+        except DecodeError as exc:
+            out["error"] = str(exc)
+    return _finite(out)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, at any depth: JSON has no NaN, and ``error`` has named them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _measured(value: float | None, what: str) -> None:
+    """Nothing if ``value`` is absent or a reading a meter can give (finite, 0 to ``MOST``); else the error."""
+    if value is not None and not (math.isfinite(value) and 0 <= value <= MOST):
+        raise DecodeError(f"{what} is {value:g}, not a reading a meter gives (0 to {MOST:g})")
+
+
+def _checked(obj: dict[str, Any]) -> None:
+    """Every number the reading keeps is one a meter can give: NaN, infinite, negative or beyond any meter's
+    digits is refused (a valid CRC only says the line carried the meter's bytes, not that they make sense)."""
+    for kind in ("import_kwh", "export_kwh"):
+        for register, value in obj[kind].items():
+            _measured(value, f"{kind.removesuffix('_kwh')} register {register} (kWh)")
+    for key in ("power_import_w", "power_export_w"):
+        _measured(obj[key], key.removesuffix("_w").replace("_", " ") + " (W)")
+    for key, unit in (("voltage_v", "V"), ("current_a", "A"), ("power_import_phase_w", "W")):
+        for phase, value in (obj[key] or {}).items():
+            _measured(value, f"{key.rsplit('_', 1)[0].replace('_', ' ')} {phase} ({unit})")
+    _measured(obj["gas_m3"], "gas (m3)")
+    if obj["tariff"] is not None and not obj["tariff"].strip().isdigit():
+        raise DecodeError(f"tariff indicator (0-0:96.14.0) is {obj['tariff']!r}, not a tariff number")
 
 
 def _wh(kwh: float | None) -> int:
@@ -139,7 +184,7 @@ def _w(watts: float | None) -> int:
 
 
 def to_reading(obj: dict[str, Any]) -> MeterReading:
-    """The hub's reading from a normalised frame; :class:`DecodeError` says what is missing."""
+    """The hub's reading from a normalised frame; :class:`DecodeError` says what is missing or impossible."""
     if obj["error"]:
         raise DecodeError(obj["error"])
     if obj["timestamp"] is None:

@@ -8,6 +8,7 @@ itself carries (Austrian meters say Wh and W), so no variant needs its own code.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,12 +118,21 @@ def _num(obj: Any) -> tuple[Decimal, str] | None:
         return None
 
 
+def _scaled(value: Decimal, factor: Decimal) -> float:
+    """``value * factor`` as a float; NaN where Decimal's context cannot hold it (``1e999999`` kWh), so the
+    reading's check refuses it by name rather than ``decimal.Overflow`` escaping."""
+    try:
+        return float(value * factor)
+    except ArithmeticError:
+        return math.nan
+
+
 def energy_kwh(obj: Any) -> float | None:
     got = _num(obj)
     if got is None:
         return None
     value, unit = got
-    return float(value / 1000 if unit.lower() == "wh" else value)
+    return _scaled(value, Decimal("0.001") if unit.lower() == "wh" else Decimal(1))
 
 
 def power_w(obj: Any) -> float | None:
@@ -130,7 +140,7 @@ def power_w(obj: Any) -> float | None:
     if got is None:
         return None
     value, unit = got
-    return float(value if unit.lower() == "w" else value * 1000)
+    return _scaled(value, Decimal(1) if unit.lower() == "w" else Decimal(1000))
 
 
 def plain(obj: Any) -> float | None:

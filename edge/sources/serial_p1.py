@@ -67,6 +67,10 @@ class P1Decoder:
                 self.counters["rejected_undecodable"] += 1
                 log.warning("P1 frame rejected: %s", exc)
                 continue
+            except Exception:  # a decoder's own bug on a telegram nobody foresaw: that frame is lost, not the port
+                self.counters["decoder_errors"] += 1
+                log.exception("decoding a P1 frame failed; the frame is dropped")
+                continue
             self.counters["readings"] += 1
         self.counters["skipped_bytes"] = self.framer.stats.skipped_bytes
         return readings

@@ -10,6 +10,7 @@ from edge.sources.serial_p1 import SerialP1Source
 from firmware_sim.meter import SimMeter
 from firmware_sim.pty_port import PtyPort
 from firmware_sim.run import FAULTS
+from protocols.crc16 import crc16_arc
 
 START = 1_764_072_000
 
@@ -52,6 +53,38 @@ async def test_corrupt_frames_are_counted_and_the_readings_around_them_arrive():
     assert source.counters["rejected_bad_crc"] == 3
     assert source.counters["rejected_truncated"] == 3
     assert source.counters["skipped_bytes"] > 0
+
+
+async def test_telegrams_with_impossible_values_are_refused_and_the_readings_around_them_arrive():
+    """A valid CRC only says the line carried the meter's bytes: a register of NaN, of 1e400 kWh, a negative
+    power or a tariff that is no number (each once ended the hub's P1 source) is counted and refused."""
+    port = PtyPort()
+    meter = SimMeter()
+    good = [meter.tick(START + 10 * i, 400.0 + i) for i in range(5)]
+    impossible = [(b"1-0:1.8.1(", b"nan*kWh"), (b"1-0:1.8.2(", b"1e400*kWh"), (b"1-0:1.7.0(", b"-0.5*kW"),
+                  (b"0-0:96.14.0(", b"abc")]
+    stream = b""
+    for reading, (obis, value) in zip(good, [*impossible, (None, None)], strict=True):
+        telegram = meter.telegram(reading)
+        stream += telegram
+        if obis is not None and value is not None:
+            stream += with_value(meter.telegram(meter.tick(reading.ts + 5, 400.0)), obis, value)
+    source = SerialP1Source(port.path)
+    collecting = asyncio.create_task(_collect(source, len(good)))
+    await asyncio.to_thread(port.wait_for_reader, lambda: False)
+    port.write(stream)
+    got = await collecting
+    port.close()
+    assert got == good
+    assert source.counters["rejected_undecodable"] == len(impossible)
+    assert source.counters["decoder_errors"] == 0
+
+
+def with_value(telegram: bytes, obis: bytes, value: bytes) -> bytes:
+    """``telegram`` with the value of its ``obis`` line replaced, and its CRC made valid again."""
+    start = telegram.index(obis) + len(obis)
+    body = telegram[:start] + value + telegram[telegram.index(b")", start):telegram.rindex(b"!") + 1]
+    return body + b"%04X\r\n" % crc16_arc(body)
 
 
 async def test_port_that_vanishes_is_reopened():

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from edge.sources.serial_p1 import crc_acceptable
 from ohmni.cli import app
+from protocols.crc16 import crc16_arc
 from protocols.p1 import CrcStatus, split_frames
 from protocols.p1_normalise import normalise
 
@@ -113,6 +114,23 @@ def test_garbage_only_input_prints_no_frames_and_says_so():
     result = runner.invoke(app, ["p1", "decode", "-"], input=b"\x00\xff garbage without telegrams\r\n" * 10)
     assert result.exit_code == 0 and result.stdout == ""
     assert "0 frame(s)" in result.stderr
+
+
+def test_impossible_values_are_named_in_error_and_the_output_stays_json(data_dir):
+    """A CRC-valid telegram whose import register says NaN: `p1 decode` prints strict JSON (no NaN token) with the
+    register null and the error naming it, so a script reading the output sees why the hub refused it."""
+    raw = (data_dir / "dsmr/dsmrreader_example-dsmr50.txt").read_bytes()
+    body = raw[:raw.rindex(b"!") + 1].replace(b"1-0:1.8.1(123456.789*kWh)", b"1-0:1.8.1(nan*kWh)")
+    result = runner.invoke(app, ["p1", "decode", "-"], input=body + b"%04X\r\n" % crc16_arc(body))
+    assert result.exit_code == 0, result.output
+
+    def no_nan(token: str) -> None:
+        raise AssertionError(f"{token} in the output")
+
+    [line] = result.stdout.splitlines()
+    out = json.loads(line, parse_constant=no_nan)
+    assert out["crc"] == "valid" and out["import_kwh"]["t1"] is None
+    assert out["error"] == "import register t1 (kWh) is nan, not a reading a meter gives (0 to 1e+09)"
 
 
 def test_missing_file_is_a_clear_error():
