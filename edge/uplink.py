@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
+from pydantic import ValidationError
 
 from edge.config import CloudConfig
 from edge.store import HubStore
@@ -78,7 +79,12 @@ class Uplink:
                 self._fail(item.seq, f"cloud unreachable: {exc.__class__.__name__}: {exc}")
                 return False
             if resp.status_code == 200:
-                ack = UplinkAck.model_validate_json(resp.content)
+                try:
+                    ack = UplinkAck.model_validate_json(resp.content)
+                except ValidationError:  # a captive portal or a proxy's page: not the cloud; try again later
+                    self._fail(item.seq, "the answer was 200 but not the cloud's acknowledgement (a proxy or a "
+                                         f"captive portal?): {resp.text[:120]!r}")
+                    return False
                 self.store.ack(item.seq, len(ack.rejected))
                 self.counters["batches_acked"] += 1
                 if ack.rejected:

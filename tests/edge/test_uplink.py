@@ -93,6 +93,35 @@ async def test_a_retry_after_a_lost_acknowledgement_duplicates_nothing(cloud, tm
     assert stored == sorted(set(stored)) and len(stored) == 1200
 
 
+class CaptivePortalFirst(httpx.AsyncBaseTransport):
+    """A network whose first answer is a captive portal's sign-in page (200, HTML); after it, the real cloud."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.portal_pages = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.portal_pages:
+            self.portal_pages += 1
+            return httpx.Response(200, html="<html><body>Sign in to Hotel Wi-Fi</body></html>", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_200_that_is_not_the_clouds_acknowledgement_is_retried_not_fatal(cloud, tmp_path):
+    """A captive portal answers 200 with its page: the batch is not acknowledged, the error says what came back,
+    and the next try delivers it (before, the uplink's task ended with a ValidationError and nothing more went)."""
+    store = HubStore(tmp_path / "hub.sqlite3")
+    store.add_readings(readings(20))
+    portal = CaptivePortalFirst()
+    uplink = uplink_for(store, cloud, transport=portal)
+    uplink.seal()
+    assert await uplink.send_pending() is False
+    assert "not the cloud's acknowledgement" in (uplink.last_error or "") and "Hotel Wi-Fi" in uplink.last_error
+    assert store.status()["backlog_readings"] == 20
+    assert await uplink.drain(30)
+    assert cloud.stored() == [r.ts for r in readings(20)]
+
+
 async def test_a_day_offline_then_everything_arrives_once(tmp_path):
     cloud = Cloud(tmp_path)  # not started: the cloud is down
     store = HubStore(tmp_path / "hub.sqlite3")
