@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from edge.agent import HubAgent
-from edge.config import HubConfig, MqttConfig
+from edge.config import HubConfig, MqttConfig, said
 from edge.nilm import ModelFileError
 
 app = typer.Typer(help="The hub: run the agent; installer tools.", no_args_is_help=True)
@@ -44,7 +45,10 @@ def run_cmd(
     }
     for (section, key), value in overrides.items():
         if value is not None:
-            setattr(getattr(cfg, section), key, value)
+            try:
+                setattr(getattr(cfg, section), key, value)
+            except ValidationError as exc:
+                raise typer.BadParameter(f"{section}.{said(exc)}") from None
     if embedded_broker is not None:
         cfg.mqtt.enabled, cfg.mqtt.embedded, cfg.mqtt.host, cfg.mqtt.port = True, True, "127.0.0.1", embedded_broker
         cfg.mqtt.protocol = 4  # amqtt speaks MQTT 3.1.1

@@ -22,24 +22,31 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.nilm.appliances import NAMES
 
 
-class MeterConfig(BaseModel):
+class Section(BaseModel):
+    """A part of hub.toml. A key the hub does not know is refused, not ignored: a misspelt ``prot = "/dev/ttyAMA0"``
+    would otherwise leave the hub reading the default port, with nothing to say why."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)  # a command-line override is checked too
+
+
+class MeterConfig(Section):
     port: str = "/dev/ttyUSB0"
-    baudrate: int = 115200
-    bytesize: int = 8
-    parity: str = "N"
-    stopbits: int = 1
+    baudrate: int = Field(default=115200, gt=0)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
     key: str | None = Field(default=None, description="AES-128 key (hex) of an encrypting meter (Luxembourg)")
     auth_key: str | None = Field(default=None, description="GCM authentication key if not the Smarty default")
 
 
-class CloudConfig(BaseModel):
+class CloudConfig(Section):
     url: str = "http://127.0.0.1:8000"
     token: str | None = Field(default=None, description="hub credential; prefer token_file")
     token_file: Path | None = None
@@ -49,6 +56,14 @@ class CloudConfig(BaseModel):
     max_backoff_s: float = Field(default=60.0, gt=0)
     disk_budget_mb: float = Field(default=512, gt=0, description="past it, unsent readings are compacted")
 
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError("not an http:// or https:// address")
+        return url
+
     def credential(self) -> str | None:
         if self.token:
             return self.token
@@ -57,7 +72,7 @@ class CloudConfig(BaseModel):
         return None
 
 
-class SmlConfig(BaseModel):
+class SmlConfig(Section):
     """The names a Tasmota SML meter script gives its values (users choose them)."""
 
     prefix: str = "SML"
@@ -66,23 +81,23 @@ class SmlConfig(BaseModel):
     power_w: str = "Power_curr"
 
 
-class MqttConfig(BaseModel):
+class MqttConfig(Section):
     """The hub's broker: zigbee2mqtt, Shelly, Tasmota and Glow devices publish there."""
 
     enabled: bool = False
     embedded: bool = Field(default=False, description="run amqtt inside the hub on host:port (MQTT 3.1.1)")
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = Field(default=None, description="CA that signed the broker: turns TLS on")
     cert_file: Path | None = Field(default=None, description="the hub's client certificate")
     key_file: Path | None = None
-    protocol: int = Field(default=5, description="5, or 4 for MQTT 3.1.1 (the embedded amqtt broker)")
+    protocol: Literal[4, 5] = Field(default=5, description="5, or 4 for MQTT 3.1.1 (the embedded amqtt broker)")
     client_id: str | None = None
-    connect_timeout_s: float = 10.0
-    max_backoff_s: float = 30.0
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    max_backoff_s: float = Field(default=30.0, gt=0)
     zigbee2mqtt_base: str = "zigbee2mqtt"
     sml: SmlConfig = SmlConfig()
     discovery: bool = True
@@ -102,12 +117,12 @@ class MqttConfig(BaseModel):
         return None
 
 
-class DisplayConfig(BaseModel):
+class DisplayConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=0, le=65535)
 
 
-class FaceConfig(BaseModel):
+class FaceConfig(Section):
     """How the face reads the home (see ``edge/face.py`` for why these numbers)."""
 
     recent_s: int = Field(default=60, ge=1)
@@ -127,14 +142,14 @@ else:
     Appliance = Literal[NAMES]  # an appliance the disaggregator names: pydantic refuses any other
 
 
-class NilmConfig(BaseModel):
+class NilmConfig(Section):
     """Disaggregation on the hub: appliance runs from the meter's whole-house power."""
 
     enabled: bool = True
     model: Path | None = Field(default=None, description="a model from `ohmni nilm train`; default: the shipped one")
     window_s: float = Field(default=8 * 3600, ge=4 * 3600 + 600, description="power kept for disaggregation; runs "
                             "and half hours are settled two hours inside both ends")
-    every_s: float = 300
+    every_s: float = Field(default=300, gt=0)
     #: Plugs on appliances: device id as the hub stores it (`ohmni hub nilm-export` lists those seen) -> appliance.
     #: They are this home's submetered truth: from them the hub adapts its model to it (``edge/nilm/own_home.py``).
     plugs: dict[str, Appliance] = Field(default_factory=dict)
@@ -145,12 +160,12 @@ class NilmConfig(BaseModel):
                                "the first adaptation waits for")
 
 
-class HubSection(BaseModel):
+class HubSection(Section):
     id: str = "hub-demo"
     data_dir: Path = Path("ohmni-data/hub")
 
 
-class HubConfig(BaseModel):
+class HubConfig(Section):
     hub: HubSection = HubSection()
     meter: MeterConfig = MeterConfig()
     cloud: CloudConfig = CloudConfig()
@@ -167,4 +182,35 @@ class HubConfig(BaseModel):
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-        return cls.model_validate(data)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read it: {exc}") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(f"{path}: {said(exc)}") from None
+
+
+def said(exc: ValidationError) -> str:
+    """Every problem pydantic found, each as ``_said`` puts it."""
+    return "; ".join(_said(e) for e in exc.errors())
+
+
+def _said(error: Any) -> str:
+    """One of pydantic's errors as a line a person editing hub.toml can act on: where, what, and what was there."""
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        known = _known(error["loc"][:-1])
+        return f"{where}: not a setting the hub knows" + (f" (known here: {', '.join(known)})" if known else "")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message} (found {error['input']!r})"
+
+
+def _known(section: tuple[Any, ...]) -> list[str]:
+    """The settings of the section at ``section`` (a path of keys from the top of hub.toml)."""
+    model: Any = HubConfig
+    for key in section:
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return list(model.model_fields)

@@ -32,13 +32,18 @@ def _fail(message: str) -> typer.Exit:
 
 def load_tariff(path: Path) -> Tariff:
     try:
-        return Tariff.model_validate_json(path.read_text())
+        return Tariff.model_validate_json(path.read_bytes())  # bytes: pydantic names bad UTF-8 as bad JSON
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _fail(f"{path}: not a valid tariff: {where}: {first['msg']}") from None
+        raise _fail(f"{path}: not a valid tariff: {_first(exc)}") from None
     except OSError as exc:
         raise _fail(f"cannot read tariff {path}: {exc.strerror}") from None
+
+
+def _first(exc: ValidationError) -> str:
+    """pydantic's first complaint as one line: where, and what."""
+    first = exc.errors()[0]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}{more}"
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -65,8 +70,10 @@ def import_octopus(
     """Octopus Energy REST API responses; a household pays the VAT-inclusive figures."""
     try:
         tariff = importers.octopus(unit_rates, standing_charges, name, payment_method or None)
-    except (importers.ImportError_, ValidationError) as exc:
+    except importers.ImportError_ as exc:
         raise _fail(str(exc)) from None
+    except ValidationError as exc:  # read, but not a tariff Ohmni can price (a negative standing charge)
+        raise _fail(f"{unit_rates}: the tariff it makes is not valid: {_first(exc)}") from None
     _write(tariff, out)
 
 
@@ -81,8 +88,10 @@ def import_urdb(
     _zone(tz)
     try:
         tariff = importers.urdb(record, tz, name)
-    except (importers.ImportError_, ValidationError) as exc:
+    except importers.ImportError_ as exc:
         raise _fail(str(exc)) from None
+    except ValidationError as exc:
+        raise _fail(f"{record}: the tariff it makes is not valid: {_first(exc)}") from None
     _write(tariff, out)
 
 

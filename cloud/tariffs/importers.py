@@ -11,7 +11,9 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.tariffs.model import (
     DynamicRates,
@@ -31,10 +33,68 @@ class ImportError_(ValueError):
     """The input is not the format the importer reads; the message says what is missing."""
 
 
+class _Input(BaseModel):
+    """A part of what the importer reads: fields it uses are typed (a wrong type is named, not a traceback);
+    fields it does not use are let through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+#: A price in the units it is published in (pence, dollars): a finite number.
+Published = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class OctopusRow(_Input):
+    value_inc_vat: Published
+    valid_from: str | None
+    valid_to: str | None = None
+    payment_method: str | None = None
+
+
+class OctopusPage(_Input):
+    results: list[OctopusRow]
+
+
+class UrdbTier(_Input):
+    rate: Published = Decimal(0)
+    adj: Published = Decimal(0)
+    max: Published | None = None
+    unit: str = "kWh"
+
+
+class UrdbRecord(_Input):
+    energyratestructure: list[list[UrdbTier]]
+    energyweekdayschedule: list[list[int]] | None = None
+    energyweekendschedule: list[list[int]] | None = None
+    fixedchargefirstmeter: Published | None = None
+    fixedmonthlycharge: Published | None = None
+    fixedchargeunits: str = "$/month"
+    mincharge: Published | None = None
+    minchargeunits: str = "$/month"
+    startdate: int | None = Field(default=None, ge=0, le=4_102_444_800)  # Unix seconds, before 2100
+    enddate: int | None = Field(default=None, ge=0, le=4_102_444_800)
+    utility: str | None = None
+    name: str | None = None
+
+
+Shape = TypeVar("Shape", bound=BaseModel)
+
+
+def _shaped(model: type[Shape], doc: Any, path: Path, what: str) -> Shape:
+    """``doc`` read as ``model``, or an ``ImportError_`` naming the file and where it differs from ``what``."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ImportError_(f"{path}: not {what}: {where}: {first['msg']}{more}") from None
+
+
 def _load(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ImportError_(f"{path}: not JSON ({exc})") from exc
 
 
@@ -55,15 +115,10 @@ def _until(value: str | None, where: str) -> datetime | None:
     return None if value is None else _when(value, where)
 
 
-def _results(doc: Any, path: Path, payment_method: str | None) -> list[dict[str, Any]]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
-        raise ImportError_(f"{path}: expected the Octopus API shape {{\"results\": [...]}}")
-    rows = doc["results"]
+def _results(doc: Any, path: Path, payment_method: str | None) -> list[OctopusRow]:
+    rows = _shaped(OctopusPage, doc, path, 'the Octopus API shape {"results": [...]}').results
     if payment_method:
-        rows = [r for r in rows if r.get("payment_method") in (None, payment_method)]
-    for i, row in enumerate(rows):
-        if "value_inc_vat" not in row or "valid_from" not in row:
-            raise ImportError_(f"{path}: results[{i}] lacks value_inc_vat or valid_from")
+        rows = [r for r in rows if r.payment_method in (None, payment_method)]
     return rows
 
 
@@ -73,9 +128,9 @@ def octopus(unit_rates: Path, standing_charges: Path | None = None, name: str = 
     rates = _results(_load(unit_rates), unit_rates, payment_method)
     if not rates:
         raise ImportError_(f"{unit_rates}: no unit rates")
-    prices = [Price(valid_from=_when(r["valid_from"], f"{unit_rates} valid_from"),
-                    valid_to=_until(r.get("valid_to"), f"{unit_rates} valid_to"),
-                    rate=Decimal(str(r["value_inc_vat"])) / PENCE) for r in rates]
+    prices = [Price(valid_from=_when(r.valid_from, f"{unit_rates} valid_from"),
+                    valid_to=_until(r.valid_to, f"{unit_rates} valid_to"),
+                    rate=r.value_inc_vat / PENCE) for r in rates]
     if len(prices) == 1 and prices[0].valid_to is None:
         unit: FlatRates | DynamicRates = FlatRates(rate=prices[0].rate)
         start = prices[0].valid_from
@@ -85,9 +140,9 @@ def octopus(unit_rates: Path, standing_charges: Path | None = None, name: str = 
     if standing_charges is None:
         return Tariff(name=name, versions=[TariffVersion(valid_from=start, unit_rates=unit)])
     standing = _results(_load(standing_charges), standing_charges, payment_method)
-    versions = [TariffVersion(valid_from=_when(s["valid_from"], f"{standing_charges} valid_from"),
-                              valid_to=_until(s.get("valid_to"), f"{standing_charges} valid_to"),
-                              unit_rates=unit, standing_charge_per_day=Decimal(str(s["value_inc_vat"])) / PENCE)
+    versions = [TariffVersion(valid_from=_when(s.valid_from, f"{standing_charges} valid_from"),
+                              valid_to=_until(s.valid_to, f"{standing_charges} valid_to"),
+                              unit_rates=unit, standing_charge_per_day=s.value_inc_vat / PENCE)
                 for s in standing]
     versions.sort(key=lambda v: v.valid_from or datetime.min)
     return Tariff(name=name, versions=versions)
@@ -105,40 +160,37 @@ def urdb(record_path: Path, timezone: str, name: str | None = None) -> Tariff:
         doc = doc["items"][0]
     if not isinstance(doc, dict) or "energyratestructure" not in doc:
         raise ImportError_(f"{record_path}: no energyratestructure: not a URDB record")
+    record = _shaped(UrdbRecord, doc, record_path, "a URDB record")
     periods = []
     basis: Literal["month", "daily_allowance"] = "month"
-    for p, tiers in enumerate(doc["energyratestructure"]):
+    for p, tiers in enumerate(record.energyratestructure):
         out = []
         for tier in tiers:
-            rate = Decimal(str(tier.get("rate", 0))) + Decimal(str(tier.get("adj", 0)))
-            bound = tier.get("max")
-            if tier.get("unit", "kWh") in ("kWh daily", "kWh/day"):
+            if tier.unit in ("kWh daily", "kWh/day"):
                 basis = "daily_allowance"
-            out.append(Tier(max_kwh=None if bound is None else Decimal(str(bound)), rate=rate))
+            out.append(Tier(max_kwh=tier.max, rate=tier.rate + tier.adj))
         periods.append(Period(name=f"Period {p + 1}", tiers=out))
-    for key in ("energyweekdayschedule", "energyweekendschedule"):
-        if key not in doc:
-            raise ImportError_(f"{record_path}: missing {key}")
+    if record.energyweekdayschedule is None or record.energyweekendschedule is None:
+        missing = "energyweekdayschedule" if record.energyweekdayschedule is None else "energyweekendschedule"
+        raise ImportError_(f"{record_path}: missing {missing}")
     charges: dict[str, Decimal] = {}
-    fixed = doc.get("fixedchargefirstmeter") or doc.get("fixedmonthlycharge")
+    fixed = record.fixedchargefirstmeter or record.fixedmonthlycharge
     if fixed:
-        units = doc.get("fixedchargeunits", "$/month")
+        units = record.fixedchargeunits
         if units not in _FIXED_UNITS:
             raise ImportError_(f"{record_path}: fixedchargeunits {units!r} not understood ({', '.join(_FIXED_UNITS)})")
-        charges[_FIXED_UNITS[units]] = Decimal(str(fixed))
-    minimum = doc.get("mincharge")
-    if minimum:
-        units = doc.get("minchargeunits", "$/month")
-        if units != "$/month":
-            raise ImportError_(f"{record_path}: minchargeunits {units!r} not supported (only $/month)")
-        charges["minimum_charge_per_month"] = Decimal(str(minimum))
-    start = doc.get("startdate")
-    end = doc.get("enddate")
+        charges[_FIXED_UNITS[units]] = fixed
+    if record.mincharge:
+        if record.minchargeunits != "$/month":
+            raise ImportError_(f"{record_path}: minchargeunits {record.minchargeunits!r} not supported (only "
+                               "$/month)")
+        charges["minimum_charge_per_month"] = record.mincharge
+    start, end = record.startdate, record.enddate
     version = TariffVersion(
-        valid_from=datetime.fromtimestamp(int(start), UTC) if start else None,
-        valid_to=datetime.fromtimestamp(int(end), UTC) if end else None,
-        unit_rates=ScheduleRates(periods=periods, weekday=doc["energyweekdayschedule"],
-                                 weekend=doc["energyweekendschedule"], tier_basis=basis),
+        valid_from=datetime.fromtimestamp(start, UTC) if start else None,
+        valid_to=datetime.fromtimestamp(end, UTC) if end else None,
+        unit_rates=ScheduleRates(periods=periods, weekday=record.energyweekdayschedule,
+                                 weekend=record.energyweekendschedule, tier_basis=basis),
         **charges)
-    label = name or " — ".join(str(doc[k]) for k in ("utility", "name") if doc.get(k)) or "URDB tariff"
+    label = name or " — ".join(v for v in (record.utility, record.name) if v) or "URDB tariff"
     return Tariff(name=label, currency="USD", timezone=timezone, versions=[version])

@@ -17,6 +17,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 CURRENCY_SYMBOL = {"GBP": "£", "EUR": "€", "USD": "$"}
+#: The most a price may be, per kWh, per day or per month, either way (dynamic prices go negative), in the
+#: currency's own units: the dearest hour on record (Texas, February 2021) was $9 a kWh, and a yen tariff's
+#: monthly charge is a few thousand. Past it a figure is corrupt, and a bill of it would be nonsense, or past the
+#: 28 digits Decimal keeps.
+MAX_PRICE = Decimal(100_000)
+#: A tier's bound: more kWh than any home uses in a month, many times over.
+MAX_TIER_KWH = Decimal(1_000_000)
+
 MINOR_UNIT = {"GBP": Decimal("0.01"), "EUR": Decimal("0.01"), "USD": Decimal("0.01"), "JPY": Decimal("1")}
 
 
@@ -29,7 +37,7 @@ class Rate(BaseModel):
 
 class FlatRates(BaseModel):
     type: Literal["flat"] = "flat"
-    rate: Decimal = Field(ge=0)
+    rate: Decimal = Field(ge=0, le=MAX_PRICE)
 
     def rate_at(self, local: datetime, utc: datetime) -> Rate:
         return Rate(band="Energy", price=self.rate)
@@ -41,7 +49,7 @@ class Window(BaseModel):
     name: str
     start: time
     end: time
-    rate: Decimal = Field(ge=0)
+    rate: Decimal = Field(ge=0, le=MAX_PRICE)
     weekdays: list[int] | None = Field(default=None, description="0=Monday … 6=Sunday; all days if absent")
     months: list[int] | None = Field(default=None, description="1-12; all months if absent")
 
@@ -62,7 +70,7 @@ class WindowRates(BaseModel):
     type: Literal["windows"] = "windows"
     clock: Literal["local", "utc"] = "local"
     default_name: str = "Standard"
-    default_rate: Decimal = Field(ge=0)
+    default_rate: Decimal = Field(ge=0, le=MAX_PRICE)
     windows: list[Window]
 
     def rate_at(self, local: datetime, utc: datetime) -> Rate:
@@ -76,7 +84,7 @@ class WindowRates(BaseModel):
 class Price(BaseModel):
     valid_from: datetime
     valid_to: datetime | None = None  # open-ended
-    rate: Decimal
+    rate: Decimal = Field(ge=-MAX_PRICE, le=MAX_PRICE)
 
     @field_validator("valid_from", "valid_to")
     @classmethod
@@ -109,8 +117,9 @@ class DynamicRates(BaseModel):
 
 
 class Tier(BaseModel):
-    max_kwh: Decimal | None = Field(default=None, description="upper bound of the tier; null = no bound")
-    rate: Decimal
+    max_kwh: Decimal | None = Field(default=None, ge=0, le=MAX_TIER_KWH,
+                                    description="upper bound of the tier; null = no bound")
+    rate: Decimal = Field(ge=-MAX_PRICE, le=MAX_PRICE)
 
 
 class Period(BaseModel):
@@ -155,9 +164,9 @@ class TariffVersion(BaseModel):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     unit_rates: UnitRates
-    standing_charge_per_day: Decimal = Field(default=Decimal(0), ge=0)
-    fixed_charge_per_month: Decimal = Field(default=Decimal(0), ge=0)
-    minimum_charge_per_month: Decimal | None = Field(default=None, ge=0)
+    standing_charge_per_day: Decimal = Field(default=Decimal(0), ge=0, le=MAX_PRICE)
+    fixed_charge_per_month: Decimal = Field(default=Decimal(0), ge=0, le=MAX_PRICE)
+    minimum_charge_per_month: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
 
     def covers(self, t: datetime) -> bool:
         return (self.valid_from is None or self.valid_from <= t) and (self.valid_to is None or t < self.valid_to)
@@ -168,7 +177,8 @@ class Tariff(BaseModel):
     name: str
     currency: str = "GBP"
     timezone: str = "Europe/London"
-    vat_percent: Decimal = Field(default=Decimal(0), ge=0, description="added on top; 0 when rates include VAT")
+    vat_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, description="added on top; 0 when rates include "
+                                 "VAT")
     versions: list[TariffVersion] = Field(min_length=1)
 
     @property

@@ -6,10 +6,12 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cloud.billing.engine import Interval, price
@@ -166,11 +168,19 @@ def test_bad_usage_rows_name_their_line(tmp_path):
     for body, message in (("start,kwh\n2025-01-08T00:00:00+00:00,1\n2025-01-08T00:30:00+00:00,lots\n", "line 3"),
                           ("start,kwh\n2025-01-08T00:00:00,1\n", "no UTC offset"),
                           ("begin,energy\n1,1\n", "start,kwh"),
-                          ("start,kwh\n1736294400,-1\n", "line 2")):
-        (tmp_path / "u.csv").write_text(body)
+                          ("start,kwh\n1736294400,-1\n", "line 2"),
+                          # these two raised decimal.InvalidOperation and OverflowError with a traceback
+                          ("start,kwh\n1736294400,1e308\n", "line 2: kwh '1e308' is more than any home uses"),
+                          ("start,kwh\n999999999999999999999,1\n", "line 2: start '999999999999999999999' is out "
+                                                                    "of range"),
+                          # a spreadsheet's UTF-16 export
+                          ("start,kwh\n1736294400,1\n".encode("utf-16"), "not UTF-8 text (byte 0)"),
+                          ("\ufeffstart,kwh\n1736294400,x\n".encode(), "line 2: kwh 'x' is not a number")):
+        path = tmp_path / "u.csv"
+        path.write_bytes(body) if isinstance(body, bytes) else path.write_text(body)
         result = runner.invoke(app, ["bill", "--tariff", str(tmp_path / "t.json"), "--usage",
                                      str(tmp_path / "u.csv"), "--from", "2025-01-08", "--to", "2025-01-09"])
-        assert result.exit_code == 2 and message in result.stderr, (body, result.stderr)
+        assert result.exit_code == 2 and message in " ".join(result.stderr.split()), (body, result.stderr)
 
 
 def test_text_output_shows_lines_and_total(tmp_path):
@@ -196,3 +206,54 @@ def test_bill_is_additive_over_adjacent_periods(values, split):
     b = price(economy7(), usage, d0 + timedelta(days=split), d0 + timedelta(days=3), LONDON)
     assert abs(whole.total - (a.total + b.total)) <= Decimal("0.01")
     assert whole.subtotal == a.subtotal + b.subtotal  # exact before rounding
+
+
+def agile_results(n: int = 3) -> dict:
+    day = datetime(2025, 1, 8, tzinfo=UTC)
+    half = timedelta(minutes=30)
+    return {"count": n, "results": [{"value_inc_vat": 10 + i, "valid_from": (day + i * half).isoformat(),
+                                     "valid_to": (day + (i + 1) * half).isoformat()} for i in range(n)]}
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats()
+                           | st.text(max_size=6), lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+
+
+def test_an_import_of_any_shape_is_a_tariff_or_a_clear_error(tmp_path):
+    """The Octopus and URDB documents of the tests above with fields, at any depth, replaced by other JSON: each
+    import gives a tariff or an error naming the file (a list where a time was, a row that is null, a rate of
+    "abc", a start date past 9999 once raised AttributeError, decimal.InvalidOperation or OverflowError)."""
+    from cloud.tariffs import importers
+
+    def mutated(value: Any, data: st.DataObject) -> Any:
+        if isinstance(value, dict | list) and value and data.draw(st.booleans()):
+            keys = sorted(value) if isinstance(value, dict) else range(len(value))
+            key = data.draw(st.sampled_from(list(keys)))
+            copy: Any = dict(value) if isinstance(value, dict) else list(value)
+            copy[key] = mutated(value[key], data)
+            return copy
+        return data.draw(JSON_VALUES)
+
+    path = tmp_path / "doc.json"
+
+    @settings(max_examples=600, deadline=None, derandomize=True)
+    @given(st.data(), st.booleans())
+    def imported_or_refused(data: st.DataObject, octopus: bool) -> None:
+        doc = agile_results() if octopus else urdb_record()
+        for _ in range(data.draw(st.integers(1, 3))):
+            doc = mutated(doc, data)
+        path.write_text(json.dumps(doc))
+        try:
+            importers.octopus(path, path) if octopus else importers.urdb(path, "UTC")
+        except importers.ImportError_ as exc:
+            assert str(exc).startswith(str(path)), exc
+        except ValidationError:
+            pass  # read, but the tariff made is not one Ohmni prices: the command says so
+
+    imported_or_refused()
+    path.write_text(json.dumps({"results": [None]}))
+    result = runner.invoke(app, ["tariff", "import", "octopus", "--unit-rates", str(path), "--out",
+                                 str(tmp_path / "t.json")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and 'not the Octopus API shape {"results": [...]}: results.0: Input should be' in said

@@ -1,0 +1,50 @@
+"""hub.toml as an installer writes it by hand: a mistake is named, with where it is and what was there."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+import edge.config as config_module
+from edge.config import HubConfig
+from ohmni.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("toml, said", [
+    # a misspelt key or section was ignored, and the hub read /dev/ttyUSB0 with nothing to say why
+    ('[meter]\nprot = "/dev/ttyAMA0"\n', r"meter\.prot: not a setting the hub knows \(known here: port, baudrate"),
+    ('[serial]\nport = "/dev/ttyAMA0"\n', r"serial: not a setting the hub knows \(known here: hub, meter, cloud"),
+    ("[mqtt.sml]\nprefx = 'SML'\n", r"mqtt\.sml\.prefx: not a setting the hub knows \(known here: prefix"),
+    ('[cloud]\nurl = "ftp://cloud.example"\n', r"cloud\.url: not an http:// or https:// address \(found 'ftp://"),
+    ("[cloud]\ninterval_s = -1\n", r"cloud\.interval_s: Input should be greater than 0 \(found -1\)"),
+    ('[meter]\nparity = "X"\n', r"meter\.parity: Input should be 'N', 'E' or 'O' \(found 'X'\)"),
+    ("[mqtt]\nport = 70000\n", r"mqtt\.port: Input should be less than or equal to 65535"),
+    ('[nilm.plugs]\n"shelly:x:0" = "toaster"\n', r"nilm\.plugs\.shelly:x:0: Input should be 'kettle'"),
+    ("port = \n", r"not valid TOML"),
+])
+def test_a_config_mistake_is_named_and_the_hub_does_not_start(tmp_path, toml, said):
+    config = tmp_path / "hub.toml"
+    config.write_text(toml)
+    result = runner.invoke(app, ["hub", "run", "--config", str(config)], env={"COLUMNS": "400"})  # no wrapping
+    assert result.exit_code == 2 and re.search(said, result.output), result.output
+    assert "Traceback" not in result.output and "errors.pydantic.dev" not in result.output
+
+
+def test_a_command_line_override_is_checked_like_the_file(tmp_path):
+    result = runner.invoke(app, ["hub", "run", "--cloud", "cloud.example:8000"], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and "cloud.url: not an http:// or https:// address" in result.output, result.output
+
+
+def test_the_documented_example_and_an_empty_file_load(tmp_path):
+    assert config_module.__doc__ is not None
+    toml = config_module.__doc__.split("::", 1)[1]
+    config = tmp_path / "hub.toml"
+    config.write_text("\n".join(line.removeprefix("    ") for line in toml.splitlines()))
+    cfg = HubConfig.load(config)
+    assert cfg.meter.port == "/dev/ttyUSB0" and cfg.cloud.url == "https://cloud.example" and cfg.display.port == 8001
+    config.write_text("")
+    assert HubConfig.load(config) == HubConfig()
