@@ -81,7 +81,8 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
                                         settings.tsdb_bucket)
     assert isinstance(store, PeopleStore)
     app.state.vapid = Vapid(settings.data_dir, settings.vapid_subject)
-    app.state.dispatcher = Dispatcher(store, settings.webhook_url, settings.webhook_secret, app.state.vapid)
+    app.state.dispatcher = Dispatcher(store, settings.webhook_url, settings.webhook_secret, app.state.vapid,
+                                    push_hosts=settings.push_hosts)
     problems.install(app)
     refused = app.state.metrics.bodies_too_large
     app.add_middleware(BodyLimit, limits={hubs.BATCH_PATH: hubs.MAX_BATCH_BYTES},

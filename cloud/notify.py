@@ -22,10 +22,12 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import time as clock
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -39,6 +41,24 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 URGENT = ("outage",)  # sent in quiet hours too
 MAX_ATTEMPTS = 5
 LOOKBACK_S = 3 * 86400  # older undelivered notifications are not worth sending
+#: The browsers' push services (Chrome and Edge on FCM, Firefox, Edge on WNS, Safari): the only hosts, with their
+#: subdomains, the cloud sends Web Push to unless its settings say otherwise.
+PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def push_endpoint_refused(endpoint: str, hosts: Sequence[str]) -> str | None:
+    """Why the cloud will not POST to ``endpoint`` (None: it will). A subscription is the householder's to give,
+    and the cloud sends to it: any URL would let a household make the cloud call its own network (an admin port
+    on 127.0.0.1, a metadata service), so only push services' hosts are taken, over https (plain http only to
+    this machine, and only where ``hosts`` names it: a test's push service)."""
+    url = urlsplit(endpoint)
+    host = (url.hostname or "").lower().rstrip(".")
+    if not any(host == h or host.endswith("." + h) for h in hosts):
+        return f"{host or endpoint!r} is not a push service this cloud sends to ({', '.join(hosts)})"
+    if url.scheme != "https" and not (url.scheme == "http" and host in LOOPBACK):
+        return "a push endpoint is an https:// URL"
+    return None
 
 
 class Prefs(BaseModel):
@@ -96,8 +116,10 @@ class Vapid:
 
 class Dispatcher:
     def __init__(self, store: PeopleStore, webhook_url: str | None = None, webhook_secret: str = "",
-                 vapid: Vapid | None = None, client: httpx.AsyncClient | None = None) -> None:
+                 vapid: Vapid | None = None, client: httpx.AsyncClient | None = None,
+                 push_hosts: Sequence[str] = PUSH_HOSTS) -> None:
         self.store, self.webhook_url, self.webhook_secret, self.vapid = store, webhook_url, webhook_secret, vapid
+        self.push_hosts = push_hosts
         self.client = client or httpx.AsyncClient(timeout=10)
 
     async def aclose(self) -> None:
@@ -124,7 +146,11 @@ class Dispatcher:
                 status, attempts = await self.store.delivery(n["household_id"], n["kind"], n["key"], channel, target)
                 if status == "sent" or attempts >= MAX_ATTEMPTS:
                     continue
-                ok, detail = await (self._webhook(n) if channel == "webhook" else self._push(n, subscription))
+                refused = push_endpoint_refused(target, self.push_hosts) if channel == "webpush" else None
+                if refused:  # taken before the hosts were narrowed: never sent, and said why
+                    ok, detail = False, f"not sent: {refused}"
+                else:
+                    ok, detail = await (self._webhook(n) if channel == "webhook" else self._push(n, subscription))
                 await self.store.record_delivery(n["household_id"], n["kind"], n["key"], channel, target,
                                                  "sent" if ok else "failed", detail, now)
                 sent += ok

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.notify import PUSH_HOSTS
+
 
 class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OHMNI_CLOUD_")
@@ -27,6 +29,9 @@ class CloudSettings(BaseSettings):
     social_webhook_url: str | None = None
     social_webhook_secret: str = ""
     social_mentions_secret: str = ""
+    #: Hosts (and their subdomains) the cloud sends Web Push to: a subscription naming another is refused, so a
+    #: household cannot make the cloud call its own network (cloud/notify.py). JSON in the environment.
+    push_hosts: list[str] = Field(default_factory=lambda: list(PUSH_HOSTS))
     #: Who runs this cloud, for push services (VAPID "sub": mailto: or https:).
     vapid_subject: str = "mailto:operations@ohmni.invalid"
     #: Seconds between notification delivery passes (cloud/notify.py); 0 turns delivery off.

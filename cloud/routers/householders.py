@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -21,7 +20,7 @@ from cloud.auth import Principal
 from cloud.coach.nudges import unit_rate
 from cloud.coach.service import CoachReport, coach_report
 from cloud.history import History, Span, history
-from cloud.notify import Prefs, prefs_of
+from cloud.notify import Prefs, prefs_of, push_endpoint_refused
 from cloud.problems import Problem
 from cloud.social import normalise_handle
 from cloud.storage.base import Household
@@ -160,10 +159,10 @@ class PushSubscription(BaseModel):
 @router.post("/push-subscriptions", status_code=201)
 async def add_push_subscription(request: Request, who: Annotated[Principal, Depends(deps.householder_write)],
                                 subscription: PushSubscription) -> dict[str, str]:
-    """Web Push for this browser. Push services are HTTPS; plain HTTP only to this machine (tests)."""
-    url = urlsplit(subscription.endpoint)
-    if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost"))):
-        raise Problem(422, "Invalid subscription", "a push endpoint is an https:// URL")
+    """Web Push for this browser: an endpoint on a browser's push service (``push_hosts``), over https."""
+    refused = push_endpoint_refused(subscription.endpoint, request.app.state.settings.push_hosts)
+    if refused:
+        raise Problem(422, "Invalid subscription", refused)
     await deps.people(request).add_push_subscription(who.household_id, subscription.endpoint, subscription.keys.p256dh,
                                                  subscription.keys.auth, time.time())
     return {"status": "subscribed"}

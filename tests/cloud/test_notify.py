@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi.testclient import TestClient
 
 from cloud.app import create_app
+from cloud.notify import PUSH_HOSTS
 from tests.cloud.test_api import demo_settings
 from tests.fixtures import free_port
 
@@ -111,7 +112,8 @@ class Receivers:
 def notifying(request, tmp_path: Path):
     receivers = Receivers()
     settings, secrets = demo_settings(request, tmp_path, webhook_url=f"{receivers.url}/hook", webhook_secret=SECRET,
-                                      notify_every_s=0, outage_check_s=0)
+                                      notify_every_s=0, outage_check_s=0,
+                                      push_hosts=[*PUSH_HOSTS, "127.0.0.1"])  # the test's push service
     with TestClient(create_app(settings)) as client:
         yield client, {"Authorization": f"Bearer {secrets['key']}"}, receivers
     receivers.close()
@@ -129,9 +131,12 @@ def test_each_notification_reaches_each_channel_once_outside_quiet_hours(notifyi
         resp = client.post("/api/v1/household/push-subscriptions", headers=auth, json={
             "endpoint": f"{receivers.url}/push/{name}", "keys": {"p256dh": browser.p256dh, "auth": b64(browser.auth)}})
         assert resp.status_code == 201
-    refused = client.post("/api/v1/household/push-subscriptions", headers=auth, json={
-        "endpoint": "http://push.example/plain", "keys": {"p256dh": "x", "auth": "y"}})
-    assert refused.status_code == 422 and "https://" in refused.json()["detail"]
+    for endpoint, said in (("http://fcm.googleapis.com/fcm/send/plain", "https://"),
+                           ("https://push.example/abc", "'push.example' is not a push service this cloud sends to"),
+                           ("https://fcm.googleapis.com.attacker.example/x", "not a push service")):
+        refused = client.post("/api/v1/household/push-subscriptions", headers=auth, json={
+            "endpoint": endpoint, "keys": {"p256dh": "x", "auth": "y"}})
+        assert refused.status_code == 422 and said in refused.json()["detail"], (endpoint, refused.text)
     client.post("/api/v1/household/push-subscriptions", headers=auth, json={
         "endpoint": f"{receivers.url}/push/gone", "keys": {"p256dh": Browser().p256dh, "auth": b64(os.urandom(16))}})
     assert client.put("/api/v1/household/notification-prefs", headers=auth, json={
@@ -162,6 +167,29 @@ def test_each_notification_reaches_each_channel_once_outside_quiet_hours(notifyi
     subscriptions = client.portal.call(store.push_subscriptions, "hh-demo")
     assert sorted(s["endpoint"].rsplit("/", 1)[-1] for s in subscriptions) == ["laptop", "phone"]  # gone: forgotten
     assert not any(d["kind"] == "nudge" for d in log)
+
+
+def test_a_household_cannot_make_the_cloud_call_its_own_network(request, tmp_path):
+    """With the default push hosts, endpoints on this machine or a private network are refused (the cloud would
+    POST there for every notification); one taken before the hosts were narrowed is never sent to, and the
+    delivery log says why."""
+    settings, secrets = demo_settings(request, tmp_path, notify_every_s=0, outage_check_s=0)
+    auth = {"Authorization": f"Bearer {secrets['key']}"}
+    with TestClient(create_app(settings)) as client:
+        for endpoint in ("http://127.0.0.1:8428/api/v1/admin/tsdb/delete_series", "https://10.0.0.5/push",
+                         "https://169.254.169.254/latest/meta-data", "https://localhost/x"):
+            refused = client.post("/api/v1/household/push-subscriptions", headers=auth, json={
+                "endpoint": endpoint, "keys": {"p256dh": "x", "auth": "y"}})
+            assert refused.status_code == 422 and "not a push service" in refused.json()["detail"], endpoint
+        store, dispatcher = client.app.state.storage, client.app.state.dispatcher
+        inside = "http://127.0.0.1:9/admin"
+        client.portal.call(store.add_push_subscription, "hh-demo", inside, "x", "y", time.time())
+        client.portal.call(store.add_notification, "hh-demo", "outage", "SW1A:2", "Probably a power cut")
+        assert client.portal.call(dispatcher.run_once, local(12)) == 0
+        log = client.get("/api/v1/household/deliveries", headers=auth).json()
+        [push] = [d for d in log if d["channel"] == "webpush"]
+        assert push["target"] == inside and push["status"] == "failed"
+        assert "not sent: '127.0.0.1' is not a push service" in push["detail"]
 
 
 def test_a_failing_webhook_is_retried_and_then_given_up(notifying, tmp_path):
