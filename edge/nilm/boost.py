@@ -33,6 +33,26 @@ class Trees:
                    np.asarray(doc["cut"], dtype=np.int64), np.asarray(doc["leaf"], dtype=np.float64),
                    float(doc["base"]))
 
+    def check(self, columns: int) -> None:
+        """``ValueError`` saying what is wrong if these trees cannot score a matrix of ``columns`` features: a model
+        file edited by hand, or damaged, is refused as it is read rather than failing the hub's first pass."""
+        if len(self.edges) != columns:
+            raise ValueError(f"cut points for {len(self.edges)} features, where the hub computes {columns}")
+        for j, e in enumerate(self.edges):
+            if e.ndim != 1 or len(e) > 255 or not np.all(np.isfinite(e)) or np.any(np.diff(e) < 0):
+                raise ValueError(f"feature {j}'s cut points are not at most 255 finite numbers in order")
+        if self.feature.ndim != 2 or self.feature.shape != self.cut.shape or self.leaf.ndim != 2 \
+                or self.leaf.shape != (self.feature.shape[0], self.feature.shape[1] + 1) \
+                or self.leaf.shape[1] < 2 or self.leaf.shape[1] & (self.leaf.shape[1] - 1):
+            raise ValueError(f"trees of shapes feature {self.feature.shape}, cut {self.cut.shape}, leaf "
+                             f"{self.leaf.shape}: not (trees, 2**depth - 1) nodes and (trees, 2**depth) leaves")
+        if self.feature.size and (self.feature.min() < 0 or self.feature.max() >= columns):
+            raise ValueError(f"a node asks about a feature outside 0-{columns - 1}")
+        if self.cut.size and (self.cut.min() < 0 or self.cut.max() > 255):
+            raise ValueError("a node cuts at a bin outside 0-255")
+        if not (np.all(np.isfinite(self.leaf)) and np.isfinite(self.base)):
+            raise ValueError("a leaf or the base score is not a finite number")
+
     def leaves(self, x: np.ndarray) -> Iterator[np.ndarray]:
         """Per tree, the leaf each row of the raw feature matrix ``x`` lands in: one tree at a time, so a week
         of rows never holds every tree's indices at once."""

@@ -32,7 +32,7 @@ from edge.nilm import ModelFileError
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.boost import Trees, fit
 from edge.nilm.events import ORDER
-from edge.nilm.features import EVENT_COLUMNS, GRID_S, cells_of, house_matrix, window
+from edge.nilm.features import EVENT_COLUMNS, GRID_S, cells_of, features, house_matrix, window
 from edge.nilm.house_csv import House
 from edge.nilm.synthetic import with_synthetic
 
@@ -438,11 +438,48 @@ def load(path: Path) -> Model:
         if not isinstance(doc, dict) or doc.get("version") != MODEL_VERSION:
             version = doc.get("version") if isinstance(doc, dict) else None
             raise ValueError(f"model version {version!r}, this hub reads {MODEL_VERSION}")
-        return Model({k: Signature(**v) for k, v in doc["signatures"].items()},
-                     {k: ApplianceModel.from_json(k, v) for k, v in doc["appliances"].items()})
+        model = Model({k: Signature(**v) for k, v in doc["signatures"].items()},
+                      {k: ApplianceModel.from_json(k, v) for k, v in doc["appliances"].items()})
+        checked(model)
+        return model
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
         raise ModelFileError(f"{path}: {reason}") from exc
+
+
+def _number(value: object, what: str, low: float = 0.0, high: float = np.inf) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ValueError(f"{what} is {value!r}, not a number from {low:g} to {high:g}")
+
+
+def checked(model: Model) -> None:
+    """``ValueError`` naming the first thing in ``model`` the hub cannot run: a file written by ``ohmni nilm train``
+    passes; one edited by hand or damaged on disk is refused as it is read (``load``), not in the middle of the hub's
+    live pass, where an exception would stop the hub."""
+    unknown = sorted(set(model.signatures) - set(NAMES)) + sorted(set(model.appliances) - set(NAMES))
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not an appliance the hub names ({', '.join(NAMES)})")
+    for name, signature in model.signatures.items():
+        for key, value in asdict(signature).items():
+            _number(value, f"signatures.{name}.{key}")
+    shapes = len(features(np.zeros(1))[1])
+    for name, appliance in model.appliances.items():
+        where = f"appliances.{name}"
+        _number(appliance.threshold, f"{where}.threshold", 0.0, 1.0)
+        _number(appliance.power_lo, f"{where}.power_lo")
+        _number(appliance.power_hi, f"{where}.power_hi", appliance.power_lo)
+        _number(appliance.hedge, f"{where}.hedge", 0.0, 64.0)
+        if not isinstance(appliance.detector_votes, bool):
+            raise ValueError(f"{where}.detector_votes is {appliance.detector_votes!r}, not true or false")
+        if appliance.step_s not in STEP_WINDOWS_S:
+            raise ValueError(f"{where}.step_s is {appliance.step_s!r}, not one of {STEP_WINDOWS_S}")
+        if not appliance.trees or len(appliance.trees) % 2:
+            raise ValueError(f"{where}.trees: {len(appliance.trees)} boosters, not pairs")
+        for i, trees in enumerate(appliance.trees):
+            try:  # the first of each pair reads the event detector's verdicts too (``columns_read``)
+                trees.check(shapes if i % 2 else shapes + EVENT_COLUMNS)
+            except ValueError as exc:
+                raise ValueError(f"{where}.trees[{i}]: {exc}") from None
 
 
 def pretrained() -> Model:

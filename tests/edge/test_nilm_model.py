@@ -17,6 +17,7 @@ from edge.nilm.metrics import score
 from edge.nilm.model import learn
 from ohmni.cli import app
 from tests.edge.long_house import days_of
+from tests.edge.test_nilm_data import SHIPPED
 
 runner = CliRunner()
 TRAIN, TEST = (1, 3, 4, 6, 8, 10, 13, 16, 19, 21), (2, 5, 9, 20)
@@ -159,6 +160,71 @@ def test_a_model_with_a_broken_confidence_table_is_a_clear_error(refit, tmp_path
                                  "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "cannot read the model" in result.output and "kettle: precision" in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda d: d["signatures"]["fridge"].update(step_hi=None), "signatures.fridge.step_hi is None, not a number"),
+    (lambda d: d["appliances"]["kettle"].update(threshold=7), "appliances.kettle.threshold is 7, not a number"),
+    (lambda d: d["appliances"]["fridge"].update(step_s=120), "appliances.fridge.step_s is 120, not one of"),
+    (lambda d: d["appliances"].update(toaster=d["appliances"]["kettle"]), "'toaster' is not an appliance"),
+    (lambda d: d["appliances"]["fridge"]["trees"].pop(), "appliances.fridge.trees: 1 boosters, not pairs"),
+    (lambda d: d["appliances"]["fridge"]["trees"][0]["feature"][3].__setitem__(0, 500),
+     r"appliances.fridge.trees\[0\]: a node asks about a feature outside 0-46"),
+    (lambda d: d["appliances"]["fridge"]["trees"][1]["edges"].pop(), r"trees\[1\]: cut points for 41 features"),
+    (lambda d: d["appliances"]["fridge"]["trees"][0]["leaf"].pop(), r"trees\[0\]: trees of shapes feature \(80, 15\)"),
+])
+def test_a_model_the_hub_cannot_run_is_refused_as_it_is_read(refit, tmp_path, edit, said):
+    """A hand-edited or damaged model file is refused naming the place, before a pass runs: each of these once
+    loaded and then raised TypeError or IndexError inside disaggregation (on the hub, in its live pass)."""
+    import re
+
+    path = tmp_path / "m.json"
+    doc = json.loads(SHIPPED.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    result = runner.invoke(app, ["nilm", "disaggregate", "--model", str(path), str(refit[2]),
+                                 "--out", str(tmp_path / "x.csv")], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and "cannot read the model" in result.output, result.output
+    assert re.search(said, result.output), result.output
+
+
+def test_any_damage_to_a_model_file_is_refused_or_runs(tmp_path):
+    """The shipped model's JSON with a value anywhere (a number, a tree's node, a cut point, a signature) replaced
+    by other JSON: it is refused as it is read (``ModelFileError``) or disaggregates two hours without an error."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from edge.nilm import ModelFileError
+    from edge.nilm.model import load
+
+    shipped = json.loads(SHIPPED.read_text())
+    ts = 1_420_675_200 + np.arange(0, 7200, 6.0)
+    watts = 300 + 2000 * ((ts // 600) % 3 == 0)
+    values = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=4),
+                       st.lists(st.integers(-5, 100), max_size=4), st.just({}))
+
+    def mutated(value, data, depth=0):
+        if isinstance(value, dict | list) and value and (depth < 2 or data.draw(st.integers(0, 3))):
+            key = data.draw(st.sampled_from(sorted(value) if isinstance(value, dict) else range(len(value))))
+            copy = dict(value) if isinstance(value, dict) else list(value)
+            copy[key] = mutated(value[key], data, depth + 1)
+            return copy
+        return data.draw(values)
+
+    path = tmp_path / "m.json"
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.data())
+    def refused_or_runs(data):
+        path.write_text(json.dumps(mutated(shipped, data)))
+        try:
+            model = load(path)
+        except ModelFileError:
+            return
+        with np.errstate(over="ignore"):  # a leaf of 1e300 is a vote of 0 or 1, not an error
+            disaggregate_with_confidence(ts, watts, model)
+
+    refused_or_runs()
 
 
 def test_a_long_file_is_disaggregated_a_chunk_at_a_time_as_it_would_be_whole(refit):
