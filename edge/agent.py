@@ -18,6 +18,7 @@ from edge.config import HubConfig
 from edge.display_server import EmbeddedServer, display_app
 from edge.embedded_broker import EmbeddedBroker
 from edge.face import FaceTracker
+from edge.meter_clock import ClockGuard
 from edge.mqtt_link import MqttLink
 from edge.nilm import ModelFileError
 from edge.sources.base import Source
@@ -45,6 +46,7 @@ class HubAgent:
                                                cfg.meter.parity, cfg.meter.stopbits, key=cfg.meter.key,
                                                auth_key=cfg.meter.auth_key)
         self.uplink = Uplink(self.store, cfg.hub.id, cfg.cloud, display=lambda: self.face.state)
+        self.clock = ClockGuard(self.store.last_reading_ts())  # a telegram stamped in the future waits for the next
         self.mqtt = MqttLink(cfg.mqtt, cfg.hub.id, self.on_devices) if cfg.mqtt.enabled else None
         self.nilm = None
         self._nilm_saved = 0  # the disaggregator's passes when its state was last saved
@@ -176,6 +178,9 @@ class HubAgent:
                                         ha_discovery.PLUG_SENSORS)
 
     def on_readings(self, readings: Sequence[MeterReading]) -> None:
+        readings = self.clock.admit(readings)
+        if not readings:
+            return
         new = self.store.add_readings(readings)
         if self.nilm is not None:
             self._settle_nilm([run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)])
@@ -204,7 +209,7 @@ class HubAgent:
                 "port": getattr(self.source, "port", None),
                 "connected": getattr(self.source, "connected", None),
                 "last_error": getattr(self.source, "last_error", None),
-                "counters": dict(self.source.counters),
+                "counters": dict(self.source.counters) | dict(self.clock.counters),
             },
             "store": self.store.status() | {"duplicate_readings_ignored": self.duplicates},
             "uplink": {"cloud": self.cfg.cloud.url, "refused": self.uplink.refused,

@@ -81,6 +81,9 @@ class FaceTracker:
             self._minute = minute
         self._minute_sum += power_w
         self._minute_n += 1
+        if self._recent and ts < self._recent[-1][0]:  # the meter's clock went back: the last minute starts again
+            self._recent.clear()
+            self._recent_sum = 0
         self._recent.append((ts, power_w))
         self._recent_sum += power_w
         while self._recent and self._recent[0][0] <= ts - self.cfg.recent_s:

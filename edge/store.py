@@ -191,6 +191,11 @@ class HubStore:
             raise ValueError("the disaggregator's saved state is not a JSON object")
         return cast("LiveState", state)  # its fields are checked by ``LiveDisaggregator.resume``
 
+    def last_reading_ts(self) -> int | None:
+        """The meter's timestamp of the newest electricity reading kept (None: none yet)."""
+        (last,) = self.db.execute("SELECT MAX(ts) FROM readings WHERE channel = 'electricity'").fetchone()
+        return None if last is None else int(last)
+
     def recent_power(self, span_s: float) -> tuple[list[float], list[float], bool]:
         """The meter's net power over the last ``span_s`` before its latest reading (ts, W), and whether the store
         holds readings before that: a restarted hub's disaggregation window. (Lists: the store does not load

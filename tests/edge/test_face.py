@@ -62,3 +62,17 @@ def test_reason_mentions_similar_homes():
     for i in range(CFG.min_baseline_s + 120):
         state = tracker.update(i, 300)
     assert state.face is Face.SMILE and "similar homes use 600 W" in state.reason
+
+
+def test_a_meter_clock_that_goes_back_starts_the_last_minute_again():
+    """After a reading stamped years ahead, the meter's next readings are behind it: the last minute is theirs
+    (before, the future reading stayed in it for good, and every later reading with it)."""
+    tracker = FaceTracker(CFG)
+    t = 1_764_072_000
+    for i in range(CFG.min_baseline_s + 120):
+        tracker.update(t + i, 300)
+    tracker.update(t + 5 * 365 * 86400, 9000)
+    t += CFG.min_baseline_s + 120
+    states = [tracker.update(t + i, 300) for i in range(3 * CFG.recent_s)]
+    assert "300 W against 300 W" in states[-1].reason, states[-1].reason
+    assert len(tracker._recent) <= CFG.recent_s + 1  # bounded, as a minute of readings is
