@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Face(StrEnum):
@@ -16,11 +16,11 @@ class Face(StrEnum):
 class DisplayState(BaseModel):
     """The message a display renders; the same shape over HTTP (/display) and MQTT (display_topic)."""
 
-    ts: int
+    ts: int = Field(ge=0, le=4_102_444_800)  # epoch seconds before 2100 (protocols.uplink.MAX_EPOCH_S)
     face: Face
-    power_w: int
-    baseline_w: float | None = None
-    reason: str
+    power_w: int = Field(ge=-10**9, le=10**9)  # net: negative while the home exports
+    baseline_w: float | None = Field(default=None, allow_inf_nan=False)
+    reason: str = Field(max_length=1000)
 
 
 #: How a one-line display (or a log) draws each face.

@@ -7,7 +7,7 @@ state and appliance runs; later additions come as new optional fields.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -17,28 +17,36 @@ from protocols.readings import MeterReading
 SCHEMA_VERSION: Final = 1
 #: The cloud refuses larger batches; the hub never builds one.
 MAX_BATCH_READINGS = 5000
+#: Bounds every integer on the wire keeps to, far outside what a meter or hub says, so that storage (SQLite and
+#: PostgreSQL hold 64-bit integers) is never handed one it cannot hold: a register of 2**63 Wh from a broken or
+#: hostile hub was a 500 for its whole batch, not a refusal of that reading.
+MAX_EPOCH_S = 4_102_444_800  # 2100-01-01: past it a timestamp is in milliseconds, or corrupt
+MAX_WH = 10**12  # a billion kWh: past any register (the hub refuses more, protocols.p1_normalise.MOST)
+MAX_W = 10**9  # a gigawatt
+MAX_COUNT = 10**9
+MAX_SEQ = 2**63 - 1
 
 
 class ReadingV1(BaseModel):
     """One electricity reading as it travels; registers in Wh, power in W."""
 
-    ts: int = Field(description="UTC epoch seconds, the meter's own timestamp")
+    ts: int = Field(ge=0, le=MAX_EPOCH_S, description="UTC epoch seconds, the meter's own timestamp")
     channel: str = Field(default="electricity", max_length=64)
     meter_id: str = Field(max_length=96)
-    import_t1_wh: int = Field(ge=0)
-    import_t2_wh: int = Field(ge=0)
-    export_t1_wh: int = Field(ge=0)
-    export_t2_wh: int = Field(ge=0)
-    power_import_w: int = Field(ge=0)
-    power_export_w: int = Field(ge=0)
+    import_t1_wh: int = Field(ge=0, le=MAX_WH)
+    import_t2_wh: int = Field(ge=0, le=MAX_WH)
+    export_t1_wh: int = Field(ge=0, le=MAX_WH)
+    export_t2_wh: int = Field(ge=0, le=MAX_WH)
+    power_import_w: int = Field(ge=0, le=MAX_W)
+    power_export_w: int = Field(ge=0, le=MAX_W)
     voltage_l1_v: float | None = None
-    tariff: int | None = None
+    tariff: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     voltage_l2_v: float | None = None
     voltage_l3_v: float | None = None
     gas_m3: float | None = Field(default=None, ge=0)
-    gas_ts: int | None = None
-    power_failures: int | None = Field(default=None, ge=0)
-    long_power_failures: int | None = Field(default=None, ge=0)
+    gas_ts: int | None = Field(default=None, ge=0, le=MAX_EPOCH_S)
+    power_failures: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    long_power_failures: int | None = Field(default=None, ge=0, le=MAX_COUNT)
 
     @classmethod
     def from_reading(cls, reading: MeterReading, channel: str = "electricity") -> ReadingV1:
@@ -49,8 +57,8 @@ class ApplianceRunV1(BaseModel):
     """One run of an appliance, as disaggregation (or a plug) saw it, with its power profile."""
 
     appliance: str = Field(max_length=64)
-    start: int = Field(description="UTC epoch seconds")
-    end: int
+    start: int = Field(ge=0, le=MAX_EPOCH_S, description="UTC epoch seconds")
+    end: int = Field(ge=0, le=MAX_EPOCH_S)
     energy_wh: float = Field(ge=0)
     peak_w: float = Field(ge=0)
     confidence: float = Field(default=1.0, ge=0, le=1)
@@ -68,7 +76,7 @@ class ApplianceEnergyV1(BaseModel):
     """An appliance's energy in one half hour, as disaggregation estimated it: what the bill's half hours split into."""
 
     appliance: str = Field(max_length=64)
-    start: int = Field(description="UTC epoch seconds, a multiple of 1800")
+    start: int = Field(ge=0, le=MAX_EPOCH_S, description="UTC epoch seconds, a multiple of 1800")
     energy_wh: float = Field(ge=0, le=10_000)
 
     @model_validator(mode="after")
@@ -81,15 +89,17 @@ class ApplianceEnergyV1(BaseModel):
 class UplinkBatch(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     hub_id: str = Field(max_length=64)
-    seq: int = Field(ge=1, description="the hub's batch sequence number, strictly increasing")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="the hub's batch sequence number, strictly increasing")
     readings: list[ReadingV1] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
     energy: list[ApplianceEnergyV1] = Field(default_factory=list, max_length=5000,
                                             description="per-appliance energy per half hour (optional, newer hubs)")
-    backlog: int | None = Field(default=None, ge=0, description="readings still waiting in the hub's outbox")
-    notices: list[str] = Field(default_factory=list, max_length=100,
-                               description="what the household should know, e.g. readings kept at lower resolution")
+    backlog: int | None = Field(default=None, ge=0, le=MAX_SEQ,
+                                description="readings still waiting in the hub's outbox")
+    notices: list[Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=list, max_length=100,
+        description="what the household should know, e.g. readings kept at lower resolution")
 
 
 class UplinkEnvelope(BaseModel):
@@ -97,13 +107,13 @@ class UplinkEnvelope(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     hub_id: str = Field(max_length=64)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     readings: list[Any] = Field(default_factory=list, max_length=MAX_BATCH_READINGS)
     display: DisplayState | None = None
     runs: list[ApplianceRunV1] = Field(default_factory=list, max_length=1000)
     energy: list[ApplianceEnergyV1] = Field(default_factory=list, max_length=5000)
-    backlog: int | None = Field(default=None, ge=0)
-    notices: list[str] = Field(default_factory=list, max_length=100)
+    backlog: int | None = Field(default=None, ge=0, le=MAX_SEQ)
+    notices: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=100)
 
 
 class UplinkAck(BaseModel):

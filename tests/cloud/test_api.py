@@ -166,6 +166,26 @@ def test_ingest_rules_timestamps_registers_replacement_rollover(cloud):
     assert "ohmni_readings_stored_total 4.0" in metrics
 
 
+def test_numbers_no_storage_can_hold_are_refused_by_item(cloud):
+    """A register of 2**63 Wh, a run starting in year 292 billion, a sequence number past 64 bits: each is refused as
+    the item it is (SQLite and PostgreSQL hold 64-bit integers; before, the whole batch was a 500), and the good
+    reading beside it is stored."""
+    client, secrets = cloud
+    hub = {"Authorization": f"Bearer {secrets['hub']}"}
+    good = reading(DAY, 1).model_dump()
+    huge = dict(good, ts=DAY + 10, import_t1_wh=2**63 + 5)
+    body = {"schema_version": 1, "hub_id": "hub-demo", "seq": 1, "readings": [good, huge]}
+    ack = client.post("/api/v1/hub/batches", content=json.dumps(body), headers=hub)
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["stored"] == 1
+    [refused] = ack.json()["rejected"]
+    assert refused["reason"] == "invalid_reading" and "import_t1_wh" in refused["detail"]
+    for field, value in (("seq", 2**64), ("runs", [{"appliance": "kettle", "start": 2**62, "end": 2**62 + 60,
+                                                     "energy_wh": 1, "peak_w": 1}])):
+        resp = client.post("/api/v1/hub/batches", content=json.dumps({**body, "seq": 2, field: value}), headers=hub)
+        assert resp.status_code == 422 and field in resp.text, (field, resp.status_code, resp.text)
+
+
 def test_gzip_batches_are_accepted(cloud):
     import gzip
     client, secrets = cloud
