@@ -8,6 +8,7 @@ body never changes: a retry after a lost acknowledgement resends the same (hub, 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from pydantic import ValidationError
+
 from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import READING_FIELDS, MeterReading, column_sql
@@ -23,6 +26,8 @@ from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1, ReadingV1, Uplin
 
 if TYPE_CHECKING:
     from edge.nilm.live import LiveState
+
+log = logging.getLogger("ohmni.hub.store")
 
 _SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -284,10 +289,24 @@ class HubStore:
                 "ORDER BY ts LIMIT ?", (max_readings,)).fetchall()
             if not rows:
                 return None
+            readings, kept, unsendable = [], [], []
+            for row in rows:
+                try:
+                    readings.append(ReadingV1(**dict(zip(_COLUMNS, row[1:], strict=True))))
+                    kept.append(row)
+                except ValidationError as exc:  # kept by an older hub that took what a meter should not say
+                    unsendable.append((row[0], str(exc.errors()[0]["msg"])))
+            if unsendable:  # batch 0: never sent, still in the store; the rest go on rather than stop the uplink
+                self.db.executemany("UPDATE readings SET batch_seq = 0 WHERE rowid = ?",
+                                    [(rowid,) for rowid, _ in unsendable])
+                log.warning("%d stored reading(s) the cloud's schema cannot take are kept here, not sent (%s)",
+                            len(unsendable), unsendable[0][1])
+            rows = kept
+            if not rows:
+                return None
             seq = self.db.execute("INSERT INTO outbox (created_at, n_readings, body) VALUES (?, ?, '')",
                                   (time.time(), len(rows))).lastrowid
             assert seq is not None  # sqlite gives the row it just inserted
-            readings = [ReadingV1(**dict(zip(_COLUMNS, row[1:], strict=True))) for row in rows]
             notices = self.unreported_compactions()
             run_rows = self.db.execute("SELECT rowid, body FROM appliance_runs WHERE batch_seq IS NULL "
                                        "ORDER BY start LIMIT 1000").fetchall()
@@ -332,6 +351,7 @@ class HubStore:
     def status(self) -> dict[str, object]:
         readings, last_ts = self.db.execute("SELECT count(*), max(ts) FROM readings").fetchone()
         unbatched = self.db.execute("SELECT count(*) FROM readings WHERE batch_seq IS NULL").fetchone()[0]
+        unsendable = self.db.execute("SELECT count(*) FROM readings WHERE batch_seq = 0").fetchone()[0]
         pending_batches, pending_readings = self.db.execute(
             "SELECT count(*), coalesce(sum(n_readings), 0) FROM outbox WHERE acked_at IS NULL "
             "AND rejected_at IS NULL").fetchone()
@@ -343,6 +363,7 @@ class HubStore:
             "readings": readings,
             "last_reading_ts": last_ts,
             "backlog_readings": unbatched + pending_readings,
+            "readings_unsendable": unsendable,
             "pending_batches": pending_batches,
             "compactions": self.db.execute("SELECT count(*) FROM compactions").fetchone()[0],
             "used_bytes": self.used_bytes(),

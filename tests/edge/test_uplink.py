@@ -155,6 +155,20 @@ async def test_a_refused_batch_is_parked_and_does_not_block_the_rest(cloud, tmp_
     assert len(cloud.stored()) == 10
 
 
+async def test_a_stored_reading_the_schema_cannot_take_is_kept_back_not_fatal(cloud, tmp_path):
+    """A store from an older hub holds a reading the wire refuses (a negative power it once took from a meter):
+    sealing it raised ValidationError and stopped the uplink at every start. It stays in the store, counted, and
+    the readings around it go."""
+    store = HubStore(tmp_path / "hub.sqlite3")
+    store.add_readings(readings(20))
+    store.db.execute("UPDATE readings SET power_import_w = -5 WHERE ts = ?", (DAY0 + 50,))
+    store.db.commit()
+    uplink = uplink_for(store, cloud)
+    assert await uplink.drain(30)
+    assert cloud.stored() == [r.ts for r in readings(20) if r.ts != DAY0 + 50]
+    assert store.status()["readings_unsendable"] == 1 and store.status()["backlog_readings"] == 0
+
+
 def test_kill_9_during_writes_loses_nothing_that_was_committed(cloud, tmp_path):
     """The hub is killed while the meter writes at 200x; what its store committed reaches the cloud."""
     hub_args = ["hub", "run", "--port", str(tmp_path / "tty"), "--cloud", cloud.url, "--token-file",
