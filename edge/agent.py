@@ -115,7 +115,7 @@ class HubAgent:
         import numpy as np
 
         from edge.nilm.adapt import adapt
-        from edge.nilm.model import save
+        from edge.nilm.model import checked, save
         from edge.nilm.own_home import PLUG_HOLD_S, own_home
 
         self.flush_devices()
@@ -127,6 +127,7 @@ class HubAgent:
             return False
         model = await asyncio.to_thread(adapt, self._nilm_base, [house],
                                         progress=lambda msg: log.info("adapting to this home: %s", msg))
+        checked(model)  # one the live pass cannot run (ValueError) leaves the model as it was
         partial = self.own_model_path.with_suffix(".partial")
         save(model, partial)
         partial.replace(self.own_model_path)  # a crash mid-write leaves the previous model whole

@@ -42,6 +42,11 @@ class DeviceReading:
                                   ("current_a", self.current_a)) if v is not None}
 
 
+#: Past any watts, volts, amps or kWh counter a plug or meter reports (a terawatt-hour): a broken device, or a
+#: unit the hub does not know; refused rather than taken as a home's truth (it teaches the disaggregator).
+MAX_VALUE = 1e12
+
+
 def _json(payload: bytes | str) -> Any:
     try:
         return json.loads(payload)
@@ -59,6 +64,8 @@ def _number(value: Any, what: str) -> float:
         raise PayloadError(f"{what} is {value!r}, not a number") from None
     if not math.isfinite(number):
         raise PayloadError(f"{what} is {value!r}, not a finite number")
+    if abs(number) > MAX_VALUE:
+        raise PayloadError(f"{what} is {value!r}, more than any device reports")
     return number
 
 

@@ -168,6 +168,8 @@ def test_any_payload_of_a_real_devices_shape_decodes_or_is_refused_clearly(data_
                 pass
 
     decodes_or_refuses()
+    with pytest.raises(PayloadError, match="power is 1e\\+300, more than any device reports"):
+        decode("zigbee2mqttcc1352/p", b'{"power": 1e300}', table)  # it would have been this home's truth for adapting
     with pytest.raises(PayloadError, match="StatusSNS is \\[1\\], not a JSON object"):
         decode("stat/p/STATUS10", b'{"StatusSNS": [1]}', table)
     with pytest.raises(PayloadError, match="power is 'high', not a JSON object"):
