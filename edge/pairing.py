@@ -9,6 +9,7 @@ as ``bridge/event`` messages; renaming uses ``bridge/request/device/rename``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -45,12 +46,26 @@ def permit_payload(api: str, seconds: int) -> dict[str, Any]:
     return {"time": seconds}
 
 
+def _object(payload: Any) -> dict[str, Any] | None:
+    """A bridge message's JSON object, or None for anything else (not JSON, a list, a number): skipped, not a
+    traceback that would leave joining open."""
+    try:
+        obj = json.loads(payload)
+    except (TypeError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 async def _response(messages: asyncio.Queue[aiomqtt.Message], topic: str, timeout: float) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
             message = await messages.get()
-            if str(message.topic) == topic:
-                return json.loads(message.payload)
+            if str(message.topic) == topic and (reply := _object(message.payload)) is not None:
+                return reply
 
 
 async def pair(client: aiomqtt.Client, base: str = "zigbee2mqtt", seconds: int = 120, count: int | None = None,
@@ -66,6 +81,7 @@ async def pair(client: aiomqtt.Client, base: str = "zigbee2mqtt", seconds: int =
             queue.put_nowait(message)
 
     pumping = asyncio.create_task(pump())
+    joining = False
     try:
         version = None
         try:
@@ -75,6 +91,7 @@ async def pair(client: aiomqtt.Client, base: str = "zigbee2mqtt", seconds: int =
             pass
         api = "1.x" if version and version.startswith("1.") else "2.x"
         progress(f"zigbee2mqtt {version or '(version not published)'}: using the {api} bridge API")
+        joining = True  # from here, however this ends, joining is closed again (finally)
         await client.publish(f"{base}/bridge/request/permit_join", json.dumps(permit_payload(api, seconds)), qos=1)
         reply = await _response(queue, f"{base}/bridge/response/permit_join", reply_timeout)
         if reply.get("status") != "ok":
@@ -91,20 +108,21 @@ async def pair(client: aiomqtt.Client, base: str = "zigbee2mqtt", seconds: int =
                 break
             if str(message.topic) != f"{base}/bridge/event":
                 continue
-            event = json.loads(message.payload)
-            data = event.get("data") or {}
+            event = _object(message.payload) or {}
+            data = _dict(event.get("data"))
             ieee = data.get("ieee_address")
-            if not ieee:
+            if not ieee or not isinstance(ieee, str):
                 continue
-            device = by_ieee.setdefault(ieee, Joined(ieee, data.get("friendly_name", ieee)))
+            device = by_ieee.setdefault(ieee, Joined(ieee, str(data.get("friendly_name", ieee))))
             if event.get("type") == "device_joined":
                 progress(f"joined: {device.friendly_name} ({ieee})")
             elif event.get("type") == "device_interview" and data.get("status") == "successful":
-                definition = data.get("definition") or {}
+                definition = _dict(data.get("definition"))
                 device.model, device.vendor, device.interviewed = definition.get("model"), definition.get(
                     "vendor"), True
                 progress(f"ready: {device.friendly_name} {device.vendor or ''} {device.model or ''}".rstrip())
         await client.publish(f"{base}/bridge/request/permit_join", json.dumps(permit_payload(api, 0)), qos=1)
+        joining = False
         result.devices = list(by_ieee.values())
         for device, name in zip(result.devices, names or [], strict=False):
             await client.publish(f"{base}/bridge/request/device/rename",
@@ -116,4 +134,8 @@ async def pair(client: aiomqtt.Client, base: str = "zigbee2mqtt", seconds: int =
             progress(f"named {device.ieee_address}: {name}")
         return result
     finally:
+        if joining:  # stopped early (an error, Ctrl-C): the Zigbee network is not left open to any device
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(f"{base}/bridge/request/permit_join", json.dumps(permit_payload(api, 0)),
+                                     qos=1)
         pumping.cancel()

@@ -18,7 +18,15 @@ from tests.fixtures.mosquitto import USERS
 DEVICES = [("0x00158d0001a2b3c4", "TS011F_plug_1", "TuYa"), ("0x00158d0001a2b3c5", "SP 120", "innr")]
 
 
-async def fake_bridge(broker, version: str, seen: list[dict], ready: asyncio.Event, base: str = "zigbee2mqtt") -> None:
+#: What a bridge (or another client on the broker) may put on the event topic that is not an event: skipped.
+GARBLED = [b"{broken", b"[]", b"42", json.dumps({"type": "device_joined", "data": [1]}).encode(),
+           json.dumps({"type": "device_interview", "data": {"ieee_address": 7, "status": "successful"}}).encode(),
+           json.dumps({"type": "device_interview", "data": {"ieee_address": DEVICES[0][0], "status": "failed",
+                                                            "definition": "TS011F"}}).encode()]
+
+
+async def fake_bridge(broker, version: str, seen: list[dict], ready: asyncio.Event, base: str = "zigbee2mqtt",
+                      garbled: bool = False) -> None:
     async with device(broker, identifier=f"z2m-{version}") as z2m:
         await z2m.publish(f"{base}/bridge/info", json.dumps({"version": version}), qos=1, retain=True)
         await z2m.subscribe(f"{base}/bridge/request/#", qos=1)
@@ -32,6 +40,8 @@ async def fake_bridge(broker, version: str, seen: list[dict], ready: asyncio.Eve
                                                                          "error": "Invalid payload"}
                 await z2m.publish(f"{base}/bridge/response/permit_join", json.dumps(reply), qos=1)
                 if valid and (request.get("time") or request.get("value")):
+                    for junk in GARBLED if garbled else []:
+                        await z2m.publish(f"{base}/bridge/event", junk)
                     for ieee, model, vendor in DEVICES:
                         await asyncio.sleep(0.2)
                         await z2m.publish(f"{base}/bridge/event", json.dumps(
@@ -45,11 +55,12 @@ async def fake_bridge(broker, version: str, seen: list[dict], ready: asyncio.Eve
                                   json.dumps({"data": request, "status": "ok"}), qos=1)
 
 
-async def run_pair(broker, tmp_path, version: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+async def run_pair(broker, tmp_path, version: str, garbled: bool = False) -> tuple[subprocess.CompletedProcess,
+                                                                                   list[dict]]:
     (tmp_path / "pw").write_text(USERS["hub"])
     seen: list[dict] = []
     ready = asyncio.Event()
-    bridge = asyncio.create_task(fake_bridge(broker, version, seen, ready))
+    bridge = asyncio.create_task(fake_bridge(broker, version, seen, ready, garbled=garbled))
     await asyncio.wait_for(ready.wait(), 10)
     try:
         result = await asyncio.to_thread(subprocess.run, [
@@ -80,6 +91,15 @@ async def test_pairing_with_a_1x_bridge_uses_the_old_form(mosquitto, tmp_path):
     assert result.returncode == 0, result.stderr
     assert seen[0]["value"] is True and "1.x bridge API" in result.stderr
     assert {"topic": "zigbee2mqtt/bridge/request/permit_join", "value": False} in seen
+
+
+async def test_messages_that_are_not_events_are_skipped_and_joining_still_closes(mosquitto, tmp_path):
+    """Not JSON, not an object, data that is a list, an address that is a number: skipped (each once raised out of
+    the pairing, with joining left open); the devices are still found, named, and joining closed."""
+    result, seen = await run_pair(mosquitto, tmp_path, "2.1.3", garbled=True)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert [s["to"] for s in seen if s["topic"].endswith("rename")] == ["kettle_plug", "fridge_plug"]
+    assert {"topic": "zigbee2mqtt/bridge/request/permit_join", "time": 0} in seen
 
 
 async def test_no_broker_is_a_clear_error(tmp_path):
