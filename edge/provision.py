@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 import tomli_w
+from pydantic import ValidationError
 
-from edge.config import HubConfig
+from edge.config import HubConfig, said
 
 
 class ProvisionError(RuntimeError):
@@ -47,9 +48,43 @@ def default_hub_id() -> str:
 def _problem(resp: httpx.Response) -> str:
     try:
         body = resp.json()
-        return str(body.get("detail") or body)
     except ValueError:
         return resp.text[:200]
+    return str(body.get("detail") or body) if isinstance(body, dict) else str(body)[:200]
+
+
+def _object(resp: httpx.Response, *keys: str) -> dict[str, Any] | None:
+    """The response's JSON object if it has ``keys`` as strings or numbers: the Ohmni cloud's answer, not a proxy's
+    or a captive portal's page that came back with the same status."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str | int | float) for k in keys):
+        return None
+    return body
+
+
+def _merged_config(config_path: Path, hub_id: str, data_dir: Path, url: str, token_file: Path) -> dict[str, Any]:
+    """The hub's TOML as it will be written: what is there, with this hub's id, folder and cloud. Checked before the
+    claim code is used, so a config the hub cannot read costs a fix, not a new code."""
+    try:
+        existing: dict[str, Any] = tomllib.loads(config_path.read_text()) if config_path.exists() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ProvisionError(f"{config_path}: cannot read it ({exc}); fix it or move it away, then provision "
+                             "again") from None
+    for section in ("hub", "cloud", "meter"):
+        if not isinstance(existing.setdefault(section, {}), dict):
+            raise ProvisionError(f"{config_path}: {section} is not a [{section}] section; fix it or move it away")
+    existing["hub"].update({"id": hub_id, "data_dir": str(data_dir)})
+    existing["cloud"].update({"url": url, "token_file": str(token_file)})
+    existing["cloud"].pop("token", None)
+    existing["meter"].setdefault("port", "/dev/ttyUSB0")
+    try:
+        HubConfig.model_validate(existing)  # never write a config the hub cannot read
+    except ValidationError as exc:
+        raise ProvisionError(f"{config_path}: {said(exc)}; fix it or move it away, then provision again") from None
+    return existing
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -62,6 +97,8 @@ def _write_private(path: Path, text: str) -> None:
 def provision(cloud: str, code: str, hub_id: str, config_dir: Path, data_dir: Path,
               step: Callable[[str], None] = lambda s: None, verify: bool | str = True) -> Path:
     url = cloud.rstrip("/")
+    config_path, token_file = config_dir / "hub.toml", config_dir / "hub.token"
+    config = _merged_config(config_path, hub_id, data_dir, url, token_file)
     with httpx.Client(base_url=url, timeout=15, verify=verify) as client:
         step(f"Reaching the cloud at {url}")
         try:
@@ -72,23 +109,18 @@ def provision(cloud: str, code: str, hub_id: str, config_dir: Path, data_dir: Pa
         resp = client.post("/api/v1/hubs/register", json={"code": code, "hub_id": hub_id})
         if resp.status_code != 201:
             raise ProvisionError(f"the cloud refused the claim code: {_problem(resp)}")
-        registered = resp.json()
+        registered = _object(resp, "token", "household_id")
+        if registered is None:
+            raise ProvisionError(f"{url} answered 201 but not as the Ohmni cloud does: {resp.text[:200]!r}")
         config_dir.mkdir(parents=True, exist_ok=True)
-        token_file = config_dir / "hub.token"
         step(f"Keeping the hub's credential in {token_file} (mode 0600)")
-        _write_private(token_file, registered["token"] + "\n")
-        config_path = config_dir / "hub.toml"
+        _write_private(token_file, str(registered["token"]) + "\n")
         step(f"Writing the hub configuration {config_path}")
-        existing: dict[str, Any] = tomllib.loads(config_path.read_text()) if config_path.exists() else {}
-        existing.setdefault("hub", {}).update({"id": hub_id, "data_dir": str(data_dir)})
-        existing.setdefault("cloud", {}).update({"url": url, "token_file": str(token_file)})
-        existing["cloud"].pop("token", None)
-        existing.setdefault("meter", {}).setdefault("port", "/dev/ttyUSB0")
-        HubConfig.model_validate(existing)  # never write a config the hub cannot read
-        config_path.write_text(tomli_w.dumps(existing))
+        config_path.write_text(tomli_w.dumps(config))
         step("Checking the whole path with the new credential")
         ping = client.post("/api/v1/hub/ping", headers={"Authorization": f"Bearer {registered['token']}"})
-        if ping.status_code != 200 or ping.json().get("hub_id") != hub_id:
+        answer = _object(ping, "hub_id")
+        if ping.status_code != 200 or answer is None or answer["hub_id"] != hub_id:
             raise ProvisionError(f"the cloud did not accept the new credential: {_problem(ping)}")
         step(f"Hub {hub_id} joined household {registered['household_id']}")
     return config_path
@@ -171,9 +203,13 @@ def checks(cfg: HubConfig) -> list[Check]:
             resp = httpx.post(f"{cfg.cloud.url.rstrip('/')}/api/v1/hub/ping",
                               headers={"Authorization": f"Bearer {token}"}, timeout=10)
             t1 = time.time()
-            if resp.status_code == 200:
-                out.append(Check("cloud", "ok", f"{cfg.cloud.url} accepts hub {resp.json()['hub_id']}"))
-                offset = resp.json()["server_time"] - (t0 + t1) / 2
+            answer = _object(resp, "hub_id", "server_time")
+            if resp.status_code == 200 and answer is None:
+                out.append(Check("cloud", "warn", f"{cfg.cloud.url} answered 200 but not as the Ohmni cloud does "
+                                 f"({resp.text[:80]!r})", "a proxy or captive portal in the way? check the network"))
+            elif resp.status_code == 200 and answer is not None:
+                out.append(Check("cloud", "ok", f"{cfg.cloud.url} accepts hub {answer['hub_id']}"))
+                offset = float(answer["server_time"]) - (t0 + t1) / 2
                 verdict = "ok" if abs(offset) < 5 else "warn" if abs(offset) < 60 else "fail"
                 out.append(Check("clock", verdict, f"{offset:+.1f} s from the cloud",
                                  "" if verdict == "ok" else "enable NTP: timedatectl set-ntp true"))

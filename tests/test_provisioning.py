@@ -79,6 +79,23 @@ def test_a_claim_code_works_once(cloud, tmp_path):
     assert not (tmp_path / "b" / "hub.token").exists()
 
 
+def test_a_config_the_hub_cannot_read_is_named_before_the_claim_code_is_used(cloud, tmp_path):
+    """An existing hub.toml with a misspelt key, or that is not TOML: provisioning stops before registering, says
+    which file and what (before, a traceback after the code was spent), and the same code then works."""
+    code = claim(cloud)
+    for body, said in (('[meter]\nprot = "/dev/ttyAMA0"\n', "meter.prot: not a setting the hub knows"),
+                       ("[meter\n", "cannot read it")):
+        (tmp_path / "hub.toml").write_text(body)
+        result = provision(cloud, code, "hub-fixed", tmp_path)
+        said_flat = " ".join(result.stderr.split())
+        assert result.returncode == 1 and said in said_flat and "hub.toml" in said_flat, result.stderr
+        assert "Traceback" not in result.stderr and "Registering" not in result.stderr
+        assert not (tmp_path / "hub.token").exists()
+    (tmp_path / "hub.toml").write_text('[meter]\nport = "/dev/ttyAMA0"\n')
+    assert provision(cloud, code, "hub-fixed", tmp_path).returncode == 0
+    assert tomllib.loads((tmp_path / "hub.toml").read_text())["meter"]["port"] == "/dev/ttyAMA0"
+
+
 def test_an_expired_claim_code_is_refused(cloud, tmp_path):
     code = claim(cloud, ttl="0.0003")  # about a second
     time.sleep(1.5)
