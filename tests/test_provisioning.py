@@ -166,3 +166,34 @@ def test_installer_api_and_refusals(tmp_path):
         revoke = client.post("/api/v1/installer/hubs/hub-x/revoke", headers={"Authorization": f"Bearer {installer}"})
         assert revoke.json()["revoked_credentials"] == 1
         assert client.post("/api/v1/hub/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_status_names_a_captive_portal_where_the_cloud_should_be(tmp_path):
+    """A network that answers every request with its sign-in page (200, HTML): `hub status` says the answer is
+    not the cloud's, not a KeyError."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Portal(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = b"<html><body>Sign in to Hotel Wi-Fi</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "hub.token").write_text(new_secret())
+        (tmp_path / "hub.toml").write_text(f'[cloud]\nurl = "http://127.0.0.1:{server.server_address[1]}"\n'
+                                           f'token_file = "{tmp_path / "hub.token"}"\n')
+        status = ohmni("hub", "status", "--config", str(tmp_path / "hub.toml"))
+    finally:
+        server.shutdown()
+    assert "Traceback" not in status.stderr, status.stderr
+    assert "answered 200 but not as the Ohmni cloud does" in " ".join(status.stdout.split()), status.stdout
