@@ -15,7 +15,7 @@ import typer
 import uvicorn
 
 from cloud.auth import ALL_HOUSEHOLDS, Principal, Role, hash_secret, new_secret
-from cloud.settings import CloudSettings
+from cloud.settings import CloudSettings, load_settings
 
 # The app, its storage and provisioning are imported inside the commands that use them: every
 # `ohmni` process registers this group, and a hub should not carry the cloud in its memory.
@@ -54,12 +54,12 @@ def serve(
             os.environ[f"OHMNI_CLOUD_{key.upper()}"] = str(value)
         if bootstrap_demo:
             os.environ["OHMNI_CLOUD_BOOTSTRAP_DEMO"] = "true"
-        settings = CloudSettings()
+        settings = _settings()
         typer.echo(f"cloud on http://{settings.host}:{settings.port}/ ({workers} workers)", err=True)
         uvicorn.run("cloud.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                     workers=workers, log_level="warning", access_log=False)
         return
-    settings = CloudSettings(**overrides)
+    settings = _settings(**overrides)
     if bootstrap_demo:
         settings.bootstrap_demo = True
     from cloud.app import create_app
@@ -79,11 +79,19 @@ def serve(
         raise typer.Exit(1)
 
 
+def _settings(**given: Any) -> CloudSettings:
+    try:
+        return load_settings(**given)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _store(data_dir: Path | None) -> Any:
     from cloud.storage.sqlite import SqliteStorage
 
     given: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
-    settings = CloudSettings(**given)
+    settings = _settings(**given)
     return SqliteStorage(settings.data_dir / "cloud.sqlite3")
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from cloud.notify import PUSH_HOSTS
 
@@ -14,7 +16,7 @@ class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OHMNI_CLOUD_")
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("ohmni-data/cloud")
     #: postgresql://… to store in PostgreSQL; empty for the embedded SQLite store in data_dir.
     database_url: str | None = None
@@ -56,3 +58,20 @@ class CloudSettings(BaseSettings):
     metrics_token: str | None = None
     #: Expose POST /api/v1/bench/noop (the ingest benchmark's baseline); never in production.
     bench_endpoints: bool = False
+
+
+def load_settings(**given: Any) -> CloudSettings:
+    """The settings, from ``given`` and the OHMNI_CLOUD_* variables; ``ValueError`` naming the variable and what
+    is wrong with it (pydantic's own error is a traceback with a URL in it)."""
+    try:
+        return CloudSettings(**given)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"])
+            where = f"--{name.replace('_', '-')}" if name in given else f"OHMNI_CLOUD_{name.upper()}"
+            problems.append(f"{where}: {error['msg']} (found {error['input']!r})")
+        raise ValueError("; ".join(problems)) from None
+    except SettingsError as exc:  # a list or object setting whose variable is not JSON
+        field = str(exc).split('"')[1] if '"' in str(exc) else "a setting"
+        raise ValueError(f"OHMNI_CLOUD_{field.upper()}: not JSON (a list is written [\"a\", \"b\"])") from None

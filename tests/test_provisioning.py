@@ -197,3 +197,14 @@ def test_status_names_a_captive_portal_where_the_cloud_should_be(tmp_path):
         server.shutdown()
     assert "Traceback" not in status.stderr, status.stderr
     assert "answered 200 but not as the Ohmni cloud does" in " ".join(status.stdout.split()), status.stdout
+
+
+@pytest.mark.parametrize("env, args, said", [
+    ({"OHMNI_CLOUD_NOTIFY_EVERY_S": "abc"}, [], "OHMNI_CLOUD_NOTIFY_EVERY_S: Input should be a valid number"),
+    ({"OHMNI_CLOUD_PUSH_HOSTS": "fcm.googleapis.com"}, [], "OHMNI_CLOUD_PUSH_HOSTS: not JSON"),
+    ({}, ["--port", "99999999"], "--port: Input should be less than or equal to 65535"),
+])
+def test_a_cloud_setting_that_is_wrong_is_named_without_a_traceback(tmp_path, env, args, said):
+    result = ohmni("cloud", "serve", "--data-dir", str(tmp_path), *args, env={**os.environ, **env})
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
