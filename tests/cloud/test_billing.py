@@ -6,7 +6,6 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 from cloud.billing.engine import Interval, price
 from cloud.tariffs.model import FlatRates, Tariff, TariffVersion, Window, WindowRates
 from ohmni.cli import app
+from tests.mutation import mutated
 
 runner = CliRunner()
 LONDON = ZoneInfo("Europe/London")
@@ -215,25 +215,11 @@ def agile_results(n: int = 3) -> dict:
                                      "valid_to": (day + (i + 1) * half).isoformat()} for i in range(n)]}
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats()
-                           | st.text(max_size=6), lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
-
-
 def test_an_import_of_any_shape_is_a_tariff_or_a_clear_error(tmp_path):
     """The Octopus and URDB documents of the tests above with fields, at any depth, replaced by other JSON: each
     import gives a tariff or an error naming the file (a list where a time was, a row that is null, a rate of
     "abc", a start date past 9999 once raised AttributeError, decimal.InvalidOperation or OverflowError)."""
     from cloud.tariffs import importers
-
-    def mutated(value: Any, data: st.DataObject) -> Any:
-        if isinstance(value, dict | list) and value and data.draw(st.booleans()):
-            keys = sorted(value) if isinstance(value, dict) else range(len(value))
-            key = data.draw(st.sampled_from(list(keys)))
-            copy: Any = dict(value) if isinstance(value, dict) else list(value)
-            copy[key] = mutated(value[key], data)
-            return copy
-        return data.draw(JSON_VALUES)
 
     path = tmp_path / "doc.json"
 

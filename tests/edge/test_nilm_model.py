@@ -196,6 +196,7 @@ def test_any_damage_to_a_model_file_is_refused_or_runs(tmp_path):
 
     from edge.nilm import ModelFileError
     from edge.nilm.model import load
+    from tests.mutation import mutated
 
     shipped = json.loads(SHIPPED.read_text())
     ts = 1_420_675_200 + np.arange(0, 7200, 6.0)
@@ -203,20 +204,12 @@ def test_any_damage_to_a_model_file_is_refused_or_runs(tmp_path):
     values = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=4),
                        st.lists(st.integers(-5, 100), max_size=4), st.just({}))
 
-    def mutated(value, data, depth=0):
-        if isinstance(value, dict | list) and value and (depth < 2 or data.draw(st.integers(0, 3))):
-            key = data.draw(st.sampled_from(sorted(value) if isinstance(value, dict) else range(len(value))))
-            copy = dict(value) if isinstance(value, dict) else list(value)
-            copy[key] = mutated(value[key], data, depth + 1)
-            return copy
-        return data.draw(values)
-
     path = tmp_path / "m.json"
 
     @settings(max_examples=300, deadline=None, derandomize=True)
     @given(st.data())
     def refused_or_runs(data):
-        path.write_text(json.dumps(mutated(shipped, data)))
+        path.write_text(json.dumps(mutated(shipped, data, values, descend_at_least=3)))
         try:
             model = load(path)
         except ModelFileError:

@@ -28,8 +28,20 @@ async def _collect(source: SerialP1Source, want: int, timeout: float = 10.0) -> 
     return got
 
 
-async def test_corrupt_frames_are_counted_and_the_readings_around_them_arrive():
+async def _through_a_pty(stream: bytes, want: int) -> tuple[SerialP1Source, list]:
+    """``stream`` written to a real pseudo-terminal once the hub's P1 source has it open; the source and the
+    ``want`` readings it gave."""
     port = PtyPort()
+    source = SerialP1Source(port.path)
+    collecting = asyncio.create_task(_collect(source, want))
+    await asyncio.to_thread(port.wait_for_reader, lambda: False)
+    port.write(stream)
+    got = await collecting
+    port.close()
+    return source, got
+
+
+async def test_corrupt_frames_are_counted_and_the_readings_around_them_arrive():
     meter = SimMeter()
     rng = random.Random(3)
     good = [meter.tick(START + i, 400.0 + i) for i in range(9)]
@@ -43,12 +55,7 @@ async def test_corrupt_frames_are_counted_and_the_readings_around_them_arrive():
             stream += FAULTS["truncated"](telegram, rng)
         else:
             stream += FAULTS["garbage"](telegram, rng)
-    source = SerialP1Source(port.path)
-    collecting = asyncio.create_task(_collect(source, len(good)))
-    await asyncio.to_thread(port.wait_for_reader, lambda: False)
-    port.write(stream)
-    got = await collecting
-    port.close()
+    source, got = await _through_a_pty(stream, len(good))
     assert got == good
     assert source.counters["rejected_bad_crc"] == 3
     assert source.counters["rejected_truncated"] == 3
@@ -58,7 +65,6 @@ async def test_corrupt_frames_are_counted_and_the_readings_around_them_arrive():
 async def test_telegrams_with_impossible_values_are_refused_and_the_readings_around_them_arrive():
     """A valid CRC only says the line carried the meter's bytes: a register of NaN, of 1e400 kWh, a negative
     power or a tariff that is no number (each once ended the hub's P1 source) is counted and refused."""
-    port = PtyPort()
     meter = SimMeter()
     good = [meter.tick(START + 10 * i, 400.0 + i) for i in range(5)]
     impossible = [(b"1-0:1.8.1(", b"nan*kWh"), (b"1-0:1.8.2(", b"1e400*kWh"), (b"1-0:1.7.0(", b"-0.5*kW"),
@@ -69,12 +75,7 @@ async def test_telegrams_with_impossible_values_are_refused_and_the_readings_aro
         stream += telegram
         if obis is not None and value is not None:
             stream += with_value(meter.telegram(meter.tick(reading.ts + 5, 400.0)), obis, value)
-    source = SerialP1Source(port.path)
-    collecting = asyncio.create_task(_collect(source, len(good)))
-    await asyncio.to_thread(port.wait_for_reader, lambda: False)
-    port.write(stream)
-    got = await collecting
-    port.close()
+    source, got = await _through_a_pty(stream, len(good))
     assert got == good
     assert source.counters["rejected_undecodable"] == len(impossible)
     assert source.counters["decoder_errors"] == 0

@@ -23,6 +23,7 @@ from protocols.devices import (
     mappings,
     metering,
 )
+from tests.mutation import mutated
 
 
 def examples(data_dir) -> dict[str, dict]:
@@ -135,11 +136,6 @@ def test_a_device_time_is_taken_only_where_it_says_its_zone():
         decode("zigbee2mqtt/p", b'{"power": 5, "last_seen": NaN}', table)
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                       max_size=3), max_leaves=10)
-
-
 def test_any_payload_of_a_real_devices_shape_decodes_or_is_refused_clearly(data_dir):
     """Each real example's JSON with its fields (at any depth) replaced by other JSON, or its bytes by others:
     every such payload gives readings or a PayloadError, never another exception (one ended the hub's MQTT link:
@@ -147,15 +143,6 @@ def test_any_payload_of_a_real_devices_shape_decodes_or_is_refused_clearly(data_
     table = mappings(z2m_base="zigbee2mqttcc1352")
     shapes = [(topic_for(e), json.loads(e["payload"])) for e in examples(data_dir).values()
               if e["payload"][:1] in "{["]
-
-    def mutated(value: Any, data: st.DataObject) -> Any:
-        if isinstance(value, dict | list) and value and data.draw(st.booleans()):
-            keys = sorted(value) if isinstance(value, dict) else range(len(value))
-            key = data.draw(st.sampled_from(list(keys)))
-            copy: Any = dict(value) if isinstance(value, dict) else list(value)
-            copy[key] = mutated(value[key], data)
-            return copy
-        return data.draw(JSON_VALUES)
 
     @settings(max_examples=1500, deadline=None, derandomize=True)
     @given(st.sampled_from(shapes), st.data(), st.binary(max_size=40))
