@@ -12,8 +12,7 @@ response the app sends is replaced by the 413, so the client is told what was wr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +28,7 @@ class BodyTooLarge(Exception):
 
 class BodyLimit:
     def __init__(self, app: ASGIApp, limits: Mapping[str, int], default: int = DEFAULT_MAX_BYTES,
-                 on_refused: Any = None) -> None:
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self.app, self.limits, self.default = app, dict(limits), default
         self.on_refused = on_refused  # called with the path of each body refused (a metric)
 
