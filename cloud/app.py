@@ -15,7 +15,7 @@ from cloud.bootstrap import bootstrap_demo
 from cloud.metrics import IngestMetrics
 from cloud.notify import Dispatcher, Vapid, dispatch_forever
 from cloud.routers import agents, community, householders, hubs, installers, ops, pages
-from cloud.settings import CloudSettings
+from cloud.settings import CloudSettings, load_settings
 from cloud.social import community_pass
 from cloud.storage.base import Storage
 from cloud.storage.people import PeopleStore
@@ -101,5 +101,10 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
 
 
 def app_from_env() -> FastAPI:
-    """The app with settings from OHMNI_CLOUD_* variables (for uvicorn workers)."""
-    return create_app(CloudSettings())
+    """The app with settings from OHMNI_CLOUD_* variables (for uvicorn workers); a wrong one stops the worker
+    naming it, not with pydantic's traceback."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return create_app(settings)
