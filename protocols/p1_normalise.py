@@ -141,7 +141,8 @@ def normalise(frame: Frame) -> dict[str, Any]:
             _checked(out)
         except DecodeError as exc:
             out["error"] = str(exc)
-    return _finite(out)
+    # what passed the checks is finite already; NaN or infinity can only be left where an error stands
+    return out if out["error"] is None else _finite(out)
 
 
 def _finite(value: Any) -> Any:
@@ -153,24 +154,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _measured(value: float | None, what: str) -> None:
-    """Nothing if ``value`` is absent or a reading a meter can give (finite, 0 to ``MOST``); else the error."""
-    if value is not None and not (math.isfinite(value) and 0 <= value <= MOST):
-        raise DecodeError(f"{what} is {value:g}, not a reading a meter gives (0 to {MOST:g})")
+#: Each number the reading keeps, by where it sits in the normalised object, and how an error names it: groups of
+#: registers or phases, then single values.
+_GROUPS = (("import_kwh", "import register {} (kWh)"), ("export_kwh", "export register {} (kWh)"),
+           ("voltage_v", "voltage {} (V)"), ("current_a", "current {} (A)"),
+           ("power_import_phase_w", "power import phase {} (W)"))
+_SINGLES = (("power_import_w", "power import (W)"), ("power_export_w", "power export (W)"), ("gas_m3", "gas (m3)"))
 
 
 def _checked(obj: dict[str, Any]) -> None:
     """Every number the reading keeps is one a meter can give: NaN, infinite, negative or beyond any meter's
-    digits is refused (a valid CRC only says the line carried the meter's bytes, not that they make sense)."""
-    for kind in ("import_kwh", "export_kwh"):
-        for register, value in obj[kind].items():
-            _measured(value, f"{kind.removesuffix('_kwh')} register {register} (kWh)")
-    for key in ("power_import_w", "power_export_w"):
-        _measured(obj[key], key.removesuffix("_w").replace("_", " ") + " (W)")
-    for key, unit in (("voltage_v", "V"), ("current_a", "A"), ("power_import_phase_w", "W")):
-        for phase, value in (obj[key] or {}).items():
-            _measured(value, f"{key.rsplit('_', 1)[0].replace('_', ' ')} {phase} ({unit})")
-    _measured(obj["gas_m3"], "gas (m3)")
+    digits is refused (a valid CRC only says the line carried the meter's bytes, not that they make sense).
+    ``not 0 <= x <= MOST`` holds for NaN too; the error's words are made only for a value that fails (this runs
+    for every telegram)."""
+    for group, name in _GROUPS:
+        for key, value in (obj[group] or {}).items():
+            if value is not None and not 0 <= value <= MOST:
+                raise DecodeError(f"{name.format(key)} is {value:g}, not a reading a meter gives (0 to {MOST:g})")
+    for key, name in _SINGLES:
+        value = obj[key]
+        if value is not None and not 0 <= value <= MOST:
+            raise DecodeError(f"{name} is {value:g}, not a reading a meter gives (0 to {MOST:g})")
     if obj["tariff"] is not None and not obj["tariff"].strip().isdigit():
         raise DecodeError(f"tariff indicator (0-0:96.14.0) is {obj['tariff']!r}, not a tariff number")
 

@@ -127,12 +127,15 @@ def _scaled(value: Decimal, factor: Decimal) -> float:
         return math.nan
 
 
+_ONE, _KILO, _MILLI = Decimal(1), Decimal(1000), Decimal("0.001")
+
+
 def energy_kwh(obj: Any) -> float | None:
     got = _num(obj)
     if got is None:
         return None
     value, unit = got
-    return _scaled(value, Decimal("0.001") if unit.lower() == "wh" else Decimal(1))
+    return _scaled(value, _MILLI if unit.lower() == "wh" else _ONE)
 
 
 def power_w(obj: Any) -> float | None:
@@ -140,7 +143,7 @@ def power_w(obj: Any) -> float | None:
     if got is None:
         return None
     value, unit = got
-    return _scaled(value, Decimal(1) if unit.lower() == "w" else Decimal(1000))
+    return _scaled(value, _ONE if unit.lower() == "w" else _KILO)
 
 
 def plain(obj: Any) -> float | None:
