@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from protocols.readings import MAX_EPOCH_S, MAX_W
+
 
 class Face(StrEnum):
     SMILE = "smile"
@@ -16,9 +18,9 @@ class Face(StrEnum):
 class DisplayState(BaseModel):
     """The message a display renders; the same shape over HTTP (/display) and MQTT (display_topic)."""
 
-    ts: int = Field(ge=0, le=4_102_444_800)  # epoch seconds before 2100 (protocols.uplink.MAX_EPOCH_S)
+    ts: int = Field(ge=0, le=MAX_EPOCH_S)
     face: Face
-    power_w: int = Field(ge=-10**9, le=10**9)  # net: negative while the home exports
+    power_w: int = Field(ge=-MAX_W, le=MAX_W)  # net: negative while the home exports
     baseline_w: float | None = Field(default=None, allow_inf_nan=False)
     reason: str = Field(max_length=1000)
 

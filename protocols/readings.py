@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+#: The latest timestamp any part of Ohmni takes (2100-01-01): past it a number is in milliseconds, or corrupt.
+MAX_EPOCH_S = 4_102_444_800
+#: The most watts any part of Ohmni takes, either way (a gigawatt): past it a value is corrupt.
+MAX_W = 10**9
+
 
 @dataclass(frozen=True, slots=True)
 class MeterReading:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from protocols.display import DisplayState
-from protocols.readings import MeterReading
+from protocols.readings import MAX_EPOCH_S, MAX_W, MeterReading
 
 SCHEMA_VERSION: Final = 1
 #: The cloud refuses larger batches; the hub never builds one.
@@ -20,9 +20,7 @@ MAX_BATCH_READINGS = 5000
 #: Bounds every integer on the wire keeps to, far outside what a meter or hub says, so that storage (SQLite and
 #: PostgreSQL hold 64-bit integers) is never handed one it cannot hold: a register of 2**63 Wh from a broken or
 #: hostile hub was a 500 for its whole batch, not a refusal of that reading.
-MAX_EPOCH_S = 4_102_444_800  # 2100-01-01: past it a timestamp is in milliseconds, or corrupt
 MAX_WH = 10**12  # a billion kWh: past any register (the hub refuses more, protocols.p1_normalise.MOST)
-MAX_W = 10**9  # a gigawatt
 MAX_COUNT = 10**9
 MAX_SEQ = 2**63 - 1
 

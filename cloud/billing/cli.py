@@ -34,16 +34,9 @@ def load_tariff(path: Path) -> Tariff:
     try:
         return Tariff.model_validate_json(path.read_bytes())  # bytes: pydantic names bad UTF-8 as bad JSON
     except ValidationError as exc:
-        raise _fail(f"{path}: not a valid tariff: {_first(exc)}") from None
+        raise _fail(f"{path}: not a valid tariff: {importers.first_error(exc)}") from None
     except OSError as exc:
         raise _fail(f"cannot read tariff {path}: {exc.strerror}") from None
-
-
-def _first(exc: ValidationError) -> str:
-    """pydantic's first complaint as one line: where, and what."""
-    first = exc.errors()[0]
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}{more}"
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -73,7 +66,7 @@ def import_octopus(
     except importers.ImportError_ as exc:
         raise _fail(str(exc)) from None
     except ValidationError as exc:  # read, but not a tariff Ohmni can price (a negative standing charge)
-        raise _fail(f"{unit_rates}: the tariff it makes is not valid: {_first(exc)}") from None
+        raise _fail(f"{unit_rates}: the tariff it makes is not valid: {importers.first_error(exc)}") from None
     _write(tariff, out)
 
 
@@ -91,7 +84,7 @@ def import_urdb(
     except importers.ImportError_ as exc:
         raise _fail(str(exc)) from None
     except ValidationError as exc:
-        raise _fail(f"{record}: the tariff it makes is not valid: {_first(exc)}") from None
+        raise _fail(f"{record}: the tariff it makes is not valid: {importers.first_error(exc)}") from None
     _write(tariff, out)
 
 

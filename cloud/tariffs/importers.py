@@ -25,6 +25,7 @@ from cloud.tariffs.model import (
     TariffVersion,
     Tier,
 )
+from protocols.readings import MAX_EPOCH_S
 
 PENCE = Decimal(100)
 
@@ -71,8 +72,8 @@ class UrdbRecord(_Input):
     fixedchargeunits: str = "$/month"
     mincharge: Published | None = None
     minchargeunits: str = "$/month"
-    startdate: int | None = Field(default=None, ge=0, le=4_102_444_800)  # Unix seconds, before 2100
-    enddate: int | None = Field(default=None, ge=0, le=4_102_444_800)
+    startdate: int | None = Field(default=None, ge=0, le=MAX_EPOCH_S)  # Unix seconds
+    enddate: int | None = Field(default=None, ge=0, le=MAX_EPOCH_S)
     utility: str | None = None
     name: str | None = None
 
@@ -85,10 +86,15 @@ def _shaped(model: type[Shape], doc: Any, path: Path, what: str) -> Shape:
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the document"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ImportError_(f"{path}: not {what}: {where}: {first['msg']}{more}") from None
+        raise ImportError_(f"{path}: not {what}: {first_error(exc)}") from None
+
+
+def first_error(exc: ValidationError) -> str:
+    """pydantic's first complaint as one line: where (or "the document"), what, and how many more."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the document"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 def _load(path: Path) -> Any:

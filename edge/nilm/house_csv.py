@@ -28,6 +28,7 @@ from typing import BinaryIO, TextIO, cast
 import numpy as np
 
 from edge.nilm.appliances import NAMES
+from protocols.readings import MAX_EPOCH_S
 
 
 class HouseCsvError(ValueError):
@@ -55,7 +56,7 @@ class House:
 #: and the REFIT and REDD homes peak at 12 kW. Above it a column is in the wrong unit (mW), or corrupt.
 MAX_W = 100_000.0
 #: Unix seconds before 2100; a timestamp past it is most likely in milliseconds (1420675200000 for 2015).
-MAX_TIMESTAMP = 4_102_444_800.0
+MAX_TIMESTAMP = float(MAX_EPOCH_S)
 
 
 @dataclass(frozen=True)
