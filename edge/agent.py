@@ -218,7 +218,7 @@ class HubAgent:
             "display": self.face.state.model_dump(mode="json") if self.face.state else None,
             "mqtt": self.mqtt.status() if self.mqtt else None,
             "nilm": None if self.nilm is None else {
-                "plugs": dict(self.cfg.nilm.plugs),
+                "plugs": dict(self.cfg.nilm.plugs), "meter_clock_set_back": self.nilm.clock_setbacks,
                 "adapted_at": (self.own_model_path.stat().st_mtime if self.own_model_path.exists() else None)},
         }
 

@@ -22,6 +22,13 @@ before a pass settles it — more than ``silence_s``, the window less both margi
 hub stopped there, the half hour it was last seen in included (no more of it can come), and
 starts afresh with the next sample, as a new hub would: nothing either side of the gap is lost.
 A run open at the gap is closed where it was last seen.
+Where the meter's clock is set back (it ran ahead, and was put right, or the hub restarted after readings stamped
+ahead), a sample more than ``SETBACK_S`` behind the last is held until the next says whether to believe it: if the
+next lies after it and before the last, the clock went back, and the window is settled as before a silence and starts
+afresh from the held sample, its settling begun again there (what the hub sends of a half hour or run it sent before
+is kept once, the first: the store and the cloud ignore the second); otherwise the held sample was a glitch, and is
+dropped. Before, every reading behind the last was ignored as late, so a meter put right after a day ahead left the
+home without appliances for a day.
 """
 
 from __future__ import annotations
@@ -221,6 +228,8 @@ class LiveDisaggregator:
         self._runs_to = -np.inf  # samples before this are settled for runs
         self._open: dict[str, _OpenRun] = {}  # per appliance, its run going on at ``_runs_to``
         self.passes = 0  # passes run (each settles more): the hub saves ``state()`` after one
+        self._behind: tuple[float, float] | None = None  # a sample far behind the last, until the next agrees
+        self.clock_setbacks = 0  # times the meter's clock went back and the window started afresh
         #: A longer silence is settled up to before the window goes on (see the module's notes); a short window
         #: with a long pass interval settles before any gap of a minute or more.
         self.silence_s = max(60.0, window_s - 2 * margin_s - every_s)
@@ -261,11 +270,21 @@ class LiveDisaggregator:
         self._runs_to = -np.inf if runs_to is None else runs_to
         self._open = {run.appliance: run for run in runs}
         self._last_run_at = last_run_at if last_run_at is not None or not self._ts else self._ts[-1]
+        self._behind = None
 
     def feed(self, ts: float, power_w: float) -> list[Run]:
-        if self._ts and ts <= self._ts[-1]:
-            return []  # a repeated or late sample: the meter's order is the truth
         ended: list[Run] = []
+        behind, self._behind = self._behind, None
+        if self._ts and ts <= self._ts[-1]:
+            if self._ts[-1] - ts <= SETBACK_S:
+                self._behind = behind
+                return []  # a repeated or late sample: the meter's order is the truth
+            if behind is None or ts <= behind[0]:
+                self._behind = (ts, power_w)  # the meter's clock went back, or one reading is stamped wrong
+                return []
+            ended = self._settle_before_setback()
+            ended += self.feed(*behind)
+            return ended + self.feed(ts, power_w)
         if self._ts and ts - self._ts[-1] > self.silence_s:
             ended = self._settle_before_gap()
         self._ts.append(ts)
@@ -300,6 +319,16 @@ class LiveDisaggregator:
         self._w.clear()
         self._trimmed = False
         self._last_run_at = None
+        return ended
+
+    def _settle_before_setback(self) -> list[Run]:
+        """As before a silence; then the runs still open are closed where they were last seen, and the settling
+        starts again from the next sample, behind where it had got to."""
+        ended = self._settle_before_gap()
+        ended += [run.closed() for run in self._open.values()]
+        self._open.clear()
+        self._settled_to = self._runs_to = -np.inf
+        self.clock_setbacks += 1
         return ended
 
     def flush(self, final: bool = True, last_half_hour: bool = False) -> list[Run]:
@@ -356,6 +385,9 @@ class LiveDisaggregator:
 
 
 HALF_HOUR = 1800
+#: A sample further behind the last than this is the meter's clock going back (once the next agrees), not a late
+#: one. A minute: a meter sends every 1 to 10 s, in order, so only a repeat of the last few can be nearer.
+SETBACK_S = 60.0
 
 
 def half_hour_energy(ts: np.ndarray, estimates: dict[str, np.ndarray], first: float = -np.inf,

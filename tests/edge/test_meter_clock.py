@@ -63,3 +63,30 @@ def test_a_clock_that_really_moved_is_believed_at_the_next_telegram():
     assert [r.ts for r in got] == before + after and not guard.counters
     ahead = ClockGuard(last_ts=START + YEARS_5)  # a store whose newest reading was itself ahead: not held back
     assert [r.ts for r in ahead.admit(wire(before))] == before
+
+
+def test_a_meter_clock_put_right_after_a_day_ahead_is_followed(tmp_path):
+    """The meter's clock ran a day ahead for a while (many telegrams: believed) and is then put right. Every reading
+    is kept, and the disaggregator and the face follow the clock back instead of waiting a day for it to catch up;
+    a hub restarted while the store's newest readings are the ones stamped ahead does the same."""
+    right = [START + 10 * i for i in range(720)]
+    ahead = [right[-1] + 86_400 + 10 * i for i in range(1, 361)]
+    after = [right[-1] + 10 * i for i in range(1, 721)]
+    readings = wire(right + ahead + after)
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}, "nilm": {"every_s": 300}})
+    agent = HubAgent(cfg, source=Listed())
+    for i in range(0, len(right) + len(ahead) + 360, 7):
+        agent.on_readings(readings[i:min(i + 7, len(right) + len(ahead) + 360)])
+    agent.flush_nilm()
+    assert agent.nilm is not None
+    assert agent.nilm.state()["runs_to"] == pytest.approx(after[359], abs=1)  # not ahead[-1]: it took the clock back
+    assert agent.status()["nilm"]["meter_clock_set_back"] == 1
+    assert agent.face.state is not None and agent.face.state.ts == after[359]
+    agent.store.close()
+    again = HubAgent(cfg, source=Listed())  # restarted: its store's newest reading is a day ahead
+    for i in range(len(right) + len(ahead) + 360, len(readings), 7):
+        again.on_readings(readings[i:i + 7])
+    again.flush_nilm()
+    assert again.nilm is not None and again.nilm.state()["runs_to"] == pytest.approx(after[-1], abs=1)
+    assert again.store.status()["backlog_readings"] == len(readings)  # nothing dropped
+    again.store.close()

@@ -461,7 +461,7 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit, si
     has that side alone; the half hour it went quiet in is settled as far as it went. Ten hours, and five: a
     silence too short to leave the window, but long enough that the 2 hours either side came to lie where a window
     that has lost older power settles nothing (before, 8 half hours of this day were never sent)."""
-    from edge.nilm.live import HALF_HOUR, LiveDisaggregator, half_hour_energy, runs_from
+    from edge.nilm.live import HALF_HOUR, LiveDisaggregator
     from edge.nilm.model import pretrained
 
     model = pretrained()
@@ -472,13 +472,25 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit, si
     sides = [(ts[:cut], house.mains[:cut]), (ts[cut:], house.mains[cut:])]
     live = LiveDisaggregator(model, every_s=every_s)
     runs, half_hours = live.replay(ts, house.mains)
+    got = _each_side_as_the_batch_path(model, sides, runs, half_hours)
+    last_before = int(ts[cut - 1] // HALF_HOUR * HALF_HOUR)
+    assert ("fridge", last_before) in got  # the half hour it went quiet in
+    assert len(runs) == len({(r.appliance, r.start) for r in runs})
+    assert not [r for r in runs if ts[cut - 1] < r.start < ts[cut]]  # nothing said of the silence itself
+
+
+def _each_side_as_the_batch_path(model, sides, runs, half_hours) -> dict[tuple[str, int], float]:
+    """Each stretch of readings (``sides``: (ts, W) each) is settled as the batch path has it alone: every half hour
+    (the last side's in progress as the hub stops left out) each once, and every run that ended there."""
+    from edge.nilm.live import HALF_HOUR, half_hour_energy, runs_from
+
     got = {(h.appliance, h.start): h.energy_wh for h in half_hours}
     assert len(got) == len(half_hours)  # each once
     want: dict[tuple[str, int], float] = {}
     for side_ts, side_w in sides:
         estimates, confidence = disaggregate_with_confidence(side_ts, side_w, model)
         energy = half_hour_energy(side_ts, estimates)
-        if side_ts is sides[1][0]:  # as the hub stops, the half hour in progress is not sent
+        if side_ts is sides[-1][0]:  # as the hub stops, the half hour in progress is not sent
             energy = {k: v for k, v in energy.items() if k[1] + HALF_HOUR <= side_ts[-1]}
         want.update(energy)
         ended = [r for r in runs_from(side_ts, estimates, confidence) if r.end <= side_ts[-1]]
@@ -486,10 +498,33 @@ def test_a_meter_silent_for_hours_loses_nothing_either_side_of_the_gap(refit, si
             (r.appliance, r.start, r.end, round(r.energy_wh, 6)) for r in runs}
     assert got.keys() == want.keys()
     assert all(got[k] == pytest.approx(want[k], abs=0.01) for k in want)
-    last_before = int(ts[cut - 1] // HALF_HOUR * HALF_HOUR)
-    assert ("fridge", last_before) in got  # the half hour it went quiet in
+    return got
+
+
+def test_a_meter_clock_set_back_after_hours_ahead_loses_nothing(refit):
+    """The meter's clock runs a day ahead from 06:00 to 12:00, and is then put right. Before, the hub took every
+    reading after 12:00 for a late one (behind the last it had) and named no appliance for the rest of the day.
+    Now each of the three stretches is settled as the batch path has it alone; one reading stamped an hour behind
+    in the middle of the day (a glitch, not the clock going back) changes nothing."""
+    from edge.nilm.live import LiveDisaggregator
+    from edge.nilm.model import pretrained
+
+    model = pretrained()
+    house = read_house(refit[9])
+    ts = house.timestamp.copy()
+    ahead, back = (int(np.searchsorted(ts, ts[0] + h * 3600)) for h in (6, 12))
+    ts[ahead:back] += 86_400
+    sides = [(ts[:ahead], house.mains[:ahead]), (ts[ahead:back], house.mains[ahead:back]),
+             (ts[back:], house.mains[back:])]
+    glitch = int(np.searchsorted(ts[back:], ts[back] + 6 * 3600)) + back
+    fed_ts = np.insert(ts, glitch, ts[glitch] - 3600)
+    fed_w = np.insert(house.mains, glitch, 5000.0)
+    live = LiveDisaggregator(model)
+    runs, half_hours = live.replay(fed_ts, fed_w)
+    got = _each_side_as_the_batch_path(model, sides, runs, half_hours)
+    assert live.clock_setbacks == 1
+    assert max(start for _, start in got) > ts[-1] - 2 * 3600  # the day after the clock was put right is named
     assert len(runs) == len({(r.appliance, r.start) for r in runs})
-    assert not [r for r in runs if ts[cut - 1] < r.start < ts[cut]]  # nothing said of the silence itself
 
 
 def _restarted(live_before, model, ts: np.ndarray, mains: np.ndarray, cut: int, stopped: bool):
@@ -768,7 +803,8 @@ def test_the_hub_adapts_to_its_home_from_its_plugs(refit, model, tmp_path, caplo
     agent = HubAgent(cfg)
     assert not asyncio.run(agent.adapt_to_home())  # six hours of history: not yet
     assert not agent.own_model_path.exists() and agent.nilm.model is agent._nilm_base
-    assert agent.status()["nilm"] == {"plugs": {"shelly:fridge:0": "fridge"}, "adapted_at": None}
+    assert agent.status()["nilm"] == {"plugs": {"shelly:fridge:0": "fridge"}, "adapted_at": None,
+                                      "meter_clock_set_back": 0}
     agent.store.close()
 
     store = HubStore(tmp_path / "hub/hub.sqlite3")
