@@ -224,6 +224,23 @@ class EstimateRows:
 BLOCK_ROWS = 65_536
 
 
+#: Separators a spreadsheet may save a "CSV" with (a European locale's Excel uses ';'), by what to call them.
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def _header_hint(header: list[str], column: str) -> str:
+    """Why a header lacks ``column``, where the slip is a usual one: a file separated by other than commas
+    (its whole header is one field), or the column named in other case. '' where neither."""
+    if len(header) == 1:
+        for sep, name in OTHER_SEPARATORS.items():
+            if sep in header[0]:
+                return f"; the file is separated by {name}: a house CSV's are commas (and '.' for decimals)"
+    for found in header:
+        if found.lower() == column:
+            return f"; column names are lower case: rename '{found}' to '{column}'"
+    return ""
+
+
 class HouseBlocks:
     """A house CSV a block of rows at a time, each line checked as ``read_house`` checks it (which is this, in one
     block), so a file of any length is read in bounded memory and a bad line is named when it is reached. A context
@@ -261,7 +278,8 @@ class HouseBlocks:
             raise HouseCsvError(f"{path}: line 1: bytes that are not UTF-8 text; save the file as UTF-8 CSV")
         for column in ("timestamp", "mains"):
             if column not in header:
-                raise HouseCsvError(f"{path}: line 1: no '{column}' column (found {', '.join(header)})")
+                raise HouseCsvError(f"{path}: line 1: no '{column}' column (found {', '.join(header)})"
+                                    + _header_hint(header, column))
         self.known = [name for name in header if name in NAMES]
         if self.need_truth and not self.known:
             raise HouseCsvError(f"{path}: line 1: no appliance column ({', '.join(NAMES)}) to learn or score from")

@@ -84,7 +84,12 @@ def test_converters_refuse_what_they_cannot_read(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("time,mains\n1,2\n", "no 'timestamp' column"),
+    ("time,mains\n1,2\n", "no 'timestamp' column \\(found time, mains\\)$"),
+    # a European spreadsheet's export, and a column named in capitals: the slip is named
+    ("timestamp;mains\n1;2,5\n", "no 'timestamp' column .*separated by semicolons: a house CSV's are commas"),
+    ("timestamp\tmains\n1\t2\n", "separated by tabs"),
+    ("Timestamp,Mains\n1,2\n", "rename 'Timestamp' to 'timestamp'"),
+    ("timestamp,Mains\n1,2\n", "no 'mains' column .*rename 'Mains' to 'mains'"),
     ("timestamp,mains\n1,abc\n", "line 2: 'mains' is 'abc'"),
     ("timestamp,mains\n1,5\n2,nan\n", "line 3: 'mains' is 'nan'"),
     ("timestamp,mains\n1,-5\n", "line 2: 'mains' is negative"),
