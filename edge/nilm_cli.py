@@ -105,6 +105,15 @@ def _learned_from(paths: list[Path], max_days: int) -> list[House]:
         return read_within(paths, max_days, progress=lambda line: typer.echo(line, err=True))
 
 
+def _warn_if_sparse(name: str, part: Part) -> None:
+    """A house read sparser than a meter reads is disaggregated all the same, with a warning (``sparse_note``)."""
+    from edge.nilm.house_csv import sparse_note
+
+    note = sparse_note(part.house.timestamp)
+    if note:
+        typer.echo(f"warning: {name}: {note}", err=True)
+
+
 class _Progress:
     """A house longer than a chunk (``CHUNK_S``) goes a part at a time: say how far, about every twentieth of the
     file, and when it is done; a house that goes whole says nothing."""
@@ -219,7 +228,9 @@ def disaggregate_cmd(
         estimates = HouseWriter(outputs.enter_context(_written(out)), False, list(model.appliances))
         runs_file = outputs.enter_context(_written(runs)) if runs is not None else None
         found, said, rows = RunsOfParts(), _Progress(blocks), 0
-        for part in disaggregate_parts(blocks, model):
+        for i, part in enumerate(disaggregate_parts(blocks, model)):
+            if i == 0:
+                _warn_if_sparse(str(blocks.path), part)
             estimates.write(part.house.timestamp, None, part.watts)
             found.add(part.house.timestamp, part.watts, part.confidence)
             rows += len(part.house.timestamp)
@@ -263,7 +274,9 @@ def evaluate_cmd(
         for path in houses:
             with HouseBlocks(path, need_truth=True) as blocks:
                 said = _Progress(blocks)
-                for part in disaggregate_parts(blocks, model):
+                for i, part in enumerate(disaggregate_parts(blocks, model)):
+                    if i == 0:
+                        _warn_if_sparse(str(blocks.path), part)
                     for name, truth in part.house.appliances.items():
                         nothing = np.zeros(len(truth))
                         tallies.setdefault(name, Tally(name)).add(truth, part.watts.get(name, nothing),

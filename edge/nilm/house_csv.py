@@ -241,6 +241,24 @@ def _header_hint(header: list[str], column: str) -> str:
     return ""
 
 
+#: Readings further apart than this (their median) are sparser than any meter the models are made for (a P1 port
+#: reports every 1 s on DSMR 5, every 10 s on DSMR 4; REFIT's rows are 6-8 s apart): the commands warn, since a
+#: kettle's boil is then a few readings (what it costs: ``python -m bench.nilm_sampling``, docs/nilm.md).
+SPARSE_S = 12.0
+
+
+def sparse_note(timestamp: np.ndarray) -> str | None:
+    """What to warn of where ``timestamp``'s readings lie a median more than ``SPARSE_S`` apart; None where not."""
+    if len(timestamp) < 2:
+        return None
+    step = float(np.median(np.diff(timestamp)))
+    if step <= SPARSE_S:
+        return None
+    return (f"readings a median {step:.0f} s apart; the models are made for a meter's 1-10 s, and short runs (a "
+            "kettle's boil, a microwave's minutes) span few readings this sparse: expect fewer of them found "
+            "(docs/nilm.md, 'Data decisions')")
+
+
 class HouseBlocks:
     """A house CSV a block of rows at a time, each line checked as ``read_house`` checks it (which is this, in one
     block), so a file of any length is read in bounded memory and a bad line is named when it is reached. A context

@@ -6,9 +6,9 @@ reads them back as a ``House`` for ``adapt`` (the hub does this itself, see
 ``edge/agent.py``) or writes them as a house CSV (``ohmni hub nilm-export``) for
 ``ohmni nilm adapt`` and ``ohmni nilm train``.
 
-Decisions: one row per cell of the disaggregator's 6-second grid (``features.GRID_S``), the mean
-of the meter readings in it, which is all the disaggregator reads of them: a week of a 1-second
-meter is 100,000 rows, not 600,000 (it runs on a Pi). The mains are the meter's import minus
+Decisions: one row per cell of the disaggregator's 6-second grid (``features.GRID_S``), the last
+meter reading in it, which is all the disaggregator reads of them (``features.to_grid``): a week of
+a 1-second meter is 100,000 rows, not 600,000 (it runs on a Pi). The mains are the meter's import minus
 export, floored at 0 (a house CSV's power is never negative; a home exporting solar has no
 appliance to find in that moment anyway). A plug's power in a cell is its last report before the
 cell ends; a report older than ``PLUG_HOLD_S`` says nothing (the plug is off the network), and
@@ -39,10 +39,11 @@ def own_home(store: HubStore, plugs: dict[str, str], history_s: float | None = N
     if last is None or not plugs:
         return None
     since = -np.inf if history_s is None else last - history_s
+    # with MAX(ts), SQLite takes the bare column from the row holding the maximum: the cell's last reading
     meter = np.array(store.db.execute(
-        "SELECT CAST(ts / ? AS INTEGER) AS cell, AVG(MAX(power_import_w - power_export_w, 0)) FROM readings "
+        "SELECT CAST(ts / ? AS INTEGER) AS cell, MAX(power_import_w - power_export_w, 0), MAX(ts) FROM readings "
         "WHERE channel = 'electricity' AND ts >= ? GROUP BY cell ORDER BY cell", (GRID_S, since)).fetchall(),
-        dtype=np.float64).reshape(-1, 2)
+        dtype=np.float64).reshape(-1, 3)[:, :2]
     ts = meter[:, 0] * GRID_S
     end = ts + GRID_S
     known = np.ones(len(ts), dtype=bool)

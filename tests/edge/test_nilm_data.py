@@ -296,3 +296,26 @@ def test_the_truth_check_sees_a_kettle_whole_and_a_channel_the_mains_do_not_coun
     kettle = house.appliances["kettle"]
     partly = House("h2", house.timestamp, house.mains - 0.6 * kettle, {"kettle": kettle})
     assert 0.3 < np.median(shares(partly, "kettle", 0)) < 0.5
+
+
+def test_a_house_read_sparser_than_a_meter_reads_is_warned_of(data_dir, tmp_path):
+    """A logger's file at 35 s (REFIT house 2, every fifth row) is still disaggregated and scored, but both commands
+    say the readings are sparser than the models are made for; the day as REFIT read it (6-8 s) draws no warning."""
+    folder = data_dir / "nilm/refit_1day_2015-01-08"
+    house = tmp_path / "house2.csv"
+    converted = runner.invoke(app, ["nilm", "convert", "refit", str(folder / "house_2_day.csv"), "--out", str(house)])
+    assert converted.exit_code == 0, converted.output
+    lines = house.read_text().splitlines()
+    sparse = tmp_path / "sparse.csv"
+    sparse.write_text("\n".join([lines[0], *lines[1::5]]) + "\n")
+    for path, warned in ((house, False), (sparse, True)):
+        out = tmp_path / f"{path.stem}_est.csv"
+        result = runner.invoke(app, ["nilm", "disaggregate", str(path), "--out", str(out)])
+        assert result.exit_code == 0 and out.exists(), result.output
+        said = re.search(rf"warning: {re.escape(str(path))}: readings a median (\d+) s apart", result.output)
+        assert bool(said) == warned, result.output
+        if said:
+            assert 30 <= int(said.group(1)) <= 40
+        evaluated = runner.invoke(app, ["nilm", "evaluate", str(path)])
+        assert evaluated.exit_code == 0 and "mean_f1=" in evaluated.output, evaluated.output
+        assert ("readings a median" in evaluated.output) == warned, evaluated.output

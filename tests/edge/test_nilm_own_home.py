@@ -53,12 +53,12 @@ def house_2(data_dir, tmp_path_factory) -> House:
 
 
 def _cells(house: House) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start of each 6-second cell with a reading, the mean of its readings as the meter rounds them, the index
-    of its last reading)."""
+    """(start of each 6-second cell with a reading, its last reading as the meter rounds it (what the
+    disaggregator reads of a cell), the index of that reading)."""
     cell = np.floor(house.timestamp / GRID_S)
     starts, first, count = np.unique(cell, return_index=True, return_counts=True)
-    mains = np.add.reduceat(np.round(house.mains), first) / count
-    return starts * GRID_S, mains, first + count - 1
+    last = first + count - 1
+    return starts * GRID_S, np.round(house.mains)[last], last
 
 
 def test_plugs_become_the_homes_submetered_truth(house_2, tmp_path):
@@ -71,7 +71,7 @@ def test_plugs_become_the_homes_submetered_truth(house_2, tmp_path):
     assert home is not None and set(home.appliances) == {"fridge", "kettle"}
     starts, mains, last = _cells(house_2)
     # the hour the plugs were away is left out, beyond what their last report (a minute before, at most) still
-    # tells; every other cell is kept, with the mean of its meter readings
+    # tells; every other cell is kept, with its last meter reading
     kept = np.isin(starts, home.timestamp)
     assert starts[~kept].min() >= t0 + 3600 - 60 + PLUG_HOLD_S - GRID_S and starts[~kept].max() < t0 + 7200
     assert np.all(~kept[(starts >= t0 + 3600 + PLUG_HOLD_S) & (starts < t0 + 7200)])
