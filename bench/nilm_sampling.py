@@ -41,8 +41,10 @@ def every(house: House, k: int) -> House:
 
 
 #: How each row of the table reads the houses: held at 1 s (a DSMR 5 meter, what the hub reads: each second the last
-#: REFIT reading before it), as REFIT has them (the baseline), and every k-th row: about 14, 21, 35 and 70 s.
+#: REFIT reading before it), as REFIT has them (the baseline), held at 10 s (DSMR 4), and every k-th row: about 14,
+#: 21, 35 and 70 s.
 READS: dict[str, Callable[[House], House]] = {"held at 1 s": lambda h: held_at(h, 1.0), "as recorded": lambda h: h,
+                                              "held at 10 s": lambda h: held_at(h, 10.0),  # a DSMR 4 meter
                                               **{f"every {k}th": partial(every, k=k) for k in (2, 3, 5, 10)}}
 
 
