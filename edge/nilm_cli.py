@@ -105,18 +105,10 @@ def _learned_from(paths: list[Path], max_days: int) -> list[House]:
         return read_within(paths, max_days, progress=lambda line: typer.echo(line, err=True))
 
 
-def _warn_if_sparse(name: str, part: Part) -> None:
-    """A house read sparser than a meter reads is disaggregated all the same, with a warning (``sparse_note``)."""
-    from edge.nilm.house_csv import sparse_note
-
-    note = sparse_note(part.house.timestamp)
-    if note:
-        typer.echo(f"warning: {name}: {note}", err=True)
-
-
 class _Progress:
     """A house longer than a chunk (``CHUNK_S``) goes a part at a time: say how far, about every twentieth of the
-    file, and when it is done; a house that goes whole says nothing."""
+    file, and when it is done; a house that goes whole says nothing. Its first part also says whether the house is
+    read sparser than a meter reads (``sparse_note``): disaggregated all the same, with a warning."""
 
     def __init__(self, blocks: HouseBlocks) -> None:
         from edge.nilm.disaggregate import CHUNK_S
@@ -125,6 +117,11 @@ class _Progress:
         self.parts, self.said, self.twentieth = 0, 0, 0
 
     def part(self, part: Part) -> None:
+        from edge.nilm.house_csv import sparse_note
+
+        note = sparse_note(part.house.timestamp) if not self.parts else None
+        if note:
+            typer.echo(f"warning: {self.blocks.path}: {note}", err=True)
         self.parts += 1
         twentieth = int(self.blocks.fraction_read() * 20)
         if not part.whole and twentieth > self.twentieth:
@@ -228,9 +225,7 @@ def disaggregate_cmd(
         estimates = HouseWriter(outputs.enter_context(_written(out)), False, list(model.appliances))
         runs_file = outputs.enter_context(_written(runs)) if runs is not None else None
         found, said, rows = RunsOfParts(), _Progress(blocks), 0
-        for i, part in enumerate(disaggregate_parts(blocks, model)):
-            if i == 0:
-                _warn_if_sparse(str(blocks.path), part)
+        for part in disaggregate_parts(blocks, model):
             estimates.write(part.house.timestamp, None, part.watts)
             found.add(part.house.timestamp, part.watts, part.confidence)
             rows += len(part.house.timestamp)
@@ -274,9 +269,7 @@ def evaluate_cmd(
         for path in houses:
             with HouseBlocks(path, need_truth=True) as blocks:
                 said = _Progress(blocks)
-                for i, part in enumerate(disaggregate_parts(blocks, model)):
-                    if i == 0:
-                        _warn_if_sparse(str(blocks.path), part)
+                for part in disaggregate_parts(blocks, model):
                     for name, truth in part.house.appliances.items():
                         nothing = np.zeros(len(truth))
                         tallies.setdefault(name, Tally(name)).add(truth, part.watts.get(name, nothing),
