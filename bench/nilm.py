@@ -42,6 +42,17 @@ from tests.conftest import shared_data
 REFIT_HOUSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21)
 REFIT_SPLITS = ((2, 5, 9, 15, 20), (1, 3, 8, 13, 19), (4, 6, 10, 16, 21))
 
+
+def refit_houses(data: Path, folder: Path) -> dict[int, House]:
+    """The 20 REFIT one-day houses in ``data``, converted into house CSVs in ``folder`` (``refit_N.csv``) and read."""
+    houses: dict[int, House] = {}
+    for n in REFIT_HOUSES:
+        path = folder / f"refit_{n}.csv"
+        convert_refit(data / f"house_{n}_day.csv", data / "labels.csv", n, path)
+        houses[n] = read_house(path)
+    return houses
+
+
 Estimates = dict[str, np.ndarray]
 #: A method disaggregates (timestamps, mains): its watts per appliance, or those and their confidence (ours).
 Method = Callable[[np.ndarray, np.ndarray], Estimates | tuple[Estimates, Estimates]]
@@ -293,12 +304,7 @@ def main() -> None:
     data = shared_data() / "nilm"
     folder = Path(tempfile.mkdtemp(prefix="ohmni-bench-nilm-"))
     atexit.register(shutil.rmtree, folder, True)  # the working files go when the bench ends
-    refit = HOUSES.setdefault("refit", {})
-    for n in REFIT_HOUSES:
-        path = folder / f"refit_{n}.csv"
-        convert_refit(data / f"refit_1day_2015-01-08/house_{n}_day.csv", data / "refit_1day_2015-01-08/labels.csv",
-                      n, path)
-        refit[n] = read_house(path)
+    HOUSES["refit"] = refit_houses(data / "refit_1day_2015-01-08", folder)
     redd = HOUSES.setdefault("redd", {})
     for n in (1, 2, 3):
         path = folder / f"redd_{n}.csv"

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.nilm import REFIT_HOUSES, REFIT_SPLITS
-from edge.nilm.convert import convert_refit
+from bench.nilm import REFIT_SPLITS, refit_houses
 from edge.nilm.disaggregate import disaggregate
-from edge.nilm.house_csv import House, read_house
+from edge.nilm.house_csv import House
 from edge.nilm.metrics import Tally
 from edge.nilm.model import learn
 from tests.conftest import shared_data
@@ -49,13 +48,9 @@ READS: dict[str, Callable[[House], House]] = {"held at 1 s": lambda h: held_at(h
 
 
 def main() -> None:
-    data = shared_data() / "nilm" / "refit_1day_2015-01-08"
     folder = Path(tempfile.mkdtemp(prefix="ohmni-bench-sampling-"))
-    houses: dict[int, House] = {}
     try:
-        for n in REFIT_HOUSES:
-            convert_refit(data / f"house_{n}_day.csv", data / "labels.csv", n, folder / f"refit_{n}.csv")
-            houses[n] = read_house(folder / f"refit_{n}.csv")
+        houses = refit_houses(shared_data() / "nilm" / "refit_1day_2015-01-08", folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     test = REFIT_SPLITS[0]

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.nilm import REFIT_HOUSES
+from bench.nilm import refit_houses
 from edge.nilm.appliances import NAMES, THRESHOLDS
-from edge.nilm.convert import convert_refit
-from edge.nilm.house_csv import House, read_house
+from edge.nilm.house_csv import House
 from tests.conftest import shared_data
 
 SHIFTS_S = (-300, -60, -30, 0, 30, 60, 300)
@@ -49,17 +48,15 @@ def main() -> None:
     print(f"{'house':>5s} {'appliance':16s}{'switchings':>11s}{'mains >= half':>15s}  median share at a shift of "
           + " ".join(f"{s:>5d}" for s in SHIFTS_S) + " s")
     with tempfile.TemporaryDirectory(prefix="ohmni-bench-truth-") as folder:
-        for n in REFIT_HOUSES:
-            path = Path(folder) / f"refit_{n}.csv"
-            convert_refit(data / f"house_{n}_day.csv", data / "labels.csv", n, path)
-            house = read_house(path)
-            for name in house.appliances:
-                at = {s: shares(house, name, s) for s in SHIFTS_S}
-                if not len(at[0]):
-                    continue
-                seen[name].append(at[0])
-                medians = " ".join(f"{np.median(at[s]) if len(at[s]) else np.nan:5.2f}" for s in SHIFTS_S)
-                print(f"{n:>5d} {name:16s}{len(at[0]):>11d}{np.mean(at[0] >= 0.5):>15.0%}  {' ' * 26}{medians}")
+        houses = refit_houses(data, Path(folder))
+    for n, house in houses.items():
+        for name in house.appliances:
+            at = {s: shares(house, name, s) for s in SHIFTS_S}
+            if not len(at[0]):
+                continue
+            seen[name].append(at[0])
+            medians = " ".join(f"{np.median(at[s]) if len(at[s]) else np.nan:5.2f}" for s in SHIFTS_S)
+            print(f"{n:>5d} {name:16s}{len(at[0]):>11d}{np.mean(at[0] >= 0.5):>15.0%}  {' ' * 26}{medians}")
     figures = {n: float(np.mean(np.concatenate(v) >= 0.5)) for n, v in seen.items() if v}
     print(" ".join(f"{n}_mains_half={f:.2f}" for n, f in figures.items()))
 
