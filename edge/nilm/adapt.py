@@ -48,8 +48,8 @@ def adapt(model: Model, houses: list[House], trees: int = ADAPT_TREES,
     those halves, or the appliance hardly ran in one half (a week without a wash says nothing about a wash
     here): then its trees and threshold stay. The window whose floor the watts stand above is chosen again, by
     MAE against this home's own watts on the same held-out halves (a washer beside a heater wants the minute, one
-    whose drum swings wants the quarter hour). Signatures, hedges and the shortest run kept stay: chosen over
-    many homes."""
+    whose drum swings wants the quarter hour). Signatures, hedges and the shortest and longest runs kept stay:
+    chosen over many homes."""
     say = progress or (lambda _msg: None)
     prepared = [(h, *house_matrix(h.timestamp, h.mains, model.signatures)) for h in houses]
     appliances = dict(model.appliances)

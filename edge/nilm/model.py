@@ -9,9 +9,10 @@
    such pairs, ``ENSEMBLE``). They vote (the mean of their probabilities), with or without the
    detector as a third voter (its verdict 0 or 1; only for the appliances it pairs by their own
    steps: kettle, microwave, fridge). Which of the two votes, the vote above which the appliance is
-   on, the window whose floor a call's watts stand above and how much a doubtful call's watts are
-   hedged are chosen *out of fold*: trees trained on half of the training houses are scored on the
-   other half, so each choice is made on homes the trees never saw. For appliances with few runs the
+   on, the window whose floor a call's watts stand above, how much a doubtful call's watts are
+   hedged and the shortest and longest runs of calls kept are chosen *out of fold*: trees trained on
+   half of the training houses are scored on the other half, so each choice is made on homes the trees
+   never saw. For appliances with few runs the
    trees also see synthetic homes, and the washing machine other appliances' days that are not
    washes (``synthetic.py``).
 
@@ -160,11 +161,16 @@ class ApplianceModel:
     precision: tuple[float, ...] = ()
     #: runs of calls (bridged over ``GAP_S``) shorter than this are dropped (chosen out of fold; ``MIN_RUN_S``)
     min_run_s: float = 0.0
+    #: runs of calls longer than this are dropped, 0 none (chosen out of fold; ``MAX_RUN_S``)
+    max_run_s: float = 0.0
 
-    def kept(self, vote: np.ndarray, threshold: float | None = None, min_run_s: float | None = None) -> np.ndarray:
-        """The vote, with the cells of call runs shorter than ``min_run_s`` lowered to the threshold (not called)."""
-        return without_short_runs(vote, self.threshold if threshold is None else threshold,
-                                  self.min_run_s if min_run_s is None else min_run_s, GAP_S[self.name])
+    def kept(self, vote: np.ndarray, threshold: float | None = None, min_run_s: float | None = None,
+             max_run_s: float | None = None) -> np.ndarray:
+        """The vote, with the cells of call runs shorter than ``min_run_s`` or longer than ``max_run_s`` lowered to
+        the threshold (not called)."""
+        return without_odd_runs(vote, self.threshold if threshold is None else threshold,
+                                self.min_run_s if min_run_s is None else min_run_s, GAP_S[self.name],
+                                self.max_run_s if max_run_s is None else max_run_s)
 
     def vote(self, x: np.ndarray, detector_votes: bool | None = None) -> np.ndarray:
         """Per cell, the mean of the boosters' probabilities (an ensemble's pairs averaged, so they count as one
@@ -177,15 +183,17 @@ class ApplianceModel:
         return trees
 
     def estimate(self, vote: np.ndarray, steps: dict[int, np.ndarray], threshold: float | None = None,
-                 hedge: float | None = None, step_s: int | None = None, min_run_s: float | None = None) -> np.ndarray:
-        """Watts per cell: off at or below the threshold or in a run of calls too short (``min_run_s``); on, the
+                 hedge: float | None = None, step_s: int | None = None, min_run_s: float | None = None,
+                 max_run_s: float | None = None) -> np.ndarray:
+        """Watts per cell: off at or below the threshold or in a run of calls too short or too long (``min_run_s``,
+        ``max_run_s``); on, the
         step it stands on above its window's floor (``steps`` per window, as ``step_power`` gives them), in its
         learned range. With a hedge, a call just over the threshold is pulled towards the on/off line (by the
         hedge's power of how far the vote is over): a doubtful call costs less when it is wrong, a sure one keeps
         its watts."""
         threshold = self.threshold if threshold is None else threshold
         hedge = self.hedge if hedge is None else hedge
-        vote = self.kept(vote, threshold, min_run_s)
+        vote = self.kept(vote, threshold, min_run_s, max_run_s)
         watts = np.clip(steps[self.step_s if step_s is None else step_s], self.power_lo, self.power_hi)
         if hedge:
             sure = np.clip((vote - threshold) / (1 - threshold), 0, 1) ** hedge
@@ -204,7 +212,8 @@ class ApplianceModel:
         return {"trees": [t.to_json() for t in self.trees], "threshold": round(self.threshold, 3),
                 "power_lo": round(self.power_lo, 1), "power_hi": round(self.power_hi, 1),
                 "detector_votes": self.detector_votes, "hedge": self.hedge, "step_s": self.step_s,
-                "precision": [round(p, 3) for p in self.precision], "min_run_s": self.min_run_s}
+                "precision": [round(p, 3) for p in self.precision], "min_run_s": self.min_run_s,
+                "max_run_s": self.max_run_s}
 
     @classmethod
     def from_json(cls, name: str, doc: dict) -> ApplianceModel:
@@ -216,37 +225,56 @@ class ApplianceModel:
         min_run_s = float(doc.get("min_run_s", 0.0))  # absent in older model files: no run is dropped
         if not 0 <= min_run_s <= max(MIN_RUN_GRID_S):
             raise ValueError(f"{name}: min_run_s must be 0 to {max(MIN_RUN_GRID_S)} s; got {min_run_s}")
+        max_run_s = float(doc.get("max_run_s", 0.0))  # absent in older model files: no run is too long
+        if not 0 <= max_run_s <= LONGEST_JUDGED_S:
+            raise ValueError(f"{name}: max_run_s must be 0 (none) to {LONGEST_JUDGED_S} s; got {max_run_s}")
         return cls(name, [Trees.from_json(t) for t in doc["trees"]], doc["threshold"], doc["power_lo"],
                    doc["power_hi"], doc["detector_votes"], doc["hedge"], int(doc.get("step_s", cls.step_s)),
-                   precision, min_run_s)
+                   precision, min_run_s, max_run_s)
 
+
+#: The longest run of calls whose length the live path judges as the batch path does: its settled cells lie two
+#: hours inside its window, so a run reaching out of where its votes are the batch path's is an hour long there too.
+LONGEST_JUDGED_S = 3600
 
 #: The shortest run of calls an appliance keeps, offered out of fold with the window and hedge (by MAE; of
 #: lengths that score alike on the held-out houses, the longest), up to its learned median run length. Only the
 #: washing machine: its wrong calls came as short runs (another load heating for a quarter hour) while a wash is
 #: called for most of an hour, and on the bench's three REFIT splits this took its F1 0.518 -> 0.551 and MAE
 #: 10.05 -> 9.83 W ("always off" 9.92 W); the dishwasher lost with it (0.622 -> 0.599), the fridge, kettle and
-#: microwave did not gain (docs/nilm.md). At most an hour: the live path's settled cells lie two hours inside
-#: its window, so a run reaching out of where its votes are the batch path's is an hour long there too.
-MIN_RUN_GRID_S = (0, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600)
+#: microwave did not gain (docs/nilm.md). At most ``LONGEST_JUDGED_S``.
+MIN_RUN_GRID_S = (0, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, LONGEST_JUDGED_S)
 MIN_RUN_S: dict[str, tuple[int, ...]] = {"washing_machine": MIN_RUN_GRID_S}
 
+#: The longest run of calls an appliance keeps (0: no limit), offered out of fold with the window, hedge and shortest
+#: run (by MAE; of caps that score alike, the loosest), only above its learned long run (``Signature.dur_hi``: a run
+#: as long as its own are is never dropped). Only the microwave: a sure call that lasts longer than any heating of
+#: food is another load of its power (REFIT house 20, unseen on the bench's first split: half an hour of 1-2 kW,
+#: called a microwave at 1.1 kW in runs of up to ten minutes, took its MAE over "always off"). Harness on the
+#: bench's three REFIT splits (docs/nilm.md): per split, unseen houses' MAE 11.47 -> 7.88, 3.82 and 8.24 W as
+#: they were ("always off" 7.94, 4.07, 11.03 W).
+MAX_RUN_GRID_S = (0, 300, 600, 900, 1200, 1800, 2700, LONGEST_JUDGED_S)
+MAX_RUN_S: dict[str, tuple[int, ...]] = {"microwave": MAX_RUN_GRID_S}
 
-def without_short_runs(vote: np.ndarray, threshold: float, min_run_s: float, gap_s: float) -> np.ndarray:
+
+def without_odd_runs(vote: np.ndarray, threshold: float, min_run_s: float, gap_s: float,
+                     max_run_s: float = 0.0) -> np.ndarray:
     """``vote`` (one per grid cell, in time order) with every run of cells over ``threshold`` — calls less than
-    ``gap_s`` apart are one run — that spans less than ``min_run_s`` lowered to ``threshold``."""
-    if min_run_s <= 0:
+    ``gap_s`` apart are one run — that spans less than ``min_run_s``, or more than ``max_run_s`` (unless 0),
+    lowered to ``threshold``."""
+    if min_run_s <= 0 and max_run_s <= 0:
         return vote
     idx = np.flatnonzero(vote > threshold)
     if not len(idx):
         return vote
     new = np.flatnonzero(np.diff(idx) > gap_s / GRID_S) + 1  # where in ``idx`` a run starts
     starts, ends = np.r_[0, new], np.r_[new, len(idx)]
-    short = np.repeat((idx[ends - 1] - idx[starts] + 1) * GRID_S < min_run_s, ends - starts)
-    if not short.any():
+    spans = (idx[ends - 1] - idx[starts] + 1) * GRID_S
+    odd = np.repeat((spans < min_run_s) | ((max_run_s > 0) & (spans > max_run_s)), ends - starts)
+    if not odd.any():
         return vote
     out = vote.copy()
-    out[idx[short]] = threshold
+    out[idx[odd]] = threshold
     return out
 
 
@@ -303,11 +331,14 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
         model.threshold, f1 = best[model.detector_votes]
         scored = held_out[model.detector_votes]
         lengths = [d for d in MIN_RUN_S.get(name, (0,)) if d <= signatures[name].dur_median] or [0]
-        error = {(s, hedge, d): sum(float(np.sum(np.abs(model.estimate(v, st, hedge=hedge, step_s=s, min_run_s=d)
-                                                        - w))) for v, st, w, _ in scored)
-                 for s in STEP_WINDOWS_S for hedge in HEDGES for d in lengths}
-        # of lengths that score alike (the held-out houses had no calls between them), the longest: fewer runs said
-        model.step_s, model.hedge, model.min_run_s = min(error, key=lambda k: (error[k], -k[2]))
+        caps = [c for c in MAX_RUN_S.get(name, (0,)) if c == 0 or c > signatures[name].dur_hi]
+        error = {(s, hedge, d, c): sum(float(np.sum(np.abs(
+            model.estimate(v, st, hedge=hedge, step_s=s, min_run_s=d, max_run_s=c) - w))) for v, st, w, _ in scored)
+                 for s in STEP_WINDOWS_S for hedge in HEDGES for d in lengths for c in caps}
+        # of lengths that score alike (the held-out houses had no calls between them), the longest: fewer runs said;
+        # of caps alike, the loosest (none at all): a run is dropped only where held-out houses showed it wrong
+        model.step_s, model.hedge, model.min_run_s, model.max_run_s = min(
+            error, key=lambda k: (error[k], -k[2], -(k[3] or np.inf)))
         model.precision = precision_of(np.concatenate([model.kept(v) for v, _, _, _ in scored]),
                                        np.concatenate([y for _, _, _, y in scored]), model.threshold)
         model.trees = _ensemble(have, labels, name, signatures, 2, trees)
@@ -315,7 +346,8 @@ def learn(houses: list[House], trees: int = 80, progress: Callable[[str], None] 
         say(f"{name}: {len(have)} houses; on above a vote of {model.threshold:.2f} of the trees"
             f"{' and the event detector' if model.detector_votes else ''}: F1 {f1:.2f} on held-out houses; "
             f"watts from the step above {model.step_s} s's floor, hedge {model.hedge:g}"
-            + (f"; runs of calls shorter than {model.min_run_s / 60:g} min dropped" if model.min_run_s else ""))
+            + (f"; runs of calls shorter than {model.min_run_s / 60:g} min dropped" if model.min_run_s else "")
+            + (f"; runs of calls longer than {model.max_run_s / 60:g} min dropped" if model.max_run_s else ""))
     return Model(signatures, appliances)
 
 
