@@ -12,9 +12,8 @@
    on, the window whose floor a call's watts stand above, how much a doubtful call's watts are
    hedged and the shortest and longest runs of calls kept are chosen *out of fold*: trees trained on
    half of the training houses are scored on the other half, so each choice is made on homes the trees
-   never saw. For appliances with few runs the
-   trees also see synthetic homes, and the washing machine other appliances' days that are not
-   washes (``synthetic.py``).
+   never saw. For appliances with few runs the trees also see synthetic homes, and the washing machine
+   other appliances' days that are not washes (``synthetic.py``).
 
 ``adapt.py`` goes on from a learned model with one home's own submetered history (its plugs).
 """
@@ -186,11 +185,10 @@ class ApplianceModel:
                  hedge: float | None = None, step_s: int | None = None, min_run_s: float | None = None,
                  max_run_s: float | None = None) -> np.ndarray:
         """Watts per cell: off at or below the threshold or in a run of calls too short or too long (``min_run_s``,
-        ``max_run_s``); on, the
-        step it stands on above its window's floor (``steps`` per window, as ``step_power`` gives them), in its
-        learned range. With a hedge, a call just over the threshold is pulled towards the on/off line (by the
-        hedge's power of how far the vote is over): a doubtful call costs less when it is wrong, a sure one keeps
-        its watts."""
+        ``max_run_s``); on, the step it stands on above its window's floor (``steps`` per window, as ``step_power``
+        gives them), in its learned range. With a hedge, a call just over the threshold is pulled towards the on/off
+        line (by the hedge's power of how far the vote is over): a doubtful call costs less when it is wrong, a sure
+        one keeps its watts."""
         threshold = self.threshold if threshold is None else threshold
         hedge = self.hedge if hedge is None else hedge
         vote = self.kept(vote, threshold, min_run_s, max_run_s)
