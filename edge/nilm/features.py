@@ -39,12 +39,9 @@ def to_grid(ts: np.ndarray, mains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def last_of(cell: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The last of ``values`` in each grid cell (``cell`` sorted; cells without a sample carry the previous cell's)."""
-    ends = np.append(np.flatnonzero(np.diff(cell)), len(cell) - 1)  # each cell's last sample
-    last = np.zeros(int(cell[-1]) + 1, dtype=np.int64)
-    last[cell[ends]] = ends
-    np.maximum.accumulate(last, out=last)
-    return values[last]
+    """The last of ``values`` in each grid cell (``cell`` sorted, from 0; cells without a sample carry the previous
+    cell's): per cell, the last sample at or before it."""
+    return values[np.searchsorted(cell, np.arange(int(cell[-1]) + 1), side="right") - 1]
 
 
 def cells_of(cell: np.ndarray, values: np.ndarray) -> np.ndarray:
