@@ -27,14 +27,6 @@ from edge.nilm.model import learn
 from tests.conftest import shared_data
 
 
-def held_at(house: House, step_s: float) -> House:
-    """The house as a meter reading every ``step_s`` would give it, at what the data recorded: at each step, the
-    last reading before it (the appliances' truth alike)."""
-    ts = np.arange(house.timestamp[0], house.timestamp[-1] + step_s, step_s)
-    i = np.searchsorted(house.timestamp, ts, side="right") - 1
-    return House(house.name, ts, house.mains[i], {name: v[i] for name, v in house.appliances.items()})
-
-
 def every(house: House, k: int) -> House:
     return house.subset(np.arange(len(house.timestamp)) % k == 0)
 
@@ -42,8 +34,8 @@ def every(house: House, k: int) -> House:
 #: How each row of the table reads the houses: held at 1 s (a DSMR 5 meter, what the hub reads: each second the last
 #: REFIT reading before it), as REFIT has them (the baseline), held at 10 s (DSMR 4), and every k-th row: about 14,
 #: 21, 35 and 70 s.
-READS: dict[str, Callable[[House], House]] = {"held at 1 s": lambda h: held_at(h, 1.0), "as recorded": lambda h: h,
-                                              "held at 10 s": lambda h: held_at(h, 10.0),  # a DSMR 4 meter
+READS: dict[str, Callable[[House], House]] = {"held at 1 s": lambda h: h.held_at(1.0), "as recorded": lambda h: h,
+                                              "held at 10 s": lambda h: h.held_at(10.0),  # a DSMR 4 meter
                                               **{f"every {k}th": partial(every, k=k) for k in (2, 3, 5, 10)}}
 
 

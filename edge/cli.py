@@ -192,8 +192,10 @@ def status_cmd(
     config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML "
                                                 "(default: hub.toml in the config folder).")] = None,
 ) -> None:
-    """Meter, broker, last reading, backlog, last upload, cloud, clock and disk, each with a verdict."""
+    """Meter, broker, last reading, backlog, last upload, the meter's interval, cloud, clock and disk, each with a
+    verdict."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from edge.provision import checks
@@ -205,7 +207,8 @@ def status_cmd(
         table.add_column(column)
     colours = {"ok": "green", "warn": "yellow", "fail": "red"}
     for c in results:
-        table.add_row(c.name, f"[{colours[c.verdict]}]{c.verdict}[/]", c.detail, c.advice)
+        # a detail or advice is text, not Rich markup: "set [meter].port" must not lose its "[meter]"
+        table.add_row(c.name, f"[{colours[c.verdict]}]{c.verdict}[/]", escape(c.detail), escape(c.advice))
     Console(width=160).print(table)
     if any(c.verdict == "fail" for c in results):
         raise typer.Exit(1)

@@ -150,6 +150,24 @@ def _live_status(cfg: HubConfig) -> dict[str, Any] | None:
         return None
 
 
+#: The meter's interval is the median over its readings of the last hour before the latest.
+INTERVAL_SPAN_S = 3600.0
+
+
+def _interval_check(ts: list[float], nilm: bool) -> Check:
+    """How often the meter reports, and what that costs the disaggregator where it runs (``INTERVAL_NOTES``): a
+    DSMR 4 meter's 10 s finds fewer washes than DSMR 5's 1 s, and nothing on the hub can read it faster."""
+    from statistics import median
+
+    from edge.nilm.house_csv import interval_note
+
+    step = median(b - a for a, b in zip(ts, ts[1:], strict=False))
+    note = interval_note(step) if nilm else None
+    return Check("meter interval", "warn" if note else "ok", f"a reading every {step:.0f} s (median, last hour)"
+                 + (f": {note}" if note else ""), "the meter sets it (`ohmni hub probe` names its DSMR version): "
+                 "nothing on the hub reads it faster" if note else "")
+
+
 def checks(cfg: HubConfig) -> list[Check]:
     out: list[Check] = []
     live = _live_status(cfg)
@@ -182,6 +200,9 @@ def checks(cfg: HubConfig) -> list[Check]:
             pending, = con.execute("SELECT coalesce(sum(n_readings), 0) FROM outbox WHERE acked_at IS NULL"
                                    ).fetchone()
             last_ack, = con.execute("SELECT max(acked_at) FROM outbox").fetchone()
+            recent = [t for t, in con.execute(
+                "SELECT ts FROM readings WHERE channel = 'electricity' AND ts >= (SELECT max(ts) - ? FROM readings "
+                "WHERE channel = 'electricity') ORDER BY ts", (INTERVAL_SPAN_S,))]
         finally:
             con.close()
         age = time.time() - last_ts if last_ts else None
@@ -192,6 +213,8 @@ def checks(cfg: HubConfig) -> list[Check]:
                          "" if backlog < 10_000 else "the cloud has not taken readings for a while"))
         out.append(Check("last upload", "ok" if last_ack and time.time() - last_ack < 600 else "warn",
                          _ago(last_ack)))
+        if len(recent) > 2:
+            out.append(_interval_check(recent, cfg.nilm.enabled))
     else:
         out.append(Check("store", "warn", f"no store at {db} yet", "the hub creates it when it first runs"))
     token = cfg.cloud.credential()

@@ -191,12 +191,15 @@ def test_status_names_a_captive_portal_where_the_cloud_should_be(tmp_path):
     try:
         (tmp_path / "hub.token").write_text(new_secret())
         (tmp_path / "hub.toml").write_text(f'[cloud]\nurl = "http://127.0.0.1:{server.server_address[1]}"\n'
-                                           f'token_file = "{tmp_path / "hub.token"}"\n')
+                                           f'token_file = "{tmp_path / "hub.token"}"\n'
+                                           f'[meter]\nport = "{tmp_path / "ttyUSB9"}"\n')
         status = ohmni("hub", "status", "--config", str(tmp_path / "hub.toml"))
     finally:
         server.shutdown()
     assert "Traceback" not in status.stderr, status.stderr
     assert "answered 200 but not as the Ohmni cloud does" in " ".join(status.stdout.split()), status.stdout
+    # what to do is said as written, not read as markup (which ate "[meter]")
+    assert "set [meter].port" in " ".join(status.stdout.split()), status.stdout
 
 
 @pytest.mark.parametrize("env, args, said", [
@@ -208,3 +211,33 @@ def test_a_cloud_setting_that_is_wrong_is_named_without_a_traceback(tmp_path, en
     result = ohmni("cloud", "serve", "--data-dir", str(tmp_path), *args, env={**os.environ, **env})
     assert result.returncode == 2 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("step_s, nilm, verdict, said", [
+    (1, True, "ok", ""),  # DSMR 5
+    (10, True, "warn", "washing machine"),  # DSMR 4: fewer washes found (docs/nilm.md, "Data decisions")
+    (10, False, "ok", ""),  # no disaggregation on this hub: the interval costs it nothing
+    (30, True, "warn", "short runs"),  # sparser than any meter
+])
+def test_status_says_how_often_the_meter_reports_and_what_it_costs_the_disaggregator(tmp_path, step_s, nilm, verdict,
+                                                                                      said):
+    """`hub status` takes the meter's interval from the store's last hour (older readings at another interval do not
+    count) and warns where the disaggregator finds less at it."""
+    from edge.config import HubConfig
+    from edge.provision import checks
+
+    store = HubStore(tmp_path / "hub.sqlite3")
+    now = int(time.time())
+    older = [now - 7200 + 2 * i for i in range(1200)]  # two hours ago, every 2 s
+    recent = list(range(now - 3000, now, step_s))
+    store.add_readings(MeterReading(ts=t, meter_id="E1", import_t1_wh=1000 + i, import_t2_wh=0, export_t1_wh=0,
+                                    export_t2_wh=0, power_import_w=360, power_export_w=0)
+                       for i, t in enumerate(older + recent))
+    store.close()
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path)}, "mqtt": {"enabled": False},
+                                    "display": {"port": free_port()}, "nilm": {"enabled": nilm}})
+    [check] = [c for c in checks(cfg) if c.name == "meter interval"]
+    assert check.verdict == verdict, check
+    assert f"a reading every {step_s} s" in check.detail
+    assert said in check.detail
+    assert bool(check.advice) == (verdict == "warn")

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bench.nilm_sampling import held_at
 from edge.nilm.convert import convert_refit
 from edge.nilm.disaggregate import disaggregate, disaggregate_with_confidence
 from edge.nilm.house_csv import House, read_house, write_house
@@ -73,7 +72,7 @@ def test_a_1s_meter_finds_what_refits_7s_rows_find(refit, model):
     (with each cell's mean, microwave and dishwasher F1 fell by a third and more)."""
     houses = [read_house(refit[n], need_truth=True) for n in TEST]
     native = _pooled_scores(model, houses)
-    fine = _pooled_scores(model, [held_at(h, 1.0) for h in houses])
+    fine = _pooled_scores(model, [h.held_at(1.0) for h in houses])
     for name, got in native.items():
         assert fine[name].f1 is not None and got.f1 is not None
         assert fine[name].f1 > got.f1 - 0.05, (name, got.f1, fine[name].f1)
