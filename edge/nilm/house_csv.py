@@ -269,8 +269,9 @@ INTERVAL_NOTES: tuple[tuple[float, str | None], ...] = (
 
 
 def interval_note(step_s: float) -> str | None:
-    """What to warn of where readings lie a median ``step_s`` apart (``INTERVAL_NOTES``); None where nothing."""
-    return next(note for bound, note in INTERVAL_NOTES if step_s <= bound)
+    """What to warn of where readings lie a median ``step_s`` apart (``INTERVAL_NOTES``); None where nothing. An
+    interval no band holds (NaN) gets the sparsest band's warning, not silence."""
+    return next((note for bound, note in INTERVAL_NOTES if step_s <= bound), INTERVAL_NOTES[-1][1])
 
 
 def sparse_note(timestamp: np.ndarray) -> str | None:

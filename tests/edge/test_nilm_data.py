@@ -298,6 +298,16 @@ def test_the_truth_check_sees_a_kettle_whole_and_a_channel_the_mains_do_not_coun
     assert 0.3 < np.median(shares(partly, "kettle", 0)) < 0.5
 
 
+@pytest.mark.parametrize("step_s, warned", [(1.0, False), (7.0, False), (8.0, False), (10.0, True), (12.0, True),
+                                             (35.0, True), (float("nan"), True)])
+def test_each_meter_interval_draws_the_warning_of_its_band(step_s, warned):
+    """DSMR 5's 1 s and REFIT's 7 s as the models were made for; DSMR 4's 10 s warned of; an interval no band holds
+    (NaN) warned of as the sparsest, never passed in silence."""
+    from edge.nilm.house_csv import interval_note
+
+    assert (interval_note(step_s) is not None) == warned
+
+
 def test_a_house_read_sparser_than_a_meter_reads_is_warned_of(data_dir, tmp_path):
     """A logger's file at 35 s (REFIT house 2, every fifth row) is still disaggregated and scored, but both commands
     say the readings are sparser than the models are made for; at a DSMR 4 meter's 10 s they say which appliances
