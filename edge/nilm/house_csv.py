@@ -255,14 +255,14 @@ SPARSE_S = 12.0
 
 #: What a meter's interval (the median between readings) costs the disaggregator, by band: up to each bound, what the
 #: commands and ``ohmni hub status`` say of it (None: nothing, the models are made for it). Figures from
-#: ``python -m bench.nilm_sampling`` (2026-12-06): the first REFIT split's model on its five unseen houses, mean F1
-#: over the five appliances, 0.642 held at 1 s and 0.634 as REFIT recorded them (7 s), 0.535 held at 10 s, 0.450 at
+#: ``python -m bench.nilm_sampling`` (2026-12-07): the first REFIT split's model on its five unseen houses, mean F1
+#: over the five appliances, 0.643 held at 1 s and 0.634 as REFIT recorded them (7 s), 0.538 held at 10 s, 0.452 at
 #: 14 s. A model learned from REFIT held at 10 s did no better (0.525; docs/nilm.md, "Not done").
 INTERVAL_NOTES: tuple[tuple[float, str | None], ...] = (
     (8.0, None),
     (SPARSE_S, "as a DSMR 4 meter's 10 s: expect the washing machine's and the dishwasher's runs found less often "
                "than at 1-7 s (on unseen REFIT houses held at 10 s, mean F1 0.54 against 0.63 as recorded at 7 s; the "
-               "washing machine 0.18 against 0.42, the dishwasher 0.46 against 0.63)"),
+               "washing machine 0.18 against 0.42, the dishwasher 0.48 against 0.64)"),
     (np.inf, "the models are made for a meter's 1-10 s, and short runs (a kettle's boil, a microwave's minutes) span "
              "few readings this sparse: expect fewer of them found"),
 )
