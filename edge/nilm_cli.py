@@ -108,7 +108,8 @@ def _learned_from(paths: list[Path], max_days: int) -> list[House]:
 class _Progress:
     """A house longer than a chunk (``CHUNK_S``) goes a part at a time: say how far, about every twentieth of the
     file, and when it is done; a house that goes whole says nothing. Its first part also says whether the house is
-    read sparser than a meter reads (``sparse_note``): disaggregated all the same, with a warning."""
+    read sparser than the models are made for (``sparse_note``: a DSMR 4 meter's 10 s, or sparser than any meter):
+    disaggregated all the same, with a warning."""
 
     def __init__(self, blocks: HouseBlocks) -> None:
         from edge.nilm.disaggregate import CHUNK_S

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from cloud.app import create_app
 from cloud.auth import ALL_HOUSEHOLDS, Principal, Role, hash_secret, new_secret
 from cloud.settings import CloudSettings
-from edge.config import CloudConfig
+from edge.config import CloudConfig, HubConfig
+from edge.provision import checks
 from edge.store import HubStore
 from edge.uplink import Uplink
 from ohmni.demo import free_port, start_cloud
@@ -223,9 +224,6 @@ def test_status_says_how_often_the_meter_reports_and_what_it_costs_the_disaggreg
                                                                                       said):
     """`hub status` takes the meter's interval from the store's last hour (older readings at another interval do not
     count) and warns where the disaggregator finds less at it."""
-    from edge.config import HubConfig
-    from edge.provision import checks
-
     store = HubStore(tmp_path / "hub.sqlite3")
     now = int(time.time())
     older = [now - 7200 + 2 * i for i in range(1200)]  # two hours ago, every 2 s

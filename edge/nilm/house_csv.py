@@ -249,8 +249,8 @@ def _header_hint(header: list[str], column: str) -> str:
 
 
 #: Readings further apart than this (their median) are sparser than any meter the models are made for (a P1 port
-#: reports every 1 s on DSMR 5, every 10 s on DSMR 4; REFIT's rows are 6-8 s apart): the commands warn, since a
-#: kettle's boil is then a few readings (what it costs: ``python -m bench.nilm_sampling``, docs/nilm.md).
+#: reports every 1 s on DSMR 5, every 10 s on DSMR 4; REFIT's rows are 6-8 s apart): a kettle's boil is then a few
+#: readings. The sparsest band of ``INTERVAL_NOTES``.
 SPARSE_S = 12.0
 
 #: What a meter's interval (the median between readings) costs the disaggregator, by band: up to each bound, what the

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import edge.nilm
-from edge.nilm.house_csv import HouseCsvError, read_house, write_house
+from edge.nilm.house_csv import HouseCsvError, interval_note, read_house, write_house
 from ohmni.cli import app
 
 runner = CliRunner()
@@ -303,8 +303,6 @@ def test_the_truth_check_sees_a_kettle_whole_and_a_channel_the_mains_do_not_coun
 def test_each_meter_interval_draws_the_warning_of_its_band(step_s, warned):
     """DSMR 5's 1 s and REFIT's 7 s as the models were made for; DSMR 4's 10 s warned of; an interval no band holds
     (NaN) warned of as the sparsest, never passed in silence."""
-    from edge.nilm.house_csv import interval_note
-
     assert (interval_note(step_s) is not None) == warned
 
 
