@@ -130,7 +130,9 @@ def probe_cmd(
     """Find the meter's line settings (115200 8N1 or 9600 7E1), DSMR version and variant."""
     import serial
     from rich.console import Console
+    from rich.markup import escape
 
+    from edge.nilm.house_csv import interval_note
     from edge.probe import probe
 
     console = Console(stderr=True)
@@ -149,6 +151,12 @@ def probe_cmd(
                f"meter {found.meter_id or '?'}, CRC {found.crc}{interval}")
     typer.echo(f"[meter]\nport = \"{port}\"\nbaudrate = {found.baudrate}\nbytesize = "
                f"{7 if found.framing == '7E1' else 8}\nparity = \"{'E' if found.framing == '7E1' else 'N'}\"")
+    if found.interval_s is not None and (note := interval_note(found.interval_s)) is not None:
+        console.print(f"[yellow]note:[/] a telegram every {found.interval_s:.0f} s, for the appliances the hub "
+                      f"names: {escape(note)}. The meter sets its interval.", highlight=False)
+    elif found.interval_s is None:
+        console.print("[yellow]note:[/] only one telegram came, so the meter's interval is not known; "
+                      "`ohmni hub status` names it once the hub has an hour of readings", highlight=False)
 
 
 @app.command("provision")

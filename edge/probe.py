@@ -4,7 +4,11 @@ DSMR 4/5 talk at 115200 baud, DSMR 2.2/3 at 9600 with 7 data bits and even parit
 (7E1). Read at 8N1, a 7E1 line shows the parity in each byte's top bit, so one read at
 each speed tells both the speed and the framing: strip the top bit and see whether
 valid telegrams appear. Each speed is listened to for at most one DSMR 2.2 interval
-(10 s) plus a margin, or until two telegrams have come: within two telegram intervals.
+(10 s) plus a margin, or until two telegrams have come; once one has come, for up to that
+long again (at least ``LISTEN_S``, however short the listening asked) for the second, so a
+meter that sends every 10 s has its interval named too.
+The interval is read off the two telegrams' own timestamps (0-0:1.0.0), the clock the
+hub stores readings by, and off their arrival only where a telegram carries none.
 On a pseudo-terminal the speed is not emulated, so a simulated meter is always found
 at the first speed tried.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import serial
 
@@ -42,6 +47,17 @@ def _frames(data: bytes) -> list:
     return [f for f in framer.feed(data) if f.error is None]
 
 
+def _interval(frames: list, stamps: list[float]) -> float | None:
+    """Seconds between the last two telegrams by the meter's clock, or by their arrival where either has no
+    timestamp; None with fewer than two."""
+    if len(frames) < 2:
+        return None
+    clock = [normalise(f)["timestamp"] for f in frames[-2:]]
+    if all(clock):
+        return (datetime.fromisoformat(clock[1]) - datetime.fromisoformat(clock[0])).total_seconds()
+    return stamps[-1] - stamps[-2] if len(stamps) >= 2 else None
+
+
 def probe(port: str, listen_s: float = LISTEN_S, progress: Callable[[str], None] = lambda s: None,
           opener: Callable[..., serial.Serial] = serial.Serial) -> ProbeResult | None:
     for baud in SPEEDS:
@@ -59,12 +75,14 @@ def probe(port: str, listen_s: float = LISTEN_S, progress: Callable[[str], None]
                 for framing, payload in (("8N1", data), ("7E1", data.translate(STRIP_PARITY))):
                     frames = _frames(payload)
                     if len(frames) > seen:
+                        if seen == 0:  # the speed is found: wait as long again for a second telegram
+                            end = time.monotonic() + max(listen_s, LISTEN_S)
+                            progress(f"a telegram at {baud} baud {framing}; waiting for the next …")
                         stamps += [time.monotonic()] * (len(frames) - seen)
                         seen = len(frames)
                     if len(frames) >= 2 or (frames and time.monotonic() > end - 0.5):
-                        first = normalise(frames[-1])
-                        interval = stamps[-1] - stamps[-2] if len(stamps) >= 2 else None
-                        return ProbeResult(baud, framing, detect(frames[-1].raw).name, first["version"],
-                                           first["meter_id"], interval, first["crc"])
+                        last = normalise(frames[-1])
+                        return ProbeResult(baud, framing, detect(frames[-1].raw).name, last["version"],
+                                           last["meter_id"], _interval(frames, stamps), last["crc"])
         progress(f"no telegram at {baud} baud" + (f" ({len(data)} bytes of noise)" if data else ""))
     return None

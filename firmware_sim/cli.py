@@ -56,24 +56,29 @@ def run_cmd(
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
     mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT the smart plugs publish to.")] = None,
     line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (DSMR 2.2/3).")] = "8N1",
+    every: Annotated[int, typer.Option(min=1, max=60, help="Simulated seconds between telegrams: 1 as a DSMR 5 meter "
+                                                          "sends, 10 as DSMR 2.2-4 meters do.")] = 1,
     mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the plugs.")] = None,
     mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the plugs' broker password.")] = None,
     resume: Annotated[bool, typer.Option(help="Go on from the meter.csv already in --out (its registers, the second "
                                               "after its last telegram) and append to both CSVs.")] = False,
 ) -> None:
-    """A DSMR 5 meter writing one telegram per simulated second to a pseudo-terminal."""
+    """A DSMR 5 meter writing a telegram every simulated second (or every --every seconds) to a pseudo-terminal.
+
+    The telegrams say DSMR 5.0 whatever --every is: the interval is what a hub reads differently, not the version."""
     if line.upper() not in ("8N1", "7E1"):
         raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
-    telegrams = int(round(duration * speed)) if duration is not None else 10**12
-    cfg = SimConfig(start_ts=parse_start(start), telegrams=telegrams, speed=speed, household=household,
+    seconds = int(round(duration * speed)) if duration is not None else 10**12
+    cfg = SimConfig(start_ts=parse_start(start), seconds=seconds, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,
                     fault_every=fault_every, line=line.upper(), mqtt=_target(mqtt, mqtt_username, mqtt_password_file),
-                    resume=resume)
+                    resume=resume, every_s=every)
     stop = install_stop_signals()
 
     def ready(path: str) -> None:
         where = f"{path} (also {link})" if link else path
-        print(f"meter: DSMR 5 telegrams on {where}; waiting for a reader", file=sys.stderr, flush=True)
+        every_text = "" if every == 1 else f" every {every} s"
+        print(f"meter: DSMR 5 telegrams{every_text} on {where}; waiting for a reader", file=sys.stderr, flush=True)
 
     try:
         result = run(cfg, on_ready=ready, stop=stop)

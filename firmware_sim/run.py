@@ -1,9 +1,12 @@
 """Run the simulated home: household -> meter -> telegrams on a pty, truth to CSV files.
 
-The clock is simulated: telegram k carries ``start + k`` seconds and is written at real
-time ``k / speed``. If the writer falls behind it catches up rather than skipping, and
-while no reader has the port open the clock waits, so every telegram written was
-readable: the meter CSV is exactly what the hub could receive.
+The clock is simulated: second k is ``start + k`` and is lived at real time ``k / speed``.
+The household and the meter's registers step every second; a telegram goes out on the
+seconds the meter's interval divides (``every_s``: 1 as DSMR 5 meters, 10 as DSMR 2.2-4
+meters), so truth.csv has a row a second and meter.csv a row a telegram. If the writer
+falls behind it catches up rather than skipping, and while no reader has the port open
+the clock waits, so every telegram written was readable: the meter CSV is exactly what
+the hub could receive.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class PlugPublisher:
 @dataclass
 class SimConfig:
     start_ts: int
-    telegrams: int
+    seconds: int  # simulated seconds to run
     speed: float = 1.0
     household: Path | None = None
     seed: int | None = None
@@ -123,6 +126,8 @@ class SimConfig:
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
     mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
     line: str = "8N1"  # "7E1": even parity in each byte's top bit, as DSMR 2.2/3 meters send
+    #: Seconds between telegrams: one goes out on each second this divides, as a real meter sends on the clock.
+    every_s: int = 1
     #: Go on from the meter CSV already there (an earlier run into the same folder): its registers, the second after
     #: its last telegram (a later ``start_ts`` stands), both CSVs appended to. Without it they are written afresh.
     resume: bool = False
@@ -184,7 +189,7 @@ class _Start:
 
 def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], None] | None = None,
         stop: Callable[[], bool] | None = None) -> SimResult:
-    """Simulate ``cfg.telegrams`` seconds of the home; stop early when ``stop()`` is true."""
+    """Simulate ``cfg.seconds`` seconds of the home; stop early when ``stop()`` is true."""
     point = resume_point(cfg.meter_csv, cfg.start_ts) if cfg.resume else None
     if point is None:
         start = _Start(cfg, SimMeter(), appending=False)
@@ -242,7 +247,7 @@ def _loop(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[st
             return result
         t0 = time.monotonic()
         paused = 0.0
-        for k in range(cfg.telegrams):
+        for k in range(cfg.seconds):
             if stopping():
                 result.stopped_early = True
                 break
@@ -259,20 +264,23 @@ def _loop(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[st
             ts = cfg.start_ts + k
             watts = house.step(ts)
             mains = sum(watts.values())
-            reading = meter.tick(ts, mains)
-            telegram = meter.telegram(reading)
-            port.write(with_parity(telegram) if cfg.line == "7E1" else telegram)
+            reading = meter.tick(ts, mains)  # the registers count every second, sent or not
+            telegram = meter.telegram(reading) if ts % cfg.every_s == 0 else None
+            if telegram is not None:
+                port.write(with_parity(telegram) if cfg.line == "7E1" else telegram)
             if publisher is not None:
                 publisher.publish(plug_step(house.plugs, ts, watts))
             truth.writerow([ts, round(mains, 1), *watts.values()])
-            meter_out.writerow([getattr(reading, name) for name in READING_FIELDS])
-            result.telegrams += 1
-            result.first_ts = result.first_ts or ts
-            result.last_ts = ts
-            if cfg.fault_every and (k + 1) % cfg.fault_every == 0:
-                name = fault_names[(k // cfg.fault_every) % len(fault_names)]
-                port.write(FAULTS[name](telegram, rng))
-                result.faults[name] += 1
+            if telegram is not None:
+                meter_out.writerow([getattr(reading, name) for name in READING_FIELDS])
+                result.telegrams += 1
+                result.first_ts = result.first_ts or ts
+                result.last_ts = ts
+                sent = result.telegrams
+                if cfg.fault_every and sent % cfg.fault_every == 0:
+                    name = fault_names[((sent - 1) // cfg.fault_every) % len(fault_names)]
+                    port.write(FAULTS[name](telegram, rng))
+                    result.faults[name] += 1
             if k % 64 == 0:
                 tf.flush()
                 mf.flush()

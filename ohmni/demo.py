@@ -236,6 +236,8 @@ def demo(
     start: Annotated[str | None, typer.Option(help="Simulated start time (Unix seconds or ISO 8601; default: now, "
                                                    "or so that a sped-up run with --duration ends now).")] = None,
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
+    meter_every: Annotated[int, typer.Option(min=1, max=60, help="Simulated seconds between the meter's telegrams: "
+                                                                "1 as DSMR 5, 10 as DSMR 2.2-4.")] = 1,
 ) -> None:
     """Run a simulated home, its hub and the cloud on 127.0.0.1; dashboard on localhost."""
     host = "127.0.0.1"
@@ -272,7 +274,7 @@ def demo(
         cloud = start_cloud(data, cloud_port, host)
         children.append(cloud)
         sim_args = ["sim", "run", "--speed", str(speed), "--out", str(data / "sim"), "--link", str(tty),
-                    "--fault-every", str(fault_every), "--mqtt", f"{host}:{broker_port}"]
+                    "--fault-every", str(fault_every), "--every", str(meter_every), "--mqtt", f"{host}:{broker_port}"]
         sim_args += ["--duration", str(duration)] if duration else []
         sim_args += ["--household", str(household)] if household else []
         sim_args += ["--start", start] if start else []

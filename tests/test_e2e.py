@@ -132,6 +132,21 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
     assert _processes_mentioning(str(tmp_path / "demo")) == []
 
 
+def test_a_demo_with_a_ten_second_meter_accounts_for_every_reading(tmp_path):
+    """--meter-every 10, as a DSMR 4 meter sends: the hub stores each telegram at the meter's interval and the cloud
+    holds every one."""
+    proc = _demo(tmp_path, "--duration", "5", "--speed", "60", "--meter-every", "10")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "meter wrote 30 telegrams; cloud holds 30 readings: missing=0 duplicated=0 mismatched=0" in out, out
+    with sqlite3.connect(tmp_path / "demo" / "hub" / "hub.sqlite3") as db:
+        stamps = [ts for (ts,) in db.execute("SELECT ts FROM readings WHERE channel = 'electricity' ORDER BY ts")]
+    assert len(stamps) == 30 and {b - a for a, b in zip(stamps, stamps[1:], strict=False)} == {10}
+    for log in (tmp_path / "demo").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+    assert _processes_mentioning(str(tmp_path / "demo")) == []
+
+
 def test_a_demo_run_again_in_its_folder_goes_on_from_the_home_it_simulated(tmp_path):
     """--data-dir kept, the demo run again: the cloud and the hub there already hold the first run's readings, so
     the simulated meter goes on from its registers and time (before, its registers went back and the cloud refused

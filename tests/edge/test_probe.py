@@ -6,17 +6,20 @@ import subprocess
 import sys
 import time
 
+START = "1764057600"  # 2025-11-25 08:00 UTC: a 10 s meter's first telegram goes out at once
 
-def run_probe(tmp_path, line: str) -> subprocess.CompletedProcess:
-    sim = subprocess.Popen([sys.executable, "-m", "ohmni", "sim", "run", "--speed", "1", "--duration", "30",
-                            "--out", str(tmp_path), "--link", str(tmp_path / "tty"), "--line", line],
+
+def run_probe(tmp_path, line: str, every: int = 1, speed: float = 1, listen: float = 5) -> subprocess.CompletedProcess:
+    sim = subprocess.Popen([sys.executable, "-m", "ohmni", "sim", "run", "--speed", str(speed), "--duration", "30",
+                            "--out", str(tmp_path), "--link", str(tmp_path / "tty"), "--line", line,
+                            "--every", str(every), "--start", START],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 15
         while not (tmp_path / "tty").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         return subprocess.run([sys.executable, "-m", "ohmni", "hub", "probe", "--port", str(tmp_path / "tty"),
-                               "--listen", "5"], capture_output=True, text=True, timeout=60)
+                               "--listen", str(listen)], capture_output=True, text=True, timeout=60)
     finally:
         sim.terminate()
         sim.wait(10)
@@ -28,6 +31,22 @@ def test_probe_finds_a_dsmr5_meter_at_8n1(tmp_path):
     assert "115200 baud 8N1, dsmr5 (DSMR 5.0)" in result.stdout and "CRC valid" in result.stdout
     assert "a telegram every 1 s" in result.stdout
     assert 'parity = "N"' in result.stdout
+    assert "note:" not in result.stderr  # a DSMR 5 meter's 1 s is what the models are made for
+
+
+def test_probe_names_a_ten_second_meters_interval_by_its_clock_and_what_it_costs(tmp_path):
+    # 10 simulated seconds a real second: by their arrival the telegrams come a second apart, by the meter's clock 10
+    result = run_probe(tmp_path, "8N1", every=10, speed=10)
+    assert result.returncode == 0, result.stderr
+    assert "a telegram every 10 s" in result.stdout
+    assert "note: a telegram every 10 s" in result.stderr and "washing machine" in result.stderr
+
+
+def test_probe_waits_past_its_listening_time_for_a_second_telegram(tmp_path):
+    # a telegram every 10 real seconds and 4 s to listen: the first telegram, at once, extends the wait for the next
+    result = run_probe(tmp_path, "8N1", every=10, speed=1, listen=4)
+    assert result.returncode == 0, result.stderr
+    assert "a telegram every 10 s" in result.stdout
 
 
 def test_probe_recognises_seven_bit_even_parity(tmp_path):

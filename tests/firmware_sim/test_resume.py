@@ -17,9 +17,10 @@ from protocols.p1_normalise import decode_reading
 START = 1_764_057_600  # 2025-11-25 08:00 UTC
 
 
-def _simulate(folder: Path, seconds: int, resume: bool, start: int = START) -> list:
-    """Run the sim for ``seconds`` telegrams into ``folder`` with a reader on its pty, as the hub is; the readings
-    that reader decoded."""
+def _simulate(folder: Path, seconds: int, resume: bool, start: int = START, every: int = 1, fault_every: int = 0,
+              ) -> list:
+    """Run the sim for ``seconds`` simulated seconds into ``folder`` with a reader on its pty, as the hub is; the
+    readings that reader decoded (a corrupt frame is no reading)."""
     port = PtyPort()
     fd = os.open(port.path, os.O_RDONLY | os.O_NOCTTY)
     got = bytearray()
@@ -37,14 +38,15 @@ def _simulate(folder: Path, seconds: int, resume: bool, start: int = START) -> l
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        run(SimConfig(start_ts=start, telegrams=seconds, speed=1000, truth_csv=folder / "truth.csv",
-                      meter_csv=folder / "meter.csv", resume=resume), port=port)
+        run(SimConfig(start_ts=start, seconds=seconds, speed=1000, truth_csv=folder / "truth.csv",
+                      meter_csv=folder / "meter.csv", resume=resume, every_s=every, fault_every=fault_every),
+            port=port)
         port.drain()
     finally:
         port.close()
         reader.join(5)
         os.close(fd)
-    return [decode_reading(f.raw) for f in split_frames(bytes(got))]
+    return [decode_reading(f.raw) for f in split_frames(bytes(got)) if f.error is None]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -75,10 +77,28 @@ def test_a_second_run_goes_on_from_the_first(tmp_path):
     assert len(_rows(meter_csv)) == 30
 
 
+def test_a_ten_second_meter_sends_on_its_clock_and_counts_every_second(tmp_path):
+    """A DSMR 4 meter's interval: a telegram on each tenth second of the clock, registers that count the seconds
+    between, the truth a row a second, and a resumed run on the same clock."""
+    readings = _simulate(tmp_path, 605, resume=False, start=START + 3, every=10, fault_every=2)
+    assert [r.ts for r in readings] == list(range(START + 10, START + 601, 10))  # faults between them lose none
+    truth = {int(r["timestamp"]): float(r["mains_w"]) for r in _rows(tmp_path / "truth.csv")}
+    assert list(truth) == list(range(START + 3, START + 608))
+    assert [int(r["timestamp"]) for r in _rows(tmp_path / "meter.csv")] == [r.ts for r in readings]
+    first, last = readings[0], readings[-1]
+    counted = (last.import_t1_wh + last.import_t2_wh) - (first.import_t1_wh + first.import_t2_wh)
+    lived = sum(truth[ts] for ts in range(first.ts + 1, last.ts + 1)) / 3600
+    assert lived > 20 and abs(counted - lived) < 2  # each register rounds down once at each end
+    assert all(r.power_import_w == round(truth[r.ts]) for r in readings)  # the power of the second it stamps
+    more = _simulate(tmp_path, 30, resume=True, every=10)  # goes on from START + 601, the second after the last
+    assert [r.ts for r in more] == [START + 610, START + 620, START + 630]
+    assert [int(r["timestamp"]) for r in _rows(tmp_path / "truth.csv")] == list(range(START + 3, START + 631))
+
+
 def test_another_households_csvs_are_not_gone_on_from(tmp_path):
     _simulate(tmp_path, 10, resume=False)
     (tmp_path / "truth.csv").write_text("timestamp,mains_w,heat_pump\n")
-    cfg = SimConfig(start_ts=START, telegrams=10, truth_csv=tmp_path / "truth.csv", meter_csv=tmp_path / "meter.csv",
+    cfg = SimConfig(start_ts=START, seconds=10, truth_csv=tmp_path / "truth.csv", meter_csv=tmp_path / "meter.csv",
                     resume=True)
     port = PtyPort()
     try:
