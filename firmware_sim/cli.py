@@ -65,7 +65,7 @@ def run_cmd(
 ) -> None:
     """A DSMR 5 meter writing a telegram every simulated second (or every --every seconds) to a pseudo-terminal.
 
-    The telegrams say DSMR 5.0 whatever --every is: the interval is what a hub reads differently, not the version."""
+    The telegrams say DSMR 5.0 whatever --every is; only how often they come changes."""
     if line.upper() not in ("8N1", "7E1"):
         raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
     seconds = int(round(duration * speed)) if duration is not None else 10**12
