@@ -189,7 +189,9 @@ def checks(cfg: HubConfig) -> list[Check]:
             socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=3).close()
             out.append(Check("broker", "ok", f"{cfg.mqtt.host}:{cfg.mqtt.port} reachable"))
         except OSError as exc:
+            # an embedded broker runs inside the hub agent: it is down because the agent is
             out.append(Check("broker", "fail", f"{cfg.mqtt.host}:{cfg.mqtt.port}: {exc}",
+                             "the hub runs it ([mqtt].embedded): start the hub" if cfg.mqtt.embedded else
                              "start Mosquitto, or set [mqtt].embedded = true"))
     db = cfg.hub.data_dir / "hub.sqlite3"
     if db.exists():

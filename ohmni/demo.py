@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import tomli_w
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -145,11 +146,12 @@ def plug_appliances(household: Path | None) -> dict[str, str]:
     return out
 
 
-def write_hub_config(path: Path, plugs: dict[str, str]) -> Path:
-    lines = ["[nilm]", f"adapt_every_s = {DEMO_ADAPT_EVERY_S}", f"adapt_min_s = {DEMO_ADAPT_MIN_S}", "",
-             "[nilm.plugs]",
-             *(f"{json.dumps(device)} = {json.dumps(appliance)}" for device, appliance in sorted(plugs.items()))]
-    path.write_text("\n".join(lines) + "\n")
+def write_hub_config(path: Path, settings: dict[str, dict[str, Any]], plugs: dict[str, str]) -> Path:
+    """The demo hub's whole hub.toml: what it runs on (``settings``: meter port, cloud, store, display, broker) and
+    this home's plugs as its truth. All of it in the file, none on the command line, so that `ohmni hub status
+    --config` checks the demo's hub as it checks an installed one."""
+    nilm = {"adapt_every_s": DEMO_ADAPT_EVERY_S, "adapt_min_s": DEMO_ADAPT_MIN_S, "plugs": dict(sorted(plugs.items()))}
+    path.write_text(tomli_w.dumps(settings | {"nilm": nilm}))
     return path
 
 
@@ -282,11 +284,12 @@ def demo(
         sim = spawn("sim", sim_args, data)
         children.append(sim)
         wait_for("simulated meter", tty.exists, sim, 15)
-        hub_config = write_hub_config(data / "hub.toml", plugs)
-        hub = spawn("hub", ["hub", "run", "--config", str(hub_config), "--port", str(tty), "--cloud", cloud_url,
-                             "--token-file", str(data / "hub.token"), "--data-dir", str(data / "hub"), "--display-port",
-                             str(display_port), "--hub-id", "hub-demo", "--uplink-interval", "1",
-                             "--embedded-broker", str(broker_port)], data)
+        hub_config = write_hub_config(data / "hub.toml", {
+            "hub": {"id": "hub-demo", "data_dir": str(data / "hub")}, "meter": {"port": str(tty)},
+            "cloud": {"url": cloud_url, "token_file": str(data / "hub.token"), "interval_s": 1},
+            "display": {"port": display_port},
+            "mqtt": {"enabled": True, "embedded": True, "host": host, "port": broker_port, "protocol": 4}}, plugs)
+        hub = spawn("hub", ["hub", "run", "--config", str(hub_config)], data)
         children.append(hub)
         hub_url = f"http://{host}:{display_port}"
         wait_for("hub", lambda: httpx.get(f"{hub_url}/api/status", timeout=1).status_code == 200, hub, 30)
@@ -299,6 +302,7 @@ def demo(
                       f"{data / 'agent.password'})")
         console.print(f"  In-home display:       {hub_url}/display")
         console.print(f"  Hub status:            {hub_url}/api/status")
+        console.print(f"  Hub checks:            ohmni hub status --config {hub_config}")
         console.print("  Press Ctrl-C to stop." if duration is None else f"  Running {duration:g} s at {speed:g}x.")
 
         total = int(round(duration * speed)) if duration else None

@@ -142,6 +142,15 @@ def test_a_demo_with_a_ten_second_meter_accounts_for_every_reading(tmp_path):
     with sqlite3.connect(tmp_path / "demo" / "hub" / "hub.sqlite3") as db:
         stamps = [ts for (ts,) in db.execute("SELECT ts FROM readings WHERE channel = 'electricity' ORDER BY ts")]
     assert len(stamps) == 30 and {b - a for a, b in zip(stamps, stamps[1:], strict=False)} == {10}
+    # the demo's hub.toml is the whole config it ran on, so the installer's checks read its store and say what 10 s
+    # costs; with the demo stopped, its meter, embedded broker and cloud are gone, each with the right advice
+    assert f"ohmni hub status --config {tmp_path / 'demo' / 'hub.toml'}" in out
+    checks = subprocess.run([sys.executable, "-m", "ohmni", "hub", "status", "--config",
+                             str(tmp_path / "demo" / "hub.toml")], capture_output=True, text=True, timeout=120)
+    table = " ".join(checks.stdout.split())
+    assert checks.returncode == 1 and "Traceback" not in checks.stderr, checks.stderr
+    assert "meter interval │ warn │ a reading every 10 s" in table and "washing machine" in table, checks.stdout
+    assert "the hub runs it ([mqtt].embedded): start the hub" in table and "start Mosquitto" not in table
     for log in (tmp_path / "demo").glob("*.log"):
         assert "Traceback" not in log.read_text(), log
     assert _processes_mentioning(str(tmp_path / "demo")) == []
