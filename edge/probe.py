@@ -49,12 +49,14 @@ def _frames(data: bytes) -> list:
 
 def _interval(frames: list, stamps: list[float]) -> float | None:
     """Seconds between the last two telegrams by the meter's clock, or by their arrival where either has no
-    timestamp; None with fewer than two."""
+    timestamp or the clock did not move forward between them (set back, or stuck); None with fewer than two."""
     if len(frames) < 2:
         return None
     clock = [normalise(f)["timestamp"] for f in frames[-2:]]
     if all(clock):
-        return (datetime.fromisoformat(clock[1]) - datetime.fromisoformat(clock[0])).total_seconds()
+        seconds = (datetime.fromisoformat(clock[1]) - datetime.fromisoformat(clock[0])).total_seconds()
+        if seconds > 0:
+            return seconds
     return stamps[-1] - stamps[-2] if len(stamps) >= 2 else None
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from edge.probe import _interval
+
 START = "1764057600"  # 2025-11-25 08:00 UTC: a 10 s meter's first telegram goes out at once
 
 
@@ -65,3 +67,22 @@ def test_probe_on_a_silent_port_says_what_to_check(tmp_path):
         os.close(master)
         os.close(slave)
     assert result.returncode == 1 and "no P1 telegram" in result.stderr
+
+
+def test_the_interval_is_the_meters_clock_unless_that_clock_stood_still_or_went_back():
+    """Two telegrams framed as the probe frames them: their timestamps say the interval; where the second is not
+    after the first (a clock set back or stuck), their arrival does."""
+    from firmware_sim.meter import SimMeter
+    from protocols.p1 import P1Framer
+
+    meter = SimMeter()
+
+    def frames(*stamps: int) -> list:
+        data = b"".join(meter.telegram(meter.tick(ts, 300.0)) for ts in stamps)
+        return [f for f in P1Framer().feed(data) if f.error is None]
+
+    arrived = [100.0, 101.0]
+    assert _interval(frames(1_764_057_600, 1_764_057_610), arrived) == 10.0
+    assert _interval(frames(1_764_057_610, 1_764_057_600), arrived) == 1.0
+    assert _interval(frames(1_764_057_600, 1_764_057_600), arrived) == 1.0
+    assert _interval(frames(1_764_057_600), arrived[:1]) is None
