@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
+from bench import nilm_data
 from edge.nilm.adapt import adapt
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.convert import convert_redd, convert_refit
@@ -37,7 +38,6 @@ from edge.nilm.house_csv import House, read_house
 from edge.nilm.live import stretches
 from edge.nilm.metrics import Tally
 from edge.nilm.model import Model, learn
-from tests.conftest import shared_data
 
 REFIT_HOUSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21)
 REFIT_SPLITS = ((2, 5, 9, 15, 20), (1, 3, 8, 13, 19), (4, 6, 10, 16, 21))
@@ -301,7 +301,7 @@ HOUSES: dict[str, dict[int, House]] = {}
 
 
 def main() -> None:
-    data = shared_data() / "nilm"
+    data = nilm_data()
     folder = Path(tempfile.mkdtemp(prefix="ohmni-bench-nilm-"))
     atexit.register(shutil.rmtree, folder, True)  # the working files go when the bench ends
     HOUSES["refit"] = refit_houses(data / "refit_1day_2015-01-08", folder)

@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import peak_rss_mb
+from bench import nilm_data, peak_rss_mb
 from edge.nilm.convert import convert_refit
 from edge.nilm.house_csv import House, read_house, write_house
-from tests.conftest import shared_data
 from tests.edge.long_house import days_of
 
 MAX_DAYS = 28
@@ -62,8 +61,8 @@ def main(days: int) -> None:
     with tempfile.TemporaryDirectory(prefix="ohmni-bench-learn-read-") as tmp:
         folder = Path(tmp)
         day = folder / "house_9.csv"
-        convert_refit(shared_data() / "nilm/refit_1day_2015-01-08/house_9_day.csv",
-                      shared_data() / "nilm/refit_1day_2015-01-08/labels.csv", 9, day)
+        convert_refit(nilm_data() / "refit_1day_2015-01-08/house_9_day.csv",
+                      nilm_data() / "refit_1day_2015-01-08/labels.csv", 9, day)
         house = days_of(read_house(day), days)
         path = folder / f"house_9_{days}_days.csv"
         write_house(path, house.timestamp, house.mains, house.appliances)

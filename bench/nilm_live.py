@@ -16,12 +16,12 @@ import re
 import tempfile
 from pathlib import Path
 
+from bench import nilm_data
 from edge.nilm.convert import convert_refit
 from edge.nilm.disaggregate import disaggregate_with_confidence
 from edge.nilm.house_csv import read_house
 from edge.nilm.live import LiveDisaggregator, Run, half_hour_energy, runs_from
 from edge.nilm.model import pretrained
-from tests.conftest import shared_data
 
 SETTINGS = {"hub": (8 * 3600, 7200), "wider": (12 * 3600, 4 * 3600)}  # (window_s, margin_s)
 
@@ -48,7 +48,7 @@ def _house(job: tuple[str, Path]) -> tuple[str, str, int, int, int, int]:
 
 
 def main() -> None:
-    folder = shared_data() / "nilm/refit_1day_2015-01-08"
+    folder = nilm_data() / "refit_1day_2015-01-08"
     days = sorted(folder.glob("house_*_day.csv"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
     with tempfile.TemporaryDirectory(prefix="ohmni-bench-live-") as tmp:
         paths = []

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import peak_rss_mb
+from bench import nilm_data, peak_rss_mb
 from edge.nilm.convert import convert_refit
 from edge.nilm.house_csv import House, read_house, write_house
-from tests.conftest import shared_data
 from tests.edge.long_house import days_of
 
 WAYS = ("whole", "streamed")
@@ -70,8 +69,8 @@ def _one(way: str, house: str, out: str, runs: str) -> None:
 def long_house(days: int, folder: Path) -> House:
     """House 9's day at 1 s (its 7 s readings interpolated), ``days`` times."""
     day = folder / "house_9.csv"
-    convert_refit(shared_data() / "nilm/refit_1day_2015-01-08/house_9_day.csv",
-                  shared_data() / "nilm/refit_1day_2015-01-08/labels.csv", 9, day)
+    convert_refit(nilm_data() / "refit_1day_2015-01-08/house_9_day.csv",
+                  nilm_data() / "refit_1day_2015-01-08/labels.csv", 9, day)
     h = read_house(day)
     ts = np.arange(np.ceil(h.timestamp[0]), h.timestamp[0] + 86_400, 1.0)
     return days_of(House("house_9", ts, np.round(np.interp(ts, h.timestamp, h.mains), 1), {}), days)

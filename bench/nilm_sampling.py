@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import nilm_data
 from bench.nilm import REFIT_SPLITS, refit_houses
 from edge.nilm.disaggregate import disaggregate
 from edge.nilm.house_csv import House
 from edge.nilm.metrics import Tally
 from edge.nilm.model import learn
-from tests.conftest import shared_data
 
 
 def every(house: House, k: int) -> House:
@@ -42,7 +42,7 @@ READS: dict[str, Callable[[House], House]] = {"held at 1 s": lambda h: h.held_at
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="ohmni-bench-sampling-"))
     try:
-        houses = refit_houses(shared_data() / "nilm" / "refit_1day_2015-01-08", folder)
+        houses = refit_houses(nilm_data() / "refit_1day_2015-01-08", folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     test = REFIT_SPLITS[0]

@@ -14,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import peak_rss_mb
+from bench import nilm_data, peak_rss_mb
 from edge.nilm.convert import convert_refit
 from edge.nilm.house_csv import read_house, write_house
-from tests.conftest import shared_data
 from tests.edge.long_house import days_of
 
 HOUSES = (1, 2, 3, 5)
@@ -46,7 +45,7 @@ def _one(model: str, paths: list[str]) -> None:
 
 
 def main() -> None:
-    folder = shared_data() / "nilm/refit_1day_2015-01-08"
+    folder = nilm_data() / "refit_1day_2015-01-08"
     figures: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="ohmni-bench-train-") as tmp:
         for n in HOUSES:

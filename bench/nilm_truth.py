@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import nilm_data
 from bench.nilm import refit_houses
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.house_csv import House
-from tests.conftest import shared_data
 
 SHIFTS_S = (-300, -60, -30, 0, 30, 60, 300)
 SIDE_S = (5.0, 60.0)  # a side's samples: from 5 s to a minute away from the switching (the step itself left out)
@@ -43,7 +43,7 @@ def shares(house: House, name: str, shift: float) -> np.ndarray:
 
 
 def main() -> None:
-    data = shared_data() / "nilm/refit_1day_2015-01-08"
+    data = nilm_data() / "refit_1day_2015-01-08"
     seen: dict[str, list[np.ndarray]] = {n: [] for n in NAMES}
     print(f"{'house':>5s} {'appliance':16s}{'switchings':>11s}{'mains >= half':>15s}  median share at a shift of "
           + " ".join(f"{s:>5d}" for s in SHIFTS_S) + " s")

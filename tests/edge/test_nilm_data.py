@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import re
 import subprocess
 import sys
@@ -336,3 +337,14 @@ def test_a_house_read_sparser_than_a_meter_reads_is_warned_of(data_dir, tmp_path
         evaluated = runner.invoke(app, ["nilm", "evaluate", str(path)])
         assert evaluated.exit_code == 0 and "mean_f1=" in evaluated.output, evaluated.output
         assert ("readings a median" in evaluated.output) == bool(interval), evaluated.output
+
+
+@pytest.mark.parametrize("bench", ["bench.nilm", "bench.nilm_sampling"])
+def test_a_nilm_bench_without_the_shared_data_says_where_it_looked(bench, tmp_path):
+    """A user's clone has no ../shared/data: the bench says where it looked and how to point it, not a traceback
+    from deep in a converter."""
+    env = {**os.environ, "OHMNI_DATA": str(tmp_path / "nowhere")}
+    result = subprocess.run([sys.executable, "-m", bench], capture_output=True, text=True, timeout=120, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"no NILM data at {tmp_path / 'nowhere' / 'nilm'}: set OHMNI_DATA" in result.stderr
