@@ -284,9 +284,10 @@ def demo(
         sim = spawn("sim", sim_args, data)
         children.append(sim)
         wait_for("simulated meter", tty.exists, sim, 15)
-        hub_config = write_hub_config(data / "hub.toml", {
-            "hub": {"id": "hub-demo", "data_dir": str(data / "hub")}, "meter": {"port": str(tty)},
-            "cloud": {"url": cloud_url, "token_file": str(data / "hub.token"), "interval_s": 1},
+        here = data.resolve()  # `hub status --config` may be run from anywhere
+        hub_config = write_hub_config(here / "hub.toml", {
+            "hub": {"id": "hub-demo", "data_dir": str(here / "hub")}, "meter": {"port": str(here / tty.name)},
+            "cloud": {"url": cloud_url, "token_file": str(here / "hub.token"), "interval_s": 1},
             "display": {"port": display_port},
             "mqtt": {"enabled": True, "embedded": True, "host": host, "port": broker_port, "protocol": 4}}, plugs)
         hub = spawn("hub", ["hub", "run", "--config", str(hub_config)], data)
