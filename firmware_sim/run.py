@@ -265,13 +265,9 @@ def _loop(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[st
             watts = house.step(ts)
             mains = sum(watts.values())
             reading = meter.tick(ts, mains)  # the registers count every second, sent or not
-            telegram = meter.telegram(reading) if ts % cfg.every_s == 0 else None
-            if telegram is not None:
+            if ts % cfg.every_s == 0:
+                telegram = meter.telegram(reading)
                 port.write(with_parity(telegram) if cfg.line == "7E1" else telegram)
-            if publisher is not None:
-                publisher.publish(plug_step(house.plugs, ts, watts))
-            truth.writerow([ts, round(mains, 1), *watts.values()])
-            if telegram is not None:
                 meter_out.writerow([getattr(reading, name) for name in READING_FIELDS])
                 result.telegrams += 1
                 result.first_ts = result.first_ts or ts
@@ -281,6 +277,9 @@ def _loop(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[st
                     name = fault_names[((sent - 1) // cfg.fault_every) % len(fault_names)]
                     port.write(FAULTS[name](telegram, rng))
                     result.faults[name] += 1
+            if publisher is not None:
+                publisher.publish(plug_step(house.plugs, ts, watts))
+            truth.writerow([ts, round(mains, 1), *watts.values()])
             if k % 64 == 0:
                 tf.flush()
                 mf.flush()

@@ -104,6 +104,13 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _assert_left_clean(demo: Path) -> None:
+    """No child of the demo wrote a traceback to its log, and none is left running."""
+    for log in demo.glob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+    assert _processes_mentioning(str(demo)) == []
+
+
 def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ohmni", "demo", "--cloud-port", "0", "--display-port", "0",
                              "--data-dir", str(tmp_path / "demo"), *args],
@@ -127,9 +134,7 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
         assert set(mapped) <= {d for (d,) in db.execute("SELECT DISTINCT device FROM device_readings")}
     assert "not adapted to this home's plugs (dishwasher, kettle, washing_machine) yet" in out  # 5 minutes
     assert "Traceback" not in out
-    for log in (tmp_path / "demo").glob("*.log"):
-        assert "Traceback" not in log.read_text(), log
-    assert _processes_mentioning(str(tmp_path / "demo")) == []
+    _assert_left_clean(tmp_path / "demo")
 
 
 def test_a_demo_with_a_ten_second_meter_accounts_for_every_reading(tmp_path):
@@ -151,9 +156,7 @@ def test_a_demo_with_a_ten_second_meter_accounts_for_every_reading(tmp_path):
     assert checks.returncode == 1 and "Traceback" not in checks.stderr, checks.stderr
     assert "meter interval │ warn │ a reading every 10 s" in table and "washing machine" in table, checks.stdout
     assert "the hub runs it ([mqtt].embedded): start the hub" in table and "start Mosquitto" not in table
-    for log in (tmp_path / "demo").glob("*.log"):
-        assert "Traceback" not in log.read_text(), log
-    assert _processes_mentioning(str(tmp_path / "demo")) == []
+    _assert_left_clean(tmp_path / "demo")
 
 
 def test_a_demo_run_again_in_its_folder_goes_on_from_the_home_it_simulated(tmp_path):
@@ -167,12 +170,10 @@ def test_a_demo_run_again_in_its_folder_goes_on_from_the_home_it_simulated(tmp_p
     assert "Going on from the home simulated there before" in out
     assert ("meter wrote 360 telegrams; cloud holds 360 readings: missing=0 duplicated=0 mismatched=0 unexpected=0 "
             "(180 written this run") in out, out
-    for log in (tmp_path / "demo").glob("*.log"):
-        assert "Traceback" not in log.read_text(), log
     assert "disaggregation starts afresh" not in (tmp_path / "demo" / "hub.log").read_text()  # it went on
     with sqlite3.connect(tmp_path / "demo" / "hub" / "hub.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM nilm_state").fetchone()[0] == 1
-    assert _processes_mentioning(str(tmp_path / "demo")) == []
+    _assert_left_clean(tmp_path / "demo")
 
 
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path):
