@@ -12,6 +12,7 @@ missed it (the shipped model on REFIT's days held at 1 s: microwave F1 0.94 → 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,10 +58,11 @@ def cells_of(cell: np.ndarray, values: np.ndarray) -> np.ndarray:
 def house_matrix(ts: np.ndarray, mains: np.ndarray, signatures: dict[str, Signature]) -> tuple[np.ndarray, np.ndarray]:
     """(grid cell of each sample, feature matrix of the cells): the shapes, then the event detector's verdicts."""
     cell, grid = to_grid(ts, mains)
-    x, _ = features(grid)
+    x, _ = features(grid, extra=EVENT_COLUMNS)  # the verdicts go in its last columns: no second copy of it all
     verdicts = events(ts, mains, signatures)
-    extra = np.stack([cells_of(cell, verdicts.get(n, np.zeros(len(ts)))) for n in NAMES], axis=1)
-    return cell, np.hstack([x, extra.astype(np.float32)])
+    for j, n in enumerate(NAMES, start=x.shape[1] - EVENT_COLUMNS):
+        x[:, j] = cells_of(cell, verdicts[n]) if n in verdicts else 0.0
+    return cell, x
 
 
 def _padded(x: np.ndarray, seconds: float) -> tuple[np.ndarray, int]:
@@ -90,36 +92,44 @@ def _since(event: np.ndarray, cap_s: float = 3600) -> np.ndarray:
     return np.where(idx >= 0, np.minimum((np.arange(len(event)) - idx) * GRID_S, cap_s), cap_s)
 
 
-def features(x: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(cells, features) float32 matrix for grid power ``x``, and the feature names."""
-    cols: dict[str, np.ndarray] = {"power": x}
+def _columns(x: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """The shapes of grid power ``x``, a named column at a time (float64), so no more than a few are held at once."""
+    yield "power", x
     d = np.diff(x, prepend=x[0])
-    cols["rise"] = d
-    cols["fall_next"] = np.append(x[1:], x[-1]) - x
+    yield "rise", d
+    yield "fall_next", np.append(x[1:], x[-1]) - x
     floor = window(x, FLOOR_S).min(axis=1)
-    cols["above_floor"] = x - floor
+    yield "above_floor", x - floor
     for s in SCALES_S:
         w = window(x, s)
         lo, hi = w.min(axis=1), w.max(axis=1)
         width = w.shape[1]
         mean = _sum(x, s) / width
         var = np.maximum(_sum(x * x, s) / width - mean ** 2, 0.0)
-        cols[f"above_min_{s}"] = x - lo
-        cols[f"below_max_{s}"] = hi - x
-        cols[f"mean_above_floor_{s}"] = mean - floor
-        cols[f"std_{s}"] = np.sqrt(var)
-        cols[f"range_{s}"] = hi - lo
+        yield f"above_min_{s}", x - lo
+        yield f"below_max_{s}", hi - x
+        yield f"mean_above_floor_{s}", mean - floor
+        yield f"std_{s}", np.sqrt(var)
+        yield f"range_{s}", hi - lo
     for lo_w, hi_w in STEP_BANDS_W:
         moving = ((np.abs(d) >= lo_w) & (np.abs(d) < hi_w)).astype(np.float64)
         for s in COUNT_S:
-            cols[f"steps_{lo_w}_{hi_w}_{s}"] = _sum(moving, s)
+            yield f"steps_{lo_w}_{hi_w}_{s}", _sum(moving, s)
     rises, falls = d >= HEATER_W, d <= -HEATER_W
-    cols["since_heater_on"] = _since(rises)
-    cols["until_heater_off"] = _since(falls[::-1])[::-1]
-    cols["since_heater_off"] = _since(falls)
-    cols["until_heater_on"] = _since(rises[::-1])[::-1]
-    names = list(cols)
-    out = np.empty((len(x), len(names)), dtype=np.float32)  # filled a column at a time: no float64 copy of it all
-    for j, name in enumerate(names):
-        out[:, j] = cols[name]
-    return out, names
+    yield "since_heater_on", _since(rises)
+    yield "until_heater_off", _since(falls[::-1])[::-1]
+    yield "since_heater_off", _since(falls)
+    yield "until_heater_on", _since(rises[::-1])[::-1]
+
+
+FEATURE_NAMES = tuple(name for name, _ in _columns(np.zeros(1)))  # the shapes' names, in the matrix's order
+
+
+def features(x: np.ndarray, extra: int = 0) -> tuple[np.ndarray, list[str]]:
+    """(cells, features) float32 matrix for grid power ``x``, and the feature names; ``extra`` columns more at its
+    end for the caller to fill. Filled a column at a time as each is computed: a week's float64 columns held all
+    at once, then copied, were what took adapting a week past 100 MB (docs/nilm.md, "Figures")."""
+    out = np.empty((len(x), len(FEATURE_NAMES) + extra), dtype=np.float32)
+    for j, (_, column) in enumerate(_columns(x)):
+        out[:, j] = column
+    return out, list(FEATURE_NAMES)

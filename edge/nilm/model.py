@@ -32,7 +32,7 @@ from edge.nilm import ModelFileError
 from edge.nilm.appliances import NAMES, THRESHOLDS
 from edge.nilm.boost import Trees, fit
 from edge.nilm.events import ORDER
-from edge.nilm.features import EVENT_COLUMNS, GRID_S, cells_of, features, house_matrix, window
+from edge.nilm.features import EVENT_COLUMNS, FEATURE_NAMES, GRID_S, cells_of, house_matrix, window
 from edge.nilm.house_csv import House
 from edge.nilm.synthetic import with_synthetic
 
@@ -492,7 +492,7 @@ def checked(model: Model) -> None:
     for name, signature in model.signatures.items():
         for key, value in asdict(signature).items():
             _number(value, f"signatures.{name}.{key}")
-    shapes = len(features(np.zeros(1))[1])
+    shapes = len(FEATURE_NAMES)
     for name, appliance in model.appliances.items():
         where = f"appliances.{name}"
         _number(appliance.threshold, f"{where}.threshold", 0.0, 1.0)

@@ -1125,6 +1125,38 @@ def test_the_washer_votes_as_an_ensemble_of_synthetic_draws(refit, model, tmp_pa
     assert np.mean(np.abs(again.vote(x) - washer.vote(x)) < 1e-3) > 0.99
 
 
+def test_each_column_of_the_feature_matrix_is_the_shape_it_is_named_for(refit, model):
+    """The matrix is filled a column at a time as each shape is computed, the event detector's verdicts in its last
+    columns (no copy of the whole, which held adapting a week over 100 MB): on a real REFIT day, columns picked by
+    name hold what the name says, worked out here from the grid power directly."""
+    from edge.nilm.appliances import NAMES
+    from edge.nilm.events import events
+    from edge.nilm.features import EVENT_COLUMNS, FEATURE_NAMES, GRID_S, cells_of, house_matrix, to_grid
+
+    house = read_house(refit[20])
+    cell, x = house_matrix(house.timestamp, house.mains, model.signatures)
+    _, grid = to_grid(house.timestamp, house.mains)
+    assert x.dtype == np.float32 and x.shape == (len(grid), len(FEATURE_NAMES) + EVENT_COLUMNS)
+    col = {name: x[:, j] for j, name in enumerate(FEATURE_NAMES)}
+    half = int(round(3600 / GRID_S))  # the centred 2 h floor, ends repeated
+    padded = np.concatenate([np.full(half, grid[0]), grid, np.full(half, grid[-1])])
+    floor = np.array([padded[i:i + 2 * half + 1].min() for i in range(len(grid))])
+    assert np.array_equal(col["power"], grid.astype(np.float32))
+    assert np.array_equal(col["rise"], np.diff(grid, prepend=grid[0]).astype(np.float32))
+    assert np.array_equal(col["above_floor"], (grid - floor).astype(np.float32))
+    heater_on = np.flatnonzero(np.diff(grid, prepend=grid[0]) >= 1200)
+    assert len(heater_on) > 3  # REFIT house 20 boils a kettle: the heater columns are exercised
+    at = np.arange(len(grid))
+    last = np.searchsorted(heater_on, at, side="right") - 1  # the last heater switching on at or before each cell
+    since = np.where(last >= 0, np.minimum((at - heater_on[np.maximum(last, 0)]) * GRID_S, 3600), 3600)
+    assert np.array_equal(col["since_heater_on"], since.astype(np.float32))
+    verdicts = events(house.timestamp, house.mains, model.signatures)
+    for j, name in enumerate(NAMES, start=len(FEATURE_NAMES)):
+        assert np.array_equal(x[:, j], cells_of(cell, verdicts[name]).astype(np.float32) if name in verdicts
+                              else np.zeros(len(grid), np.float32)), name
+    assert any(x[:, j].any() for j in range(len(FEATURE_NAMES), x.shape[1]))
+
+
 def test_a_hub_whose_config_names_a_broken_model_stops_naming_the_file(tmp_path):
     """A hub cannot disaggregate with a model it cannot read: it refuses to start and says which file."""
     import json
