@@ -57,7 +57,8 @@ def run_cmd(
     mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT the smart plugs publish to.")] = None,
     line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (DSMR 2.2/3).")] = "8N1",
     every: Annotated[int, typer.Option(min=1, max=60, help="Simulated seconds between telegrams: 1 as a DSMR 5 meter "
-                                                          "sends, 10 as DSMR 2.2-4 meters do.")] = 1,
+                                                          "sends, 10 as DSMR 2.2-4 meters do (from 10 the telegrams "
+                                                          "are DSMR 4.2's, without the voltage).")] = 1,
     mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the plugs.")] = None,
     mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the plugs' broker password.")] = None,
     resume: Annotated[bool, typer.Option(help="Go on from the meter.csv already in --out (its registers, the second "
@@ -65,7 +66,7 @@ def run_cmd(
 ) -> None:
     """A DSMR 5 meter writing a telegram every simulated second (or every --every seconds) to a pseudo-terminal.
 
-    The telegrams say DSMR 5.0 whatever --every is; only how often they come changes."""
+    At --every 10 and slower it is a DSMR 4.2 meter, as real ones that send every 10 s are: version 42, no voltage."""
     if line.upper() not in ("8N1", "7E1"):
         raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
     seconds = int(round(duration * speed)) if duration is not None else 10**12
@@ -78,7 +79,9 @@ def run_cmd(
     def ready(path: str) -> None:
         where = f"{path} (also {link})" if link else path
         every_text = "" if every == 1 else f" every {every} s"
-        print(f"meter: DSMR 5 telegrams{every_text} on {where}; waiting for a reader", file=sys.stderr, flush=True)
+        version = ".".join(cfg.dsmr_version)  # "42" -> "4.2"
+        print(f"meter: DSMR {version} telegrams{every_text} on {where}; waiting for a reader", file=sys.stderr,
+              flush=True)
 
     try:
         result = run(cfg, on_ready=ready, stop=stop)

@@ -1,11 +1,14 @@
-"""A DSMR 5 electricity meter: integrates the household's power into its registers."""
+"""A DSMR electricity meter: integrates the household's power into its registers.
+
+A DSMR 5 meter sends every second, a DSMR 4.2 meter every 10 s and without the voltage (``protocols/p1.py``,
+``encode_dsmr``); ``version`` picks which one this meter is."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
 
-from protocols.p1 import METER_TZ, encode_dsmr5
+from protocols.p1 import METER_TZ, encode_dsmr, sends_voltage
 from protocols.readings import MeterReading
 
 
@@ -19,8 +22,10 @@ class SimMeter:
     """Registers in fractional Wh inside, whole Wh on the wire, as a real meter rounds down."""
 
     def __init__(self, meter_id: str = "E0099000012345678", import_t1_wh: float = 4_211_000.0,
-                 import_t2_wh: float = 3_907_000.0) -> None:
+                 import_t2_wh: float = 3_907_000.0, version: str = "50") -> None:
         self.meter_id = meter_id
+        self.version = version
+        self._voltage = sends_voltage(version)  # ValueError for a version it cannot send
         self._import = {1: import_t1_wh, 2: import_t2_wh}
 
     def tick(self, ts: int, power_w: float) -> MeterReading:
@@ -40,12 +45,11 @@ class SimMeter:
             export_t2_wh=0,
             power_import_w=int(round(power_w)),
             power_export_w=0,
-            voltage_l1_v=round(voltage, 1),
+            voltage_l1_v=round(voltage, 1) if self._voltage else None,
             tariff=tariff,
             power_failures=3,
             long_power_failures=1,
         )
 
-    @staticmethod
-    def telegram(reading: MeterReading) -> bytes:
-        return encode_dsmr5(reading)
+    def telegram(self, reading: MeterReading) -> bytes:
+        return encode_dsmr(reading, self.version)

@@ -3,10 +3,10 @@
 The clock is simulated: second k is ``start + k`` and is lived at real time ``k / speed``.
 The household and the meter's registers step every second; a telegram goes out on the
 seconds the meter's interval divides (``every_s``: 1 as DSMR 5 meters, 10 as DSMR 2.2-4
-meters), so truth.csv has a row a second and meter.csv a row a telegram. If the writer
-falls behind it catches up rather than skipping, and while no reader has the port open
-the clock waits, so every telegram written was readable: the meter CSV is exactly what
-the hub could receive.
+meters; at 10 s and slower the telegrams are DSMR 4.2's, without the voltage), so truth.csv
+has a row a second and meter.csv a row a telegram. If the writer falls behind it catches up
+rather than skipping, and while no reader has the port open the clock waits, so every
+telegram written was readable: the meter CSV is exactly what the hub could receive.
 """
 
 from __future__ import annotations
@@ -132,6 +132,13 @@ class SimConfig:
     #: its last telegram (a later ``start_ts`` stands), both CSVs appended to. Without it they are written afresh.
     resume: bool = False
 
+    @property
+    def dsmr_version(self) -> str:
+        """What the meter's telegrams say they are: a meter sending every second is a DSMR 5.0 meter, one sending every
+        10 s or slower a DSMR 4.2 meter, which sends no voltage (2.2 and 3 also send every 10 s, but without a CRC,
+        which the hub would have to take on trust)."""
+        return "50" if self.every_s < 10 else "42"
+
 
 class SimResumeError(ValueError):
     """An earlier run's CSVs that a resumed run cannot go on from."""
@@ -192,10 +199,11 @@ def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], N
     """Simulate ``cfg.seconds`` seconds of the home; stop early when ``stop()`` is true."""
     point = resume_point(cfg.meter_csv, cfg.start_ts) if cfg.resume else None
     if point is None:
-        start = _Start(cfg, SimMeter(), appending=False)
+        start = _Start(cfg, SimMeter(version=cfg.dsmr_version), appending=False)
     else:
         start = _Start(replace(cfg, start_ts=point.start_ts),
-                       SimMeter(import_t1_wh=point.import_t1_wh, import_t2_wh=point.import_t2_wh), appending=True)
+                       SimMeter(import_t1_wh=point.import_t1_wh, import_t2_wh=point.import_t2_wh,
+                                 version=cfg.dsmr_version), appending=True)
     house = Household.load(cfg.household, start.cfg.start_ts, seed=cfg.seed)
     if start.appending:
         with cfg.truth_csv.open(newline="") as f:

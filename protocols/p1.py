@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -199,15 +198,34 @@ def _kw(w: int) -> str:
     return f"{w // 1000:02d}.{w % 1000:03d}"
 
 
-def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,
-                 header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
-    """A DSMR 5.0 telegram for ``reading``, CRLF line endings and a correct CRC-16."""
+#: The lines a DSMR version's telegram has beyond those every version since 4 shares, and where: 4.2 sends a text
+#: message code and no voltage (5.0 added 1-0:32.7.0, and dropped the code).
+_ONLY_IN: dict[str, tuple[str, ...]] = {"42": ("0-0:96.13.1",), "50": ("1-0:32.7.0",)}
+VOLTAGE = "1-0:32.7.0"
+
+
+def _only_in(version: str) -> tuple[str, ...]:
+    if version not in _ONLY_IN:
+        raise ValueError(f"DSMR version {version!r}: the simulated meter sends {' or '.join(_ONLY_IN)}")
+    return _ONLY_IN[version]
+
+
+def sends_voltage(version: str) -> bool:
+    """Whether a meter of DSMR ``version`` ("42", "50") sends its voltage."""
+    return VOLTAGE in _only_in(version)
+
+
+def encode_dsmr(reading: MeterReading, version: str = "50", current_l1_a: int | None = None,
+                header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
+    """A DSMR telegram for ``reading`` as a meter of ``version`` sends it ("50": 5.0, every second; "42": 4.2, every
+    10 s, no voltage), CRLF line endings and a correct CRC-16."""
+    _only_in(version)
     voltage = reading.voltage_l1_v if reading.voltage_l1_v is not None else 230.0
     amps = current_l1_a if current_l1_a is not None else round(reading.power_import_w / voltage)
-    lines: Iterable[str] = (
+    lines = (
         header,
         "",
-        "1-3:0.2.8(50)",
+        f"1-3:0.2.8({version})",
         f"0-0:1.0.0({dsmr_timestamp(reading.ts)})",
         f"0-0:96.1.1({reading.meter_id.encode('latin-1').hex().upper()})",
         f"1-0:1.8.1({_kwh(reading.import_t1_wh)}*kWh)",
@@ -222,12 +240,20 @@ def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,
         "1-0:99.97.0(0)(0-0:96.7.19)",
         "1-0:32.32.0(00000)",
         "1-0:32.36.0(00000)",
+        "0-0:96.13.1()",
         "0-0:96.13.0()",
-        f"1-0:32.7.0({voltage:05.1f}*V)",
+        f"{VOLTAGE}({voltage:05.1f}*V)",
         f"1-0:31.7.0({amps:03d}*A)",
         f"1-0:21.7.0({_kw(reading.power_import_w)}*kW)",
         f"1-0:22.7.0({_kw(reading.power_export_w)}*kW)",
         "!",
     )
-    body = "\r\n".join(lines).encode("latin-1")
+    others = {code for v, codes in _ONLY_IN.items() if v != version for code in codes}
+    body = "\r\n".join(line for line in lines if line.split("(", 1)[0] not in others).encode("latin-1")
     return body + f"{crc16_arc(body):04X}\r\n".encode()
+
+
+def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,
+                 header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
+    """A DSMR 5.0 telegram for ``reading``, CRLF line endings and a correct CRC-16."""
+    return encode_dsmr(reading, "50", current_l1_a, header)

@@ -139,14 +139,16 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
 
 def test_a_demo_with_a_ten_second_meter_accounts_for_every_reading(tmp_path):
     """--meter-every 10, as a DSMR 4 meter sends: the hub stores each telegram at the meter's interval and the cloud
-    holds every one."""
+    holds every one. The simulated meter is a DSMR 4.2 meter then, which sends no voltage: stored as unknown."""
     proc = _demo(tmp_path, "--duration", "5", "--speed", "60", "--meter-every", "10")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "meter wrote 30 telegrams; cloud holds 30 readings: missing=0 duplicated=0 mismatched=0" in out, out
     with sqlite3.connect(tmp_path / "demo" / "hub" / "hub.sqlite3") as db:
         stamps = [ts for (ts,) in db.execute("SELECT ts FROM readings WHERE channel = 'electricity' ORDER BY ts")]
+        voltages = {v for (v,) in db.execute("SELECT voltage_l1_v FROM readings WHERE channel = 'electricity'")}
     assert len(stamps) == 30 and {b - a for a, b in zip(stamps, stamps[1:], strict=False)} == {10}
+    assert voltages == {None}
     # the demo's hub.toml is the whole config it ran on, so the installer's checks read its store and say what 10 s
     # costs; with the demo stopped, its meter, embedded broker and cloud are gone, each with the right advice
     assert f"ohmni hub status --config {tmp_path / 'demo' / 'hub.toml'}" in out

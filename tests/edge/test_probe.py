@@ -41,6 +41,7 @@ def test_probe_names_a_ten_second_meters_interval_by_its_clock_and_what_it_costs
     result = run_probe(tmp_path, "8N1", every=10, speed=10)
     assert result.returncode == 0, result.stderr
     assert "a telegram every 10 s" in result.stdout
+    assert "dsmr4 (DSMR 4.2)" in result.stdout  # a meter that sends every 10 s is a DSMR 4 meter, and says so
     assert "note: a telegram every 10 s" in result.stderr and "washing machine" in result.stderr
 
 

@@ -18,9 +18,9 @@ START = 1_764_057_600  # 2025-11-25 08:00 UTC
 
 
 def _simulate(folder: Path, seconds: int, resume: bool, start: int = START, every: int = 1, fault_every: int = 0,
-              ) -> list:
+              frames: list[bytes] | None = None) -> list:
     """Run the sim for ``seconds`` simulated seconds into ``folder`` with a reader on its pty, as the hub is; the
-    readings that reader decoded (a corrupt frame is no reading)."""
+    readings that reader decoded (a corrupt frame is no reading), their raw frames added to ``frames``."""
     port = PtyPort()
     fd = os.open(port.path, os.O_RDONLY | os.O_NOCTTY)
     got = bytearray()
@@ -46,7 +46,10 @@ def _simulate(folder: Path, seconds: int, resume: bool, start: int = START, ever
         port.close()
         reader.join(5)
         os.close(fd)
-    return [decode_reading(f.raw) for f in split_frames(bytes(got)) if f.error is None]
+    good = [f.raw for f in split_frames(bytes(got)) if f.error is None]
+    if frames is not None:
+        frames.extend(good)
+    return [decode_reading(raw) for raw in good]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -55,8 +58,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_a_second_run_goes_on_from_the_first(tmp_path):
-    first = _simulate(tmp_path, 120, resume=True)  # nothing to go on from: starts at START
+    frames: list[bytes] = []
+    first = _simulate(tmp_path, 120, resume=True, frames=frames)  # nothing to go on from: starts at START
     assert [r.ts for r in first] == list(range(START, START + 120))
+    assert all(b"\r\n1-3:0.2.8(50)\r\n" in f for f in frames) and all(r.voltage_l1_v for r in first)  # a 1 s meter
     # cut the meter's last row short, as a kill mid-write would: the run after goes on from the whole row before it
     meter_csv = tmp_path / "meter.csv"
     meter_csv.write_bytes(meter_csv.read_bytes()[:-20])
@@ -79,9 +84,14 @@ def test_a_second_run_goes_on_from_the_first(tmp_path):
 
 def test_a_ten_second_meter_sends_on_its_clock_and_counts_every_second(tmp_path):
     """A DSMR 4 meter's interval: a telegram on each tenth second of the clock, registers that count the seconds
-    between, the truth a row a second, and a resumed run on the same clock."""
-    readings = _simulate(tmp_path, 605, resume=False, start=START + 3, every=10, fault_every=2)
+    between, the truth a row a second, and a resumed run on the same clock. The telegrams are DSMR 4.2's, which
+    carry no voltage, and the meter's CSV, what the hub could receive, has none either."""
+    frames: list[bytes] = []
+    readings = _simulate(tmp_path, 605, resume=False, start=START + 3, every=10, fault_every=2, frames=frames)
     assert [r.ts for r in readings] == list(range(START + 10, START + 601, 10))  # faults between them lose none
+    assert all(b"\r\n1-3:0.2.8(42)\r\n" in f and b"1-0:32.7.0" not in f for f in frames)
+    assert {r.voltage_l1_v for r in readings} == {None}
+    assert {r["voltage_l1_v"] for r in _rows(tmp_path / "meter.csv")} == {""}
     truth = {int(r["timestamp"]): float(r["mains_w"]) for r in _rows(tmp_path / "truth.csv")}
     assert list(truth) == list(range(START + 3, START + 608))
     assert [int(r["timestamp"]) for r in _rows(tmp_path / "meter.csv")] == [r.ts for r in readings]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from protocols.crc16 import crc16_arc
-from protocols.p1 import CrcStatus, FrameError, P1Framer, encode_dsmr5, split_frames
-from protocols.p1_normalise import decode_reading
+from protocols.p1 import CrcStatus, FrameError, P1Framer, encode_dsmr, encode_dsmr5, split_frames
+from protocols.p1_normalise import decode_reading, normalise
 from protocols.readings import MeterReading
 
 
@@ -23,6 +25,23 @@ def test_encoded_telegram_has_a_correct_crc_and_decodes_to_the_same_reading():
     [frame] = split_frames(telegram)
     assert frame.crc is CrcStatus.VALID and frame.error is None
     assert decode_reading(frame.raw) == reading()
+
+
+def test_a_simulated_dsmr_4_2_telegram_is_read_as_one_with_no_voltage():
+    """The simulator's 10 s meter sends what a DSMR 4.2 meter sends: version 42, a text message code, no voltage
+    (5.0 added it). The hub reads it through the DSMR 4 variant, to the same registers and power, voltage unknown;
+    the 5.0 telegram of the same reading is the one every other test sends."""
+    telegram = encode_dsmr(reading(), "42")
+    [frame] = split_frames(telegram)
+    assert frame.crc is CrcStatus.VALID and frame.error is None
+    assert b"\r\n1-3:0.2.8(42)\r\n" in telegram and b"0-0:96.13.1()" in telegram and b"1-0:32.7.0" not in telegram
+    out = normalise(frame)
+    assert out["variant"] == "dsmr4" and out["version"] == "4.2"
+    assert decode_reading(frame.raw) == replace(reading(), voltage_l1_v=None)
+    five = encode_dsmr(reading())
+    assert five == encode_dsmr5(reading()) and b"1-0:32.7.0(231.2*V)" in five and b"96.13.1" not in five
+    with pytest.raises(ValueError, match="DSMR version '30'"):
+        encode_dsmr(reading(), "30")
 
 
 def test_garbage_before_between_and_after_frames_is_skipped_and_counted():
