@@ -94,7 +94,8 @@ def first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "the document"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    what = first["msg"].removeprefix("Value error, ")  # our own validators' words, without pydantic's label
+    return f"{where}: {what}{more}"
 
 
 def _load(path: Path) -> Any:

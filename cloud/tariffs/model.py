@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import UTC, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
@@ -28,6 +28,23 @@ MAX_TIER_KWH = Decimal(1_000_000)
 MINOR_UNIT = {"GBP": Decimal("0.01"), "EUR": Decimal("0.01"), "USD": Decimal("0.01"), "JPY": Decimal("1")}
 
 
+class Plausible(NamedTuple):
+    """The most a known currency's prices may be, and what its hundredth is called, for the hint."""
+
+    per_kwh: Decimal
+    hundredth: str | None
+
+
+#: In the currencies Ohmni knows, the most a unit rate (a kWh, either way) or a standing charge (a day) may be, in
+#: the major unit; a monthly charge may be 31 times it. Each is above the dearest on record (Octopus Agile's cap,
+#: £1 a kWh; day-ahead Europe's €4; ERCOT's $9, February 2021; JEPX's ¥251, January 2021) and below the commonest
+#: slip, a price typed in pence or cents (24.50 for 24.50p). A currency not here is held to MAX_PRICE alone.
+PLAUSIBLE = {"GBP": Plausible(Decimal(10), "pence"), "EUR": Plausible(Decimal(10), "cents"),
+             "USD": Plausible(Decimal(20), "cents"), "JPY": Plausible(Decimal(2_000), None)}
+#: How many days' worth of a per-kWh bound each kind of price may be.
+PER_DAYS = {"kWh": 1, "day": 1, "month": 31}
+
+
 class Rate(BaseModel):
     """What one kWh costs at an instant, and the name of the band for the bill's line."""
 
@@ -41,6 +58,9 @@ class FlatRates(BaseModel):
 
     def rate_at(self, local: datetime, utc: datetime) -> Rate:
         return Rate(band="Energy", price=self.rate)
+
+    def rates(self) -> list[tuple[str, Decimal]]:
+        return [("rate", self.rate)]
 
 
 class Window(BaseModel):
@@ -80,6 +100,10 @@ class WindowRates(BaseModel):
                 return Rate(band=window.name, price=window.rate)
         return Rate(band=self.default_name, price=self.default_rate)
 
+    def rates(self) -> list[tuple[str, Decimal]]:
+        windows = [(f"windows.{i}.rate", window.rate) for i, window in enumerate(self.windows)]
+        return [("default_rate", self.default_rate), *windows]
+
 
 class Price(BaseModel):
     valid_from: datetime
@@ -114,6 +138,9 @@ class DynamicRates(BaseModel):
             if price.valid_to is None or utc < price.valid_to:
                 return Rate(band="Energy (dynamic)", price=price.rate)
         raise LookupError(f"no published price covers {utc.isoformat()}")
+
+    def rates(self) -> list[tuple[str, Decimal]]:
+        return [(f"prices.{i}.rate (from {p.valid_from.isoformat()})", p.rate) for i, p in enumerate(self.prices)]
 
 
 class Tier(BaseModel):
@@ -154,6 +181,10 @@ class ScheduleRates(BaseModel):
         table = self.weekend if local.weekday() >= 5 else self.weekday
         return table[local.month - 1][local.hour]
 
+    def rates(self) -> list[tuple[str, Decimal]]:
+        return [(f"periods.{i}.tiers.{j}.rate", tier.rate) for i, period in enumerate(self.periods)
+                for j, tier in enumerate(period.tiers)]
+
 
 UnitRates = Annotated[FlatRates | WindowRates | DynamicRates | ScheduleRates, Field(discriminator="type")]
 
@@ -171,15 +202,47 @@ class TariffVersion(BaseModel):
     def covers(self, t: datetime) -> bool:
         return (self.valid_from is None or self.valid_from <= t) and (self.valid_to is None or t < self.valid_to)
 
+    def prices(self) -> list[tuple[str, Decimal, str]]:
+        """Every price in this version: where it is, its value, and what it is charged per (a ``PER_DAYS`` key)."""
+        charges = [("standing_charge_per_day", self.standing_charge_per_day, "day"),
+                   ("fixed_charge_per_month", self.fixed_charge_per_month, "month"),
+                   ("minimum_charge_per_month", self.minimum_charge_per_month, "month")]
+        return ([(f"unit_rates.{where}", value, "kWh") for where, value in self.unit_rates.rates()]
+                + [(where, value, per) for where, value, per in charges if value is not None])
+
 
 class Tariff(BaseModel):
     schema_version: Literal[1] = 1
     name: str
-    currency: str = "GBP"
+    currency: str = Field(default="GBP", description="an ISO 4217 code: GBP, EUR, USD")
     timezone: str = "Europe/London"
     vat_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, description="added on top; 0 when rates include "
                                  "VAT")
     versions: list[TariffVersion] = Field(min_length=1)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_code(cls, value: str) -> str:
+        if not (len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()):
+            raise ValueError(f"currency {value!r} is not an ISO 4217 code (three capitals: GBP, EUR, USD)")
+        return value
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Tariff:
+        """A price past any the currency has known is refused, naming it, and a likely slip of pence for pounds."""
+        known = PLAUSIBLE.get(self.currency)
+        if known is None:
+            return self
+        for i, version in enumerate(self.versions):
+            for where, value, per in version.prices():
+                bound = known.per_kwh * PER_DAYS[per]
+                if abs(value) > bound:
+                    major = value.scaleb(-2)
+                    hint = (f"; prices are in {self.currency}, not {known.hundredth}: {major} {self.currency}?"
+                            if known.hundredth and abs(major) <= bound else "")
+                    raise ValueError(f"versions.{i}.{where}: {value} {self.currency} a {per} is more than any "
+                                     f"{self.currency} tariff charges (at most {bound}){hint}")
+        return self
 
     @property
     def minor_unit(self) -> Decimal:

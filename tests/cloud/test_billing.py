@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -136,6 +138,63 @@ def test_urdb_tiers_periods_and_a_fixed_charge(tmp_path):
     assert lines["Period 1 tier 1"]["quantity"] == "10" and lines["Period 1 tier 2"]["quantity"] == "9"
     assert lines["Period 2"]["quantity"] == "5" and lines["Fixed charge"]["amount"] == "10"
     assert bill["total"] == "14.50" and bill["currency"] == "USD"
+
+
+def test_a_price_typed_in_pence_is_refused_with_the_pounds_it_likely_meant(tmp_path):
+    """The commonest slip in a hand-written tariff: 24.50 for 24.50p. Billed, it would be a bill a hundred times
+    too big; refused, the error names the price and the figure meant."""
+    tariff = json.loads(Tariff(name="Flat", versions=[TariffVersion(unit_rates=FlatRates(rate=Decimal("0.2450")))])
+                        .model_dump_json())
+    tariff["versions"][0]["unit_rates"]["rate"] = "24.50"
+    (tmp_path / "t.json").write_text(json.dumps(tariff))
+    write_usage(tmp_path / "u.csv", half_hours(datetime(2025, 1, 8, tzinfo=UTC), 48))
+    result = runner.invoke(app, ["bill", "--tariff", str(tmp_path / "t.json"), "--usage", str(tmp_path / "u.csv"),
+                                 "--from", "2025-01-08", "--to", "2025-01-09"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert ("versions.0.unit_rates.rate: 24.50 GBP a kWh is more than any GBP tariff charges (at most 10); "
+            "prices are in GBP, not pence: 0.2450 GBP?") in said
+    # a US fixed charge typed in cents, from a URDB record: the import says so and writes nothing
+    record = urdb_record()
+    record["items"][0]["fixedchargefirstmeter"] = 1500
+    (tmp_path / "urdb.json").write_text(json.dumps(record))
+    imported = runner.invoke(app, ["tariff", "import", "urdb", str(tmp_path / "urdb.json"), "--out",
+                                   str(tmp_path / "out.json"), "--tz", "America/Los_Angeles"])
+    said = " ".join(imported.output.split())
+    assert imported.exit_code == 2 and not (tmp_path / "out.json").exists(), said
+    assert "fixed_charge_per_month: 1500 USD a month is more than any USD tariff charges (at most 620)" in said
+    assert "not cents: 15.00 USD?" in said
+
+
+def test_the_dearest_prices_on_record_are_tariffs_and_a_currency_is_an_iso_code():
+    def flat_doc(rate: str, currency: str, **charges: str) -> dict:
+        version = {"unit_rates": {"type": "flat", "rate": rate}, **charges}
+        return {"name": "t", "currency": currency, "versions": [version]}
+
+    def flat(rate: str, currency: str, **charges: str) -> Tariff:
+        return Tariff.model_validate(flat_doc(rate, currency, **charges))
+
+    # ERCOT's $9 a kWh (February 2021), JEPX's ¥251 (January 2021), a yen tariff's ¥1,500 a month
+    assert flat("9", "USD").versions[0].unit_rates.rate == Decimal(9)
+    assert flat("251", "JPY", fixed_charge_per_month="1500").currency == "JPY"
+    # Agile's cap and a negative plunge, a price each half hour
+    day = datetime(2025, 1, 8, tzinfo=UTC)
+    agile = Tariff.model_validate({"name": "Agile", "versions": [{"unit_rates": {"type": "dynamic", "prices": [
+        {"valid_from": (day + timedelta(minutes=30 * i)).isoformat(), "rate": rate}
+        for i, rate in enumerate(["1.00", "-0.50"])]}}]})
+    assert [p.rate for p in agile.versions[0].unit_rates.prices] == [Decimal("1.00"), Decimal("-0.50")]
+    # a currency Ohmni has no bound for is held only to the bound on corrupt figures
+    assert flat("24.50", "SEK").currency == "SEK"
+    plunge = {"type": "dynamic", "prices": [{"valid_from": day.isoformat(), "rate": "-12"}]}
+    for doc, words in [
+        (flat_doc("10.01", "GBP"), "unit_rates.rate: 10.01 GBP a kWh is more than any GBP tariff charges (at most 10)"),
+        (flat_doc("0.20", "GBP", standing_charge_per_day="60.10"), "standing_charge_per_day: 60.10 GBP a day"),
+        ({"name": "t", "versions": [{"unit_rates": plunge}]},
+         "-12 GBP a kWh is more than any GBP tariff charges (at most 10); prices are in GBP, not pence: -0.12 GBP?"),
+        (flat_doc("0.20", "gbp"), "currency 'gbp' is not an ISO 4217 code (three capitals: GBP, EUR, USD)"),
+    ]:
+        with pytest.raises(ValidationError, match=re.escape(words)):
+            Tariff.model_validate(doc)
 
 
 def test_minimum_bill_tops_up(tmp_path):
