@@ -12,6 +12,7 @@ import typer
 
 from firmware_sim.household import HouseholdError
 from firmware_sim.run import MqttTarget, SimConfig, SimResumeError, install_stop_signals, run
+from protocols.p1 import DSMR_VERSIONS
 
 app = typer.Typer(help="Simulated household and devices (no hardware needed).", no_args_is_help=True)
 
@@ -55,10 +56,12 @@ def run_cmd(
     link: Annotated[Path | None, typer.Option(help="Also expose the port as this symlink (like /dev/ttyUSB0).")] = None,
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
     mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT the smart plugs publish to.")] = None,
-    line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (DSMR 2.2/3).")] = "8N1",
-    every: Annotated[int, typer.Option(min=1, max=60, help="Simulated seconds between telegrams: 1 as a DSMR 5 meter "
-                                                          "sends, 10 as DSMR 2.2-4 meters do (from 10 the telegrams "
-                                                          "are DSMR 4.2's, without the voltage).")] = 1,
+    line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (a DSMR 2.2 meter: no CRC, no "
+                                           "timestamp, every 10 s unless --every says).")] = "8N1",
+    every: Annotated[int | None, typer.Option(min=1, max=60, help="Simulated seconds between telegrams: 1 as a DSMR 5 "
+                                                                 "meter sends, 10 as DSMR 2.2-4 meters do (from 10 the "
+                                                                 "telegrams are DSMR 4.2's, without the voltage) "
+                                                                 "[default: 1, 10 with --line 7E1]")] = None,
     mqtt_username: Annotated[str | None, typer.Option(help="Broker user name for the plugs.")] = None,
     mqtt_password_file: Annotated[Path | None, typer.Option(help="File holding the plugs' broker password.")] = None,
     resume: Annotated[bool, typer.Option(help="Go on from the meter.csv already in --out (its registers, the second "
@@ -66,9 +69,12 @@ def run_cmd(
 ) -> None:
     """A DSMR 5 meter writing a telegram every simulated second (or every --every seconds) to a pseudo-terminal.
 
-    At --every 10 and slower it is a DSMR 4.2 meter, as real ones that send every 10 s are: version 42, no voltage."""
+    At --every 10 and slower it is a DSMR 4.2 meter, as real ones that send every 10 s are: version 42, no voltage.
+    With --line 7E1 it is a DSMR 2.2 meter, every 10 s: no CRC, no timestamp (the hub stamps each on arrival)."""
     if line.upper() not in ("8N1", "7E1"):
         raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
+    if every is None:
+        every = 10 if line.upper() == "7E1" else 1
     seconds = int(round(duration * speed)) if duration is not None else 10**12
     cfg = SimConfig(start_ts=parse_start(start), seconds=seconds, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,
@@ -79,7 +85,7 @@ def run_cmd(
     def ready(path: str) -> None:
         where = f"{path} (also {link})" if link else path
         every_text = "" if every == 1 else f" every {every} s"
-        version = ".".join(cfg.dsmr_version)  # "42" -> "4.2"
+        version = DSMR_VERSIONS[cfg.dsmr_version].name
         print(f"meter: DSMR {version} telegrams{every_text} on {where}; waiting for a reader", file=sys.stderr,
               flush=True)
 

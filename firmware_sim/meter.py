@@ -1,14 +1,15 @@
 """A DSMR electricity meter: integrates the household's power into its registers.
 
-A DSMR 5 meter sends every second, a DSMR 4.2 meter every 10 s and without the voltage (``protocols/p1.py``,
-``encode_dsmr``); ``version`` picks which one this meter is."""
+A DSMR 5 meter sends every second, a DSMR 4.2 meter every 10 s and without the voltage, a DSMR 2.2 meter every
+10 s on a 7E1 line without a CRC, a timestamp, failure counts or watts finer than 10 (``protocols/p1.py``,
+``DSMR_VERSIONS``); ``version`` picks which one this meter is, and its readings hold only what its telegrams say."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
 
-from protocols.p1 import METER_TZ, encode_dsmr, sends_voltage
+from protocols.p1 import METER_TZ, dsmr_version, encode_dsmr
 from protocols.readings import MeterReading
 
 
@@ -25,7 +26,7 @@ class SimMeter:
                  import_t2_wh: float = 3_907_000.0, version: str = "50") -> None:
         self.meter_id = meter_id
         self.version = version
-        self._voltage = sends_voltage(version)  # ValueError for a version it cannot send
+        self.sends = dsmr_version(version)  # ValueError for a version it cannot send
         self._import = {1: import_t1_wh, 2: import_t2_wh}
 
     def tick(self, ts: int, power_w: float) -> MeterReading:
@@ -43,12 +44,12 @@ class SimMeter:
             import_t2_wh=int(self._import[2]),
             export_t1_wh=0,
             export_t2_wh=0,
-            power_import_w=int(round(power_w)),
+            power_import_w=int(round(power_w / self.sends.watts_step)) * self.sends.watts_step,
             power_export_w=0,
-            voltage_l1_v=round(voltage, 1) if self._voltage else None,
+            voltage_l1_v=round(voltage, 1) if self.sends.voltage else None,
             tariff=tariff,
-            power_failures=3,
-            long_power_failures=1,
+            power_failures=3 if self.sends.failure_counts else None,
+            long_power_failures=1 if self.sends.failure_counts else None,
         )
 
     def telegram(self, reading: MeterReading) -> bytes:

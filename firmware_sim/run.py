@@ -3,7 +3,8 @@
 The clock is simulated: second k is ``start + k`` and is lived at real time ``k / speed``.
 The household and the meter's registers step every second; a telegram goes out on the
 seconds the meter's interval divides (``every_s``: 1 as DSMR 5 meters, 10 as DSMR 2.2-4
-meters; at 10 s and slower the telegrams are DSMR 4.2's, without the voltage), so truth.csv
+meters; at 10 s and slower the telegrams are DSMR 4.2's, without the voltage; on a 7E1 line
+DSMR 2.2's, without a CRC or a timestamp), so truth.csv
 has a row a second and meter.csv a row a telegram. If the writer falls behind it catches up
 rather than skipping, and while no reader has the port open the clock waits, so every
 telegram written was readable: the meter CSV is exactly what the hub could receive.
@@ -50,6 +51,8 @@ FAULTS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "truncated": _truncate,
     "garbage": _garbage,
 }
+#: Faults only a CRC shows: a meter that sends none (DSMR 2.2/3) is taken on trust, so it is not sent them.
+NEEDS_CRC = frozenset({"bad_crc"})
 
 
 EVEN_PARITY = bytes((b & 0x7F) | ((bin(b & 0x7F).count("1") & 1) << 7) for b in range(256))
@@ -125,7 +128,7 @@ class SimConfig:
     link: Path | None = None
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
     mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
-    line: str = "8N1"  # "7E1": even parity in each byte's top bit, as DSMR 2.2/3 meters send
+    line: str = "8N1"  # "7E1": even parity in each byte's top bit, as DSMR 2.2/3 meters send (and what they send)
     #: Seconds between telegrams: one goes out on each second this divides, as a real meter sends on the clock.
     every_s: int = 1
     #: Go on from the meter CSV already there (an earlier run into the same folder): its registers, the second after
@@ -134,9 +137,11 @@ class SimConfig:
 
     @property
     def dsmr_version(self) -> str:
-        """What the meter's telegrams say they are: a meter sending every second is a DSMR 5.0 meter, one sending every
-        10 s or slower a DSMR 4.2 meter, which sends no voltage (2.2 and 3 also send every 10 s, but without a CRC,
-        which the hub would have to take on trust)."""
+        """What the meter's telegrams are (``protocols.p1.DSMR_VERSIONS``): on a 7E1 line a DSMR 2.2 meter's (no CRC, no
+        timestamp), else a DSMR 5.0 meter's when it sends every second or more often than every 10 s, and a DSMR 4.2
+        meter's, without the voltage, from 10 s, as real meters of each version send."""
+        if self.line == "7E1":
+            return "22"
         return "50" if self.every_s < 10 else "42"
 
 
@@ -235,7 +240,7 @@ def _loop(start: _Start, house: Household, port: PtyPort, on_ready: Callable[[st
           stopping: Callable[[], bool], publisher: PlugPublisher | None) -> SimResult:
     cfg, meter = start.cfg, start.meter
     rng = random.Random(cfg.seed or 1)
-    fault_names = sorted(FAULTS)
+    fault_names = sorted(name for name in FAULTS if meter.sends.crc or name not in NEEDS_CRC)
     result = SimResult()
     if on_ready:
         on_ready(port.path)

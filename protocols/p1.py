@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -198,33 +199,36 @@ def _kw(w: int) -> str:
     return f"{w // 1000:02d}.{w % 1000:03d}"
 
 
-#: The lines a DSMR version's telegram has beyond those every version since 4 shares, and where: 4.2 sends a text
-#: message code and no voltage (5.0 added 1-0:32.7.0, and dropped the code).
-_ONLY_IN: dict[str, tuple[str, ...]] = {"42": ("0-0:96.13.1",), "50": ("1-0:32.7.0",)}
+@dataclass(frozen=True)
+class DsmrVersion:
+    """What a meter of one DSMR version sends, as the simulated meter speaks it."""
+
+    name: str  # as people say it: "5.0"
+    crc: bool  # 2.2 and 3 end at a bare "!"
+    clock: bool  # a 0-0:1.0.0 timestamp; 2.2 and 3 have none, and the reader stamps them
+    voltage: bool  # 1-0:32.7.0 came with 5.0
+    failure_counts: bool  # 0-0:96.7.21 and 0-0:96.7.9 came with 4
+    watts_step: int  # 2.2 and 3 send kW with two decimals: 10 W steps
+
+
+DSMR_VERSIONS = {
+    "22": DsmrVersion("2.2", crc=False, clock=False, voltage=False, failure_counts=False, watts_step=10),
+    "42": DsmrVersion("4.2", crc=True, clock=True, voltage=False, failure_counts=True, watts_step=1),
+    "50": DsmrVersion("5.0", crc=True, clock=True, voltage=True, failure_counts=True, watts_step=1),
+}
 VOLTAGE = "1-0:32.7.0"
 
 
-def _only_in(version: str) -> tuple[str, ...]:
-    if version not in _ONLY_IN:
-        raise ValueError(f"DSMR version {version!r}: the simulated meter sends {' or '.join(_ONLY_IN)}")
-    return _ONLY_IN[version]
+def dsmr_version(version: str) -> DsmrVersion:
+    """The table's row for ``version`` ("22", "42", "50"); a ValueError naming those for any other."""
+    if version not in DSMR_VERSIONS:
+        raise ValueError(f"DSMR version {version!r}: the simulated meter sends {', '.join(DSMR_VERSIONS)}")
+    return DSMR_VERSIONS[version]
 
 
-def sends_voltage(version: str) -> bool:
-    """Whether a meter of DSMR ``version`` ("42", "50") sends its voltage."""
-    return VOLTAGE in _only_in(version)
-
-
-def encode_dsmr(reading: MeterReading, version: str = "50", current_l1_a: int | None = None,
-                header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
-    """A DSMR telegram for ``reading`` as a meter of ``version`` sends it ("50": 5.0, every second; "42": 4.2, every
-    10 s, no voltage), CRLF line endings and a correct CRC-16."""
-    _only_in(version)
-    voltage = reading.voltage_l1_v if reading.voltage_l1_v is not None else 230.0
-    amps = current_l1_a if current_l1_a is not None else round(reading.power_import_w / voltage)
-    lines = (
-        header,
-        "",
+def _lines_4_5(reading: MeterReading, version: str, amps: int, voltage: float) -> list[str]:
+    """DSMR 4.2 and 5.0: 4.2 sends a text message code and no voltage (5.0 added 1-0:32.7.0, dropped the code)."""
+    lines = [
         f"1-3:0.2.8({version})",
         f"0-0:1.0.0({dsmr_timestamp(reading.ts)})",
         f"0-0:96.1.1({reading.meter_id.encode('latin-1').hex().upper()})",
@@ -246,11 +250,42 @@ def encode_dsmr(reading: MeterReading, version: str = "50", current_l1_a: int | 
         f"1-0:31.7.0({amps:03d}*A)",
         f"1-0:21.7.0({_kw(reading.power_import_w)}*kW)",
         f"1-0:22.7.0({_kw(reading.power_export_w)}*kW)",
-        "!",
-    )
-    others = {code for v, codes in _ONLY_IN.items() if v != version for code in codes}
-    body = "\r\n".join(line for line in lines if line.split("(", 1)[0] not in others).encode("latin-1")
-    return body + f"{crc16_arc(body):04X}\r\n".encode()
+    ]
+    dropped = "0-0:96.13.1" if DSMR_VERSIONS[version].voltage else VOLTAGE
+    return [line for line in lines if not line.startswith(dropped + "(")]
+
+
+def _lines_2_2(reading: MeterReading, version: str, amps: int, voltage: float) -> list[str]:
+    """DSMR 2.2, as an Iskra MT382 of 2.2 sends it: no version line, no timestamp, five-digit kWh, kW to 10 W, a
+    threshold and a breaker, no failure counts and no voltage or current."""
+    return [
+        f"0-0:96.1.1({reading.meter_id.encode('latin-1').hex().upper()})",
+        *(f"1-0:{code}({wh // 1000:05d}.{wh % 1000:03d}*kWh)" for code, wh in (
+            ("1.8.1", reading.import_t1_wh), ("1.8.2", reading.import_t2_wh),
+            ("2.8.1", reading.export_t1_wh), ("2.8.2", reading.export_t2_wh))),
+        f"0-0:96.14.0({reading.tariff or 1:04d})",
+        *(f"1-0:{code}({w // 1000:04d}.{w % 1000 // 10:02d}*kW)" for code, w in (
+            ("1.7.0", reading.power_import_w), ("2.7.0", reading.power_export_w))),
+        "0-0:17.0.0(0999.00*kW)",
+        "0-0:96.3.10(1)",
+        "0-0:96.13.1()",
+        "0-0:96.13.0()",
+    ]
+
+
+_LINES: dict[str, Callable[[MeterReading, str, int, float], list[str]]] = {
+    "22": _lines_2_2, "42": _lines_4_5, "50": _lines_4_5}
+
+
+def encode_dsmr(reading: MeterReading, version: str = "50", current_l1_a: int | None = None,
+                header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
+    """A DSMR telegram for ``reading`` as a meter of ``version`` sends it (``DSMR_VERSIONS``: "50" every second,
+    "42" every 10 s without the voltage, "22" every 10 s without a CRC or a timestamp), CRLF line endings."""
+    spec = dsmr_version(version)
+    voltage = reading.voltage_l1_v if reading.voltage_l1_v is not None else 230.0
+    amps = current_l1_a if current_l1_a is not None else round(reading.power_import_w / voltage)
+    body = "\r\n".join([header, "", *_LINES[version](reading, version, amps, voltage), "!"]).encode("latin-1")
+    return body + (f"{crc16_arc(body):04X}" if spec.crc else "").encode() + b"\r\n"
 
 
 def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,

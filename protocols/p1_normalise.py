@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from protocols.p1 import CrcStatus, DecodeError, Frame
-from protocols.p1_variants import detect, energy_kwh, parse, plain, power_w, version_of
+from protocols.p1_variants import BY_NAME, detect, energy_kwh, parse, plain, power_w, version_of
 from protocols.readings import MeterReading
 
 _TARIFFS = ("1", "2", "3", "4")
@@ -187,12 +187,22 @@ def _w(watts: float | None) -> int:
     return 0 if watts is None else round(watts)
 
 
-def to_reading(obj: dict[str, Any]) -> MeterReading:
-    """The hub's reading from a normalised frame; :class:`DecodeError` says what is missing or impossible."""
+def _stamp(obj: dict[str, Any], received_at: int | None) -> int:
+    if obj["timestamp"] is not None:
+        return int(datetime.fromisoformat(obj["timestamp"]).timestamp())
+    if received_at is not None and not BY_NAME[obj["variant"]].has_clock:
+        return received_at
+    raise DecodeError("telegram has no valid timestamp (0-0:1.0.0)")
+
+
+def to_reading(obj: dict[str, Any], received_at: int | None = None) -> MeterReading:
+    """The hub's reading from a normalised frame; :class:`DecodeError` says what is missing or impossible.
+
+    A meter with no clock by design (DSMR 2.2/3, EasyMeter Q3D) is stamped ``received_at``, the reader's clock, where
+    one is given; a telegram of any other meter without its timestamp is refused, as a clock gone wrong would be."""
     if obj["error"]:
         raise DecodeError(obj["error"])
-    if obj["timestamp"] is None:
-        raise DecodeError("telegram has no valid timestamp (0-0:1.0.0)")
+    ts = _stamp(obj, received_at)
     imp, exp = obj["import_kwh"], obj["export_kwh"]
     if imp["t1"] is None and imp["total"] is None:
         raise DecodeError("telegram has no import register (1-0:1.8.x)")
@@ -200,7 +210,7 @@ def to_reading(obj: dict[str, Any]) -> MeterReading:
     t1, t2 = (imp["t1"], imp["t2"]) if imp["t1"] is not None else (imp["total"], 0.0)
     gas_ts = obj["gas_timestamp"]
     return MeterReading(
-        ts=int(datetime.fromisoformat(obj["timestamp"]).timestamp()),
+        ts=ts,
         meter_id=obj["meter_id"] or "unknown",
         import_t1_wh=_wh(t1), import_t2_wh=_wh(t2),
         export_t1_wh=_wh(exp["t1"]), export_t2_wh=_wh(exp["t2"]),

@@ -54,6 +54,7 @@ class Variant:
     spec: dict[str, Any]
     matches: Callable[[bytes], bool]
     has_crc: bool = True  # False: DSMR 2.2/3 and some gateways send none by design
+    has_clock: bool = True  # False: no 0-0:1.0.0 by design (DSMR 2.2/3, EasyMeter Q3D); the reader stamps them
 
 
 def _version_starts(prefix: bytes) -> Callable[[bytes], bool]:
@@ -72,11 +73,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("ireland", _spec(specs.ISKRA_IE), lambda r: b"MIE5T" in _header(r)),
     Variant("sweden", _spec(specs.SWEDEN),
             lambda r: b"\n1-0:1.8.0(" in r and b"\n1-0:1.8.1(" not in r and b"\n0-0:42.0.0(" not in r),
-    Variant("easymeter-q3d", _spec(specs.Q3D), lambda r: _header(r).startswith(b"/ESY"), has_crc=False),
+    Variant("easymeter-q3d", _spec(specs.Q3D), lambda r: _header(r).startswith(b"/ESY"), has_crc=False,
+            has_clock=False),
     Variant("dsmr5", _spec(specs.V5), _version_starts(b"5")),
     Variant("dsmr4", _spec(specs.V4), _version_starts(b"4")),
-    Variant("dsmr2.2-3", _spec(specs.V2_2), lambda r: True, has_crc=False),
+    Variant("dsmr2.2-3", _spec(specs.V2_2), lambda r: True, has_crc=False, has_clock=False),
 )
+BY_NAME = {variant.name: variant for variant in VARIANTS}
 
 _PARSERS: dict[str, TelegramParser] = {}
 

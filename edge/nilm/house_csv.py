@@ -260,7 +260,7 @@ SPARSE_S = 12.0
 #: 14 s. A model learned from REFIT held at 10 s did no better (0.525; docs/nilm.md, "Not done").
 INTERVAL_NOTES: tuple[tuple[float, str | None], ...] = (
     (8.0, None),
-    (SPARSE_S, "as a DSMR 4 meter's 10 s: expect the washing machine's and the dishwasher's runs found less often "
+    (SPARSE_S, "as DSMR 2.2-4 meters' 10 s: expect the washing machine's and the dishwasher's runs found less often "
                "than at 1-7 s (on unseen REFIT houses held at 10 s, mean F1 0.54 against 0.63 as recorded at 7 s; the "
                "washing machine 0.18 against 0.42, the dishwasher 0.48 against 0.64)"),
     (np.inf, "the models are made for a meter's 1-10 s, and short runs (a kettle's boil, a microwave's minutes) span "

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import serial
 
@@ -35,13 +36,17 @@ def crc_acceptable(frame: Frame) -> bool:
 class P1Decoder:
     """Bytes in, accepted readings out; every rejected frame counted by reason.
 
-    With a key, the bytes are encrypted frames (Luxembourg Smarty) decrypted first.
+    With a key, the bytes are encrypted frames (Luxembourg Smarty) decrypted first. A meter with no clock (DSMR 2.2/3)
+    is stamped by ``clock`` to the second as its bytes are decoded, and always a second after the reading before, so
+    two telegrams read at once (a backlog after the hub was away) are two readings, not one stored twice.
     """
 
-    def __init__(self, decryptor: GcmDecryptor | None = None) -> None:
+    def __init__(self, decryptor: GcmDecryptor | None = None, clock: Callable[[], float] = time.time) -> None:
         self.framer = P1Framer()
         self.decryptor = decryptor
+        self.clock = clock
         self.counters: Counter[str] = Counter()
+        self._last_ts = 0
 
     def feed(self, data: bytes) -> list[MeterReading]:
         if self.decryptor is not None:
@@ -62,7 +67,7 @@ class P1Decoder:
                 log.warning("P1 frame rejected: DSMR 4+ telegram without its CRC")
                 continue
             try:
-                readings.append(to_reading(normalise(frame)))
+                reading = to_reading(normalise(frame), received_at=max(int(self.clock()), self._last_ts + 1))
             except DecodeError as exc:
                 self.counters["rejected_undecodable"] += 1
                 log.warning("P1 frame rejected: %s", exc)
@@ -71,6 +76,8 @@ class P1Decoder:
                 self.counters["decoder_errors"] += 1
                 log.exception("decoding a P1 frame failed; the frame is dropped")
                 continue
+            readings.append(reading)
+            self._last_ts = reading.ts
             self.counters["readings"] += 1
         self.counters["skipped_bytes"] = self.framer.stats.skipped_bytes
         return readings

@@ -129,3 +129,31 @@ async def test_seven_bit_even_parity_line_is_read():
     port.write(with_parity(b"".join(meter.telegram(r) for r in readings)))
     assert await collecting == readings
     port.close()
+
+
+async def test_a_dsmr_2_2_meter_on_a_7e1_line_is_stored_by_the_hubs_clock_and_none_is_lost():
+    """What a 7E1 line really carries: DSMR 2.2 telegrams, no CRC and no timestamp. The hub stamps each with its own
+    clock as it reads it; three that come at once (a backlog the port held while the hub was away) take the seconds
+    after it, so each is its own reading and none is stored over another."""
+    import time
+    from dataclasses import replace
+
+    from firmware_sim.run import with_parity
+
+    port = PtyPort()
+    meter = SimMeter(version="22")
+    sent = [meter.tick(START + 10 * i, 300.0 + 1000 * i) for i in range(3)]
+    source = SerialP1Source(port.path, baudrate=9600, bytesize=7, parity="E")
+    collecting = asyncio.create_task(_collect(source, 3))
+    await asyncio.to_thread(port.wait_for_reader, lambda: False)
+    before = int(time.time())
+    port.write(with_parity(b"".join(meter.telegram(r) for r in sent)))
+    got = await collecting
+    after = int(time.time())
+    port.close()
+    assert [r.power_import_w for r in got] == [300, 1300, 2300]
+    assert got == [replace(r, ts=g.ts) for r, g in zip(sent, got, strict=True)]
+    stamps = [r.ts for r in got]
+    assert before <= stamps[0] <= after and stamps == sorted(set(stamps)), stamps
+    assert stamps[-1] - stamps[0] <= 2 + (after - before)
+    assert source.counters["readings"] == 3 and source.counters["rejected_undecodable"] == 0

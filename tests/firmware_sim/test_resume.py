@@ -17,10 +17,8 @@ from protocols.p1_normalise import decode_reading
 START = 1_764_057_600  # 2025-11-25 08:00 UTC
 
 
-def _simulate(folder: Path, seconds: int, resume: bool, start: int = START, every: int = 1, fault_every: int = 0,
-              frames: list[bytes] | None = None) -> list:
-    """Run the sim for ``seconds`` simulated seconds into ``folder`` with a reader on its pty, as the hub is; the
-    readings that reader decoded (a corrupt frame is no reading), their raw frames added to ``frames``."""
+def _wire(cfg: SimConfig) -> bytes:
+    """Run the sim on ``cfg`` with a reader on its pty, as the hub is; every byte that reader got."""
     port = PtyPort()
     fd = os.open(port.path, os.O_RDONLY | os.O_NOCTTY)
     got = bytearray()
@@ -38,15 +36,22 @@ def _simulate(folder: Path, seconds: int, resume: bool, start: int = START, ever
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        run(SimConfig(start_ts=start, seconds=seconds, speed=1000, truth_csv=folder / "truth.csv",
-                      meter_csv=folder / "meter.csv", resume=resume, every_s=every, fault_every=fault_every),
-            port=port)
+        run(cfg, port=port)
         port.drain()
     finally:
         port.close()
         reader.join(5)
         os.close(fd)
-    good = [f.raw for f in split_frames(bytes(got)) if f.error is None]
+    return bytes(got)
+
+
+def _simulate(folder: Path, seconds: int, resume: bool, start: int = START, every: int = 1, fault_every: int = 0,
+              frames: list[bytes] | None = None) -> list:
+    """Run the sim for ``seconds`` simulated seconds into ``folder``; the readings its pty's reader decoded (a corrupt
+    frame is no reading), their raw frames added to ``frames``."""
+    got = _wire(SimConfig(start_ts=start, seconds=seconds, speed=1000, truth_csv=folder / "truth.csv",
+                          meter_csv=folder / "meter.csv", resume=resume, every_s=every, fault_every=fault_every))
+    good = [f.raw for f in split_frames(got) if f.error is None]
     if frames is not None:
         frames.extend(good)
     return [decode_reading(raw) for raw in good]
@@ -103,6 +108,32 @@ def test_a_ten_second_meter_sends_on_its_clock_and_counts_every_second(tmp_path)
     more = _simulate(tmp_path, 30, resume=True, every=10)  # goes on from START + 601, the second after the last
     assert [r.ts for r in more] == [START + 610, START + 620, START + 630]
     assert [int(r["timestamp"]) for r in _rows(tmp_path / "truth.csv")] == list(range(START + 3, START + 631))
+
+
+def test_a_7e1_meter_is_a_dsmr_2_2_meter_sent_only_the_faults_a_reader_can_see(tmp_path):
+    """On a 7E1 line the meter is a DSMR 2.2 meter: no CRC, no timestamp, kW to 10 W. A corrupt digit in a telegram
+    with no CRC is a reading nobody can refuse, so it is not sent the bad-CRC fault; every other fault is refused by
+    the hub's decoder, and each telegram the meter's CSV holds is a reading there, stamped by the decoder's clock."""
+    from edge.sources.serial_p1 import STRIP_PARITY, P1Decoder
+
+    cfg = SimConfig(start_ts=START, seconds=200, speed=1000, truth_csv=tmp_path / "truth.csv",
+                    meter_csv=tmp_path / "meter.csv", every_s=10, fault_every=1, line="7E1")
+    assert cfg.dsmr_version == "22"
+    wire = _wire(cfg)
+    assert any(b >= 0x80 for b in wire)  # parity in the top bit
+    decoder = P1Decoder(clock=lambda: START)  # the hub's clock stands still: each reading a second after the last
+    readings = decoder.feed(wire.translate(STRIP_PARITY))
+    rows = _rows(tmp_path / "meter.csv")
+    assert len(rows) == 20 and len(readings) == 20
+    assert [r.ts for r in readings] == list(range(START, START + 20))
+    for reading, row in zip(readings, rows, strict=True):
+        assert (reading.import_t1_wh, reading.import_t2_wh, reading.power_import_w) == (
+            int(row["import_t1_wh"]), int(row["import_t2_wh"]), int(row["power_import_w"]))
+        assert reading.power_import_w % 10 == 0 and reading.voltage_l1_v is None and reading.power_failures is None
+    assert {r["power_failures"] for r in rows} == {""}
+    refused = {k: v for k, v in decoder.counters.items() if k.startswith("rejected_")}
+    assert refused.keys() <= {"rejected_truncated"} and "rejected_bad_crc" not in decoder.counters
+    assert decoder.counters["frames"] - 20 == sum(refused.values()) > 0
 
 
 def test_another_households_csvs_are_not_gone_on_from(tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from protocols.crc16 import crc16_arc
-from protocols.p1 import CrcStatus, FrameError, P1Framer, encode_dsmr, encode_dsmr5, split_frames
+from protocols.p1 import CrcStatus, DecodeError, FrameError, P1Framer, encode_dsmr, encode_dsmr5, split_frames
 from protocols.p1_normalise import decode_reading, normalise
 from protocols.readings import MeterReading
 
@@ -42,6 +42,33 @@ def test_a_simulated_dsmr_4_2_telegram_is_read_as_one_with_no_voltage():
     assert five == encode_dsmr5(reading()) and b"1-0:32.7.0(231.2*V)" in five and b"96.13.1" not in five
     with pytest.raises(ValueError, match="DSMR version '30'"):
         encode_dsmr(reading(), "30")
+
+
+def test_a_simulated_dsmr_2_2_telegram_has_no_crc_nor_clock_and_its_reader_stamps_it():
+    """A 7E1 line's meter (DSMR 2.2/3) sends no CRC and no timestamp, five-digit kWh and kW to 10 W. The hub takes it
+    through the 2.2/3 variant and stamps it with its own clock; without one there is no time to store it by. A DSMR 5
+    telegram that lost its timestamp is still refused: its meter has a clock, and one gone wrong is no time to trust."""
+    from protocols.p1_normalise import to_reading
+    from protocols.p1_variants import BY_NAME
+
+    sent = replace(reading(power_w=2340), voltage_l1_v=None, power_failures=None, long_power_failures=None)
+    telegram = encode_dsmr(sent, "22")
+    assert telegram.endswith(b"\r\n0-0:96.13.0()\r\n!\r\n")
+    assert b"1-0:1.8.1(01234.567*kWh)" in telegram and b"1-0:1.7.0(0002.34*kW)" in telegram
+    assert b"0-0:1.0.0" not in telegram and b"1-3:0.2.8" not in telegram
+    [frame] = split_frames(telegram)
+    assert frame.crc is CrcStatus.ABSENT and frame.error is None and not BY_NAME["dsmr2.2-3"].has_crc
+    out = normalise(frame)
+    assert (out["variant"], out["version"], out["timestamp"]) == ("dsmr2.2-3", "2.2/3.0", None)
+    assert to_reading(out, received_at=1_764_072_007) == replace(sent, ts=1_764_072_007)
+    with pytest.raises(DecodeError, match="no valid timestamp"):
+        to_reading(out)
+    five = encode_dsmr(reading()).replace(b"0-0:1.0.0(251125130000W)\r\n", b"")
+    body = five[:five.rindex(b"!") + 1]
+    [clockless_five] = split_frames(body + f"{crc16_arc(body):04X}\r\n".encode())
+    assert clockless_five.crc is CrcStatus.VALID and b"0-0:1.0.0" not in body
+    with pytest.raises(DecodeError, match="no valid timestamp"):
+        to_reading(normalise(clockless_five), received_at=1_764_072_007)
 
 
 def test_garbage_before_between_and_after_frames_is_skipped_and_counted():
