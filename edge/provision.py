@@ -157,11 +157,9 @@ INTERVAL_SPAN_S = 3600.0
 def _interval_check(ts: list[float], nilm: bool) -> Check:
     """How often the meter reports, and what that costs the disaggregator where it runs (``INTERVAL_NOTES``): a
     DSMR 4 meter's 10 s finds fewer washes than DSMR 5's 1 s, and nothing on the hub can read it faster."""
-    from statistics import median
+    from edge.nilm.house_csv import interval_note, median_step
 
-    from edge.nilm.house_csv import interval_note
-
-    step = median(b - a for a, b in zip(ts, ts[1:], strict=False))
+    step = median_step(ts)
     note = interval_note(step) if nilm else None
     return Check("meter interval", "warn" if note else "ok", f"a reading every {step:.0f} s (median, last hour)"
                  + (f": {note}" if note else ""), "the meter sets it (`ohmni hub probe` names its DSMR version): "

@@ -19,7 +19,7 @@ import os
 import sys
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,7 +260,7 @@ SPARSE_S = 12.0
 #: 14 s. A model learned from REFIT held at 10 s did no better (0.525; docs/nilm.md, "Not done").
 INTERVAL_NOTES: tuple[tuple[float, str | None], ...] = (
     (8.0, None),
-    (SPARSE_S, "as DSMR 2.2-4 meters' 10 s: expect the washing machine's and the dishwasher's runs found less often "
+    (SPARSE_S, "DSMR 2.2-4 meters' 10 s, at which the washing machine's and the dishwasher's runs are found less often "
                "than at 1-7 s (on unseen REFIT houses held at 10 s, mean F1 0.54 against 0.63 as recorded at 7 s; the "
                "washing machine 0.18 against 0.42, the dishwasher 0.48 against 0.64)"),
     (np.inf, "the models are made for a meter's 1-10 s, and short runs (a kettle's boil, a microwave's minutes) span "
@@ -274,11 +274,17 @@ def interval_note(step_s: float) -> str | None:
     return next((note for bound, note in INTERVAL_NOTES if step_s <= bound), INTERVAL_NOTES[-1][1])
 
 
+def median_step(timestamp: Sequence[float] | np.ndarray) -> float:
+    """The median seconds between consecutive readings (at least two): a meter's interval, as the commands and
+    ``ohmni hub status`` read it, so a gap or a burst does not move it."""
+    return float(np.median(np.diff(np.asarray(timestamp, dtype=np.float64))))
+
+
 def sparse_note(timestamp: np.ndarray) -> str | None:
     """What the commands warn of where ``timestamp``'s readings lie further apart than the models are made for."""
     if len(timestamp) < 2:
         return None
-    step = float(np.median(np.diff(timestamp)))
+    step = median_step(timestamp)
     note = interval_note(step)
     return None if note is None else f"readings a median {step:.0f} s apart; {note} (docs/nilm.md, 'Data decisions')"
 
