@@ -190,7 +190,8 @@ def _w(watts: float | None) -> int:
 def _stamp(obj: dict[str, Any], received_at: int | None) -> int:
     if obj["timestamp"] is not None:
         return int(datetime.fromisoformat(obj["timestamp"]).timestamp())
-    if received_at is not None and not BY_NAME[obj["variant"]].has_clock:
+    variant = BY_NAME.get(obj.get("variant") or "")
+    if received_at is not None and variant is not None and not variant.has_clock:
         return received_at
     raise DecodeError("telegram has no valid timestamp (0-0:1.0.0)")
 
