@@ -96,6 +96,7 @@ def test_decode_command_on_the_566_telegram_capture(data_dir):
     ("ndokter_v5_eon-hungary_sagemcom.txt", "hungary", None),
     ("ndokter_iskra-ie5t-200_ireland.txt", "ireland", None),
     ("ndokter_v2-2_iskra-mt382.txt", "dsmr2.2-3", "2.2/3.0"),
+    ("ndokter_easymeter-q3da1004-v304_com1-gateway.txt", "easymeter-q3d", None),  # its W once read it as Austria's
 ])
 def test_variants_are_recognised(data_dir, name, variant, version):
     [frame, *_] = split_frames((data_dir / "dsmr" / name).read_bytes())

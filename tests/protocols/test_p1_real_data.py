@@ -75,3 +75,35 @@ def test_any_telegram_with_a_valid_crc_gives_a_reading_or_a_counted_refusal(data
             assert all(math.isfinite(v) and 0 <= v <= 1e12 for v in numbers), reading
 
     judged()
+
+
+def test_real_meters_without_a_clock_are_read_and_stamped_by_the_hubs(data_dir):
+    """DSMR 2.2 and 3.0 meters and the EasyMeter Q3D send no timestamp and no CRC by design. Through the hub's
+    decoder each real telegram of them is a reading stamped by the hub's clock, with the values the peers assert
+    (2.2 and 3.0) or the telegram's own registers (the Q3D, which no peer asserts). The hub stored none before."""
+    hub_now = 1_764_072_000
+    checked = 0
+    with (data_dir / "dsmr/index.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["crc_status"] == "no-crc" and (
+            r["dsmr_version"] in ("2.2", "3.0") or r["file"].startswith("ndokter_easymeter-q3d"))]
+    for row in rows:
+        raw = (data_dir / "dsmr" / row["file"]).read_bytes()
+        decoder = P1Decoder(clock=lambda: hub_now)
+        readings = decoder.feed(raw + b"\r\n/ISK5 the next telegram's header ends this one\r\n")
+        assert len(readings) == 1 and decoder.counters["readings"] == 1, (row["file"], dict(decoder.counters))
+        [reading] = readings
+        assert reading.ts == hub_now, row["file"]
+        if row["peer_asserted_values"] == "yes":
+            assert (reading.import_t1_wh, reading.import_t2_wh, reading.export_t1_wh, reading.export_t2_wh) == tuple(
+                round(float(row[k]) * 1000) for k in ("e_import_t1_kwh", "e_import_t2_kwh", "e_export_t1_kwh",
+                                                       "e_export_t2_kwh")), row["file"]
+            assert reading.power_import_w == round(float(row["power_import_kw"]) * 1000), row["file"]
+            assert reading.power_export_w == round(float(row["power_export_kw"]) * 1000), row["file"]
+        else:
+            total = re.search(rb"1-0:1\.8\.0\*255\(([0-9.]+)\*kWh\)", raw)
+            power = re.search(rb"1-0:1\.7\.0\*255\(([0-9.]+)\*W\)", raw)
+            assert total and power, row["file"]
+            assert reading.import_t1_wh + reading.import_t2_wh == round(float(total.group(1)) * 1000), row["file"]
+            assert reading.power_import_w == round(float(power.group(1))), row["file"]
+        checked += 1
+    assert checked >= 6  # four DSMR 2.2/3.0 telegrams, two Q3Ds
