@@ -191,12 +191,17 @@ def dsmr_timestamp(ts: int) -> str:
     return local.strftime("%y%m%d%H%M%S") + flag
 
 
-def _kwh(wh: int) -> str:
-    return f"{wh // 1000:06d}.{wh % 1000:03d}"
+def _kwh(wh: int, whole: int = 6) -> str:
+    return f"{wh // 1000:0{whole}d}.{wh % 1000:03d}"
 
 
-def _kw(w: int) -> str:
-    return f"{w // 1000:02d}.{w % 1000:03d}"
+def _kw(w: int, whole: int = 2, decimals: int = 3) -> str:
+    """Watts as kW with ``decimals`` places, cut (not rounded) as a meter shows them."""
+    return f"{w // 1000:0{whole}d}.{w % 1000 // 10 ** (3 - decimals):0{decimals}d}"
+
+
+def _meter_id(reading: MeterReading) -> str:
+    return reading.meter_id.encode("latin-1").hex().upper()
 
 
 @dataclass(frozen=True)
@@ -205,16 +210,15 @@ class DsmrVersion:
 
     name: str  # as people say it: "5.0"
     crc: bool  # 2.2 and 3 end at a bare "!"
-    clock: bool  # a 0-0:1.0.0 timestamp; 2.2 and 3 have none, and the reader stamps them
     voltage: bool  # 1-0:32.7.0 came with 5.0
     failure_counts: bool  # 0-0:96.7.21 and 0-0:96.7.9 came with 4
     watts_step: int  # 2.2 and 3 send kW with two decimals: 10 W steps
 
 
 DSMR_VERSIONS = {
-    "22": DsmrVersion("2.2", crc=False, clock=False, voltage=False, failure_counts=False, watts_step=10),
-    "42": DsmrVersion("4.2", crc=True, clock=True, voltage=False, failure_counts=True, watts_step=1),
-    "50": DsmrVersion("5.0", crc=True, clock=True, voltage=True, failure_counts=True, watts_step=1),
+    "22": DsmrVersion("2.2", crc=False, voltage=False, failure_counts=False, watts_step=10),
+    "42": DsmrVersion("4.2", crc=True, voltage=False, failure_counts=True, watts_step=1),
+    "50": DsmrVersion("5.0", crc=True, voltage=True, failure_counts=True, watts_step=1),
 }
 VOLTAGE = "1-0:32.7.0"
 
@@ -231,7 +235,7 @@ def _lines_4_5(reading: MeterReading, version: str, amps: int, voltage: float) -
     lines = [
         f"1-3:0.2.8({version})",
         f"0-0:1.0.0({dsmr_timestamp(reading.ts)})",
-        f"0-0:96.1.1({reading.meter_id.encode('latin-1').hex().upper()})",
+        f"0-0:96.1.1({_meter_id(reading)})",
         f"1-0:1.8.1({_kwh(reading.import_t1_wh)}*kWh)",
         f"1-0:1.8.2({_kwh(reading.import_t2_wh)}*kWh)",
         f"1-0:2.8.1({_kwh(reading.export_t1_wh)}*kWh)",
@@ -259,13 +263,14 @@ def _lines_2_2(reading: MeterReading, version: str, amps: int, voltage: float) -
     """DSMR 2.2, as an Iskra MT382 of 2.2 sends it: no version line, no timestamp, five-digit kWh, kW to 10 W, a
     threshold and a breaker, no failure counts and no voltage or current."""
     return [
-        f"0-0:96.1.1({reading.meter_id.encode('latin-1').hex().upper()})",
-        *(f"1-0:{code}({wh // 1000:05d}.{wh % 1000:03d}*kWh)" for code, wh in (
-            ("1.8.1", reading.import_t1_wh), ("1.8.2", reading.import_t2_wh),
-            ("2.8.1", reading.export_t1_wh), ("2.8.2", reading.export_t2_wh))),
+        f"0-0:96.1.1({_meter_id(reading)})",
+        f"1-0:1.8.1({_kwh(reading.import_t1_wh, whole=5)}*kWh)",
+        f"1-0:1.8.2({_kwh(reading.import_t2_wh, whole=5)}*kWh)",
+        f"1-0:2.8.1({_kwh(reading.export_t1_wh, whole=5)}*kWh)",
+        f"1-0:2.8.2({_kwh(reading.export_t2_wh, whole=5)}*kWh)",
         f"0-0:96.14.0({reading.tariff or 1:04d})",
-        *(f"1-0:{code}({w // 1000:04d}.{w % 1000 // 10:02d}*kW)" for code, w in (
-            ("1.7.0", reading.power_import_w), ("2.7.0", reading.power_export_w))),
+        f"1-0:1.7.0({_kw(reading.power_import_w, whole=4, decimals=2)}*kW)",
+        f"1-0:2.7.0({_kw(reading.power_export_w, whole=4, decimals=2)}*kW)",
         "0-0:17.0.0(0999.00*kW)",
         "0-0:96.3.10(1)",
         "0-0:96.13.1()",
