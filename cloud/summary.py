@@ -19,6 +19,8 @@ from cloud.tariffs.model import CURRENCY_SYMBOL, FlatRates, Tariff
 from protocols.display import DisplayState
 
 SETTLEMENT_S = 1800
+#: A half-hour seen to within this many seconds of either end counts as whole (``whole_half_hours``).
+WHOLE_SLACK_S = 60
 
 
 class Point(BaseModel):
@@ -69,8 +71,10 @@ def minute_means(rows: list[tuple[int, int]]) -> list[Point]:
     return points
 
 
-async def settlement_usage(store: Storage, household_id: str, from_ts: int, to_ts: int) -> list[Interval]:
-    """Half-hourly kWh from the import register: each half-hour's last register minus the one before.
+async def settled_usage(store: Storage, household_id: str, from_ts: int,
+                        to_ts: int) -> tuple[list[Interval], int | None]:
+    """Half-hourly kWh from the import register: each half-hour's last register minus the one before; and the time
+    of that first "before" (None: no readings), for ``whole_half_hours``.
 
     The register just before ``from_ts`` is the base, so energy used across the boundary counts
     (for a home whose first reading is inside the range, that first reading is).
@@ -82,7 +86,24 @@ async def settlement_usage(store: Storage, household_id: str, from_ts: int, to_t
         if previous is not None:
             out.append(Interval(datetime.fromtimestamp(bucket, UTC), Decimal(register - previous) / 1000))
         previous = register
-    return out
+    return out, base.ts if base else None
+
+
+async def settlement_usage(store: Storage, household_id: str, from_ts: int, to_ts: int) -> list[Interval]:
+    """``settled_usage``'s half-hours alone: what a bill sums, where a half-hour seen in part still counts."""
+    return (await settled_usage(store, household_id, from_ts, to_ts))[0]
+
+
+def whole_half_hours(usage: list[Interval], since: int, until: int) -> list[Interval]:
+    """The half-hours the readings span end to end, from the base reading at ``since`` to the latest at ``until``.
+
+    The first half-hour of a new home (its hub joined part-way through) and the one still in progress hold minutes,
+    not a half-hour: a floor or a typical half-hour taken from them would be too low. A half-hour's energy runs from
+    the last reading before it to its own last one, so a meter's interval short at either end is still whole; up to
+    ``WHOLE_SLACK_S`` is allowed, as the cloud does not know the meter's interval.
+    """
+    return [i for i in usage if since <= i.start.timestamp() + WHOLE_SLACK_S
+            and i.start.timestamp() + SETTLEMENT_S - WHOLE_SLACK_S <= until]
 
 
 def tariff_line(tariff: Tariff) -> str:

@@ -203,7 +203,10 @@ def tariff_switch(history: list[Interval], current: Tariff, candidates: list[Tar
 
 def always_on(history: list[Interval], tariff: Tariff, tz: ZoneInfo, min_half_hours: int = 2) -> Nudge | None:
     """The always-on floor: the lowest half-hour between 01:00 and 05:00 (median over nights);
-    for a home with no night seen yet, the lowest half-hour so far (needs ``min_half_hours``)."""
+    for a home with no night seen yet, the lowest half-hour so far (needs ``min_half_hours``).
+
+    ``history`` holds only half-hours seen from end to end (``cloud.summary.whole_half_hours``): the one in progress,
+    ten minutes old, would otherwise be the floor at a third of the truth."""
     nights: dict[date, list[Decimal]] = defaultdict(list)
     for interval in history:
         local = interval.start.astimezone(tz)

@@ -74,9 +74,13 @@ def preview(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime, histo
     return project(tariff, tz, billing_day, now, history)[0]
 
 
-def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime,
-            history: list[Interval]) -> tuple[BillPreview, Bill]:
-    """The preview, and the projected bill itself (actual usage plus the filled-in rest)."""
+def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime, history: list[Interval],
+            whole: list[Interval] | None = None) -> tuple[BillPreview, Bill]:
+    """The preview, and the projected bill itself (actual usage plus the filled-in rest).
+
+    The rest is filled from the typical half-hour of each slot of the day over ``whole``, the half-hours seen
+    from end to end (``cloud.summary.whole_half_hours``), or ``history`` while none is: one seen in part would
+    lower its slot."""
     today = now.astimezone(tz).date()
     period_start, end = billing_period(today, billing_day)
     # Ohmni cannot see before the hub joined: a home new this period is previewed from its first day.
@@ -86,7 +90,7 @@ def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime,
     actual = [i for i in history if period_start_utc <= i.start <= now]
     so_far = price(tariff, actual, start, today + timedelta(days=1), tz, interval_s=SLOT_S)
     recent = [i for i in history if i.start >= now - timedelta(days=HISTORY_DAYS)]
-    profile, overall = slot_profile(recent, tz)
+    profile, overall = slot_profile([i for i in whole or history if i.start >= now - timedelta(days=HISTORY_DAYS)], tz)
     t = datetime.fromtimestamp((int(now.timestamp()) // SLOT_S + 1) * SLOT_S, UTC)
     end_utc = local_midnight(end, tz)
     filled: list[Interval] = []

@@ -26,7 +26,7 @@ from cloud.coach.periods import previous_period
 from cloud.coach.preview import BillPreview, daily_totals, project
 from cloud.storage.base import Household, Storage
 from cloud.storage.people import PeopleStore
-from cloud.summary import settlement_usage
+from cloud.summary import settled_usage, whole_half_hours
 from cloud.tariffs.model import Tariff, catalogue
 from protocols.uplink import ApplianceEnergyV1
 
@@ -119,8 +119,9 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     tz = ZoneInfo(household.tz)
     tariff = Tariff.model_validate_json(household.tariff_json)
     now = datetime.fromtimestamp(latest.ts, UTC)
-    history = await settlement_usage(store, household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
-    bill_preview, projected = project(tariff, tz, household.billing_day, now, history)
+    history, since = await settled_usage(store, household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
+    whole = whole_half_hours(history, since if since is not None else latest.ts, latest.ts)
+    bill_preview, projected = project(tariff, tz, household.billing_day, now, history, whole)
     explanation, shock = None, None
     prev_start, prev_end = previous_period(bill_preview.period_start, household.billing_day)
     runs = await store.runs(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
@@ -156,7 +157,7 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
         compared = [TariffCost(name=t.name, cost=tariff.money(cost), currency=tariff.currency,
                                current=t.name == tariff.name, days=days)
                     for t, cost in tariff_costs(history, tariff, catalogue(), tz, today, days)]
-    floor = always_on(history, tariff, tz)
+    floor = always_on(whole, tariff, tz)
     if floor:
         nudges.append(floor)
     if isinstance(store, PeopleStore):  # what the household accepted stays, marked; what it dismissed goes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 
 from cloud import deps
@@ -97,3 +98,21 @@ def test_history_with_the_tariffs_bands(cloud):  # noqa: F811
     month = client.get("/api/v1/household/history", params={"span": "month"}, headers=auth).json()
     assert month["resolution_s"] == 86400 and [b["kwh"] for b in month["bars"]] == ["23.500", "24.000", "24.000"]
     assert client.get("/api/v1/household/history", params={"span": "year"}, headers=auth).status_code == 422
+
+
+def test_a_new_homes_floor_and_projection_come_from_the_half_hours_seen_whole(cloud):  # noqa: F811
+    """A hub that joined at 00:10 and was last heard at 02:20, the home at a steady 600 W: the first half-hour holds
+    20 minutes and the one in progress 20, so neither may stand for a half-hour (the floor read 420 W from the
+    second, and the projection took both as typical of their slots)."""
+    client, secrets = cloud
+    readings = [reading(DAY + 600 + i * 60, 1000 + i * 10, power_w=600) for i in range(131)]  # 00:10 to 02:20
+    assert post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=readings)).status_code == 200
+    report = client.get("/api/v1/household/coach", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    floor = next(n for n in report["nudges"] if n["kind"] == "always_on")
+    # 600 W all year at the demo's 24.50p: 600 x 8.76 kWh x 0.245
+    assert "about 600 W" in floor["message"] and floor["saving"] == "1287.72", floor
+    p = report["preview"]
+    # every slot still to come (from 02:30 to the period's end, London being on UTC in winter) at 0.3 kWh
+    end = int(datetime.combine(date.fromisoformat(p["period_end"]), time(), UTC).timestamp())
+    slots = (end - (DAY + 9000)) // 1800
+    assert Decimal(p["projected_kwh"]) == Decimal(p["so_far_kwh"]) + Decimal("0.3") * slots, p
