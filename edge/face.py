@@ -45,6 +45,13 @@ def _kw(watts: float) -> str:
     return f"{watts / 1000:.1f} kW" if watts >= 1000 else f"{watts:.0f} W"
 
 
+def _last(recent_s: int, watts: float) -> str:
+    """The power the face is judged on, named with its span, as it differs from the display's one reading:
+    "Last minute 176 W" beside a reading of 183 W."""
+    span = "minute" if recent_s == 60 else f"{recent_s} s"
+    return f"Last {span} {_kw(watts)}"
+
+
 class FaceTracker:
     """Feeds on (ts, watts); keeps the last ``recent_s`` samples and a day of minute means."""
 
@@ -97,10 +104,11 @@ class FaceTracker:
             ratio = recent / baseline
             peers = self.cfg.similar_homes_w
             face = choose_face(ratio, previous, self.cfg, recent / peers if peers else None)
+            last = _last(self.cfg.recent_s, recent)
             reason = {
-                Face.SMILE: f"Below your usual: {_kw(recent)} against {_kw(baseline)}",
-                Face.NEUTRAL: f"About your usual: {_kw(recent)} against {_kw(baseline)}",
-                Face.FROWN: f"Using {_kw(recent)}, {ratio:.1f}x your usual {_kw(baseline)}",
+                Face.SMILE: f"{last}, below your usual {_kw(baseline)}",
+                Face.NEUTRAL: f"{last}, about your usual {_kw(baseline)}",
+                Face.FROWN: f"{last}, {ratio:.1f}x your usual {_kw(baseline)}",
             }[face]
             if peers:
                 reason += f"; similar homes use {_kw(peers)}"

@@ -129,6 +129,11 @@ def test_the_hubs_display_page_draws_the_face(running_home, page):
     page.wait_for_selector("#face svg")
     page.wait_for_function(f"document.getElementById('power').textContent === '{state['power_w']} W'")
     assert page.text_content("#reason") == state["reason"]
+    # the reading and its reason sit centred under the face, as a display across the room is read
+    face, power, reason = (page.locator(sel).evaluate(
+        "e => { const r = document.createRange(); r.selectNodeContents(e); const b = r.getBoundingClientRect();"
+        " return b.left + b.width / 2; }") for sel in ("#face", "#power", "#reason"))
+    assert abs(power - face) < 2 and abs(reason - face) < 2, (face, power, reason)
     page.screenshot(path=str(SHOTS / "display.png"))
 
 

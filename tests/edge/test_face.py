@@ -74,5 +74,5 @@ def test_a_meter_clock_that_goes_back_starts_the_last_minute_again():
     tracker.update(t + 5 * 365 * 86400, 9000)
     t += CFG.min_baseline_s + 120
     states = [tracker.update(t + i, 300) for i in range(3 * CFG.recent_s)]
-    assert "300 W against 300 W" in states[-1].reason, states[-1].reason
+    assert states[-1].reason == "Last minute 300 W, about your usual 300 W", states[-1].reason
     assert len(tracker._recent) <= CFG.recent_s + 1  # bounded, as a minute of readings is
