@@ -31,6 +31,8 @@ from protocols.display import DisplayState
 from protocols.readings import MeterReading
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edge.nilm.live import Run
 
 log = logging.getLogger("ohmni.hub")
@@ -63,7 +65,8 @@ class HubAgent:
                     model = load_model(self.own_model_path)
                 except ModelFileError as exc:
                     log.warning("ignoring %s (%s): disaggregating with the base model", self.own_model_path, exc)
-            self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s)
+            self.nilm = LiveDisaggregator(model, cfg.nilm.window_s, cfg.nilm.every_s,
+                                          metered=self.metered if cfg.nilm.plugs else None)
             self._resume_nilm()
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None
         self.started = time.time()
@@ -99,6 +102,19 @@ class HubAgent:
         ran, self._nilm_saved = self.nilm.passes != self._nilm_saved, self.nilm.passes
         self.store.settle_nilm((run.to_uplink() for run in runs), self.nilm.take_half_hours(),
                                self.nilm.state() if ran else None)
+
+    def metered(self, ts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """What the plugs (``nilm.plugs``) said at these meter readings, per appliance: the hub reports a plugged
+        appliance's runs and half hours as its plug measured them (``LiveDisaggregator``'s ``metered``). A plug's
+        reading holds for up to ``PLUG_HOLD_S``; an appliance one of whose plugs never reported is left out."""
+        from edge.nilm.own_home import by_appliance, plug_power
+
+        out = {}
+        for appliance, devices in by_appliance(self.cfg.nilm.plugs).items():
+            got = plug_power(self.store, devices, ts, float(ts[0]))
+            if got is not None:
+                out[appliance] = got
+        return out
 
     @property
     def own_model_path(self) -> Path:

@@ -151,7 +151,8 @@ class NilmConfig(Section):
                             "and half hours are settled two hours inside both ends")
     every_s: float = Field(default=300, gt=0)
     #: Plugs on appliances: device id as the hub stores it (`ohmni hub nilm-export` lists those seen) -> appliance.
-    #: They are this home's submetered truth: from them the hub adapts its model to it (``edge/nilm/own_home.py``).
+    #: They are this home's submetered truth: the hub sends those appliances as their plugs measured them, and
+    #: adapts its model to the home from them (``edge/nilm/own_home.py``).
     plugs: dict[str, Appliance] = Field(default_factory=dict)
     adapt_every_s: float = Field(default=24 * 3600, ge=60, description="how often the model re-adapts to the home")
     adapt_history_s: float = Field(default=7 * 24 * 3600, ge=3600, description="the recent plug and meter "

@@ -34,7 +34,7 @@ home without appliances for a day.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -214,10 +214,20 @@ class _OpenRun:
                    self.sure / max(1, self.samples))
 
 
+#: What plugs measured at the window's readings, per appliance: (its watts at each reading, whether a plug had
+#: reported then). The hub's is ``edge.agent.HubAgent.metered``.
+Metered = Callable[[np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
 class LiveDisaggregator:
+    """The batch disaggregator over a sliding window (see the module's notes). With ``metered``, an appliance a plug
+    measures is what the plug says wherever it was reporting (confidence 1), and the disaggregator's estimate only
+    where it was away: a home told its washing machine's cost should hear what the plug on it counted."""
+
     def __init__(self, model: Model, window_s: float = 8 * 3600, every_s: float = 300,
-                 margin_s: float = 7200) -> None:
+                 margin_s: float = 7200, metered: Metered | None = None) -> None:
         self.model = model
+        self.metered = metered
         self.window_s, self.every_s, self.margin_s = window_s, every_s, margin_s
         self._half_hours: dict[tuple[str, int], float] = {}  # settled, not yet taken
         self._settled_to = -np.inf  # half hours before this are settled
@@ -341,6 +351,10 @@ class LiveDisaggregator:
         horizon = ts[-1] if final else ts[-1] - self.margin_s
         after = ts[0] + self.margin_s if self._trimmed else ts[0]
         estimates, confidence = disaggregate_with_confidence(ts, w, self.model)
+        for name, (watts, known) in (self.metered(ts) if self.metered else {}).items():
+            if name in estimates:
+                estimates[name] = np.where(known, watts, estimates[name])
+                confidence[name] = np.where(known, 1.0, confidence[name])
         self.passes += 1
         self._settle_half_hours(ts, estimates, after, horizon, last_half_hour)
         return self._settle_runs(ts, estimates, confidence, after, horizon, final)

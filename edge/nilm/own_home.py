@@ -48,19 +48,43 @@ def own_home(store: HubStore, plugs: dict[str, str], history_s: float | None = N
     end = ts + GRID_S
     known = np.ones(len(ts), dtype=bool)
     columns: dict[str, np.ndarray] = {}
+    for appliance, devices in by_appliance(plugs).items():
+        got = plug_power(store, devices, np.nextafter(end, -np.inf), since)  # the last report before the cell ends
+        if got is None:
+            return None  # a mapped plug that never reported then: no cell has every plug's power
+        columns[appliance], fresh = got
+        known &= fresh
+    if not known.any():
+        return None
+    return House("own home", ts[known], meter[known, 1], {k: v[known] for k, v in columns.items()})
+
+
+def by_appliance(plugs: dict[str, str]) -> dict[str, list[str]]:
+    """The plugs (device -> appliance) as appliance -> its devices, in the order the config names them."""
+    out: dict[str, list[str]] = {}
     for device, appliance in plugs.items():
+        out.setdefault(appliance, []).append(device)
+    return out
+
+
+def plug_power(store: HubStore, devices: list[str], at: np.ndarray,
+               since: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``devices``' power added up as each last reported it at or before each time in ``at`` (reports from
+    ``since - PLUG_HOLD_S`` on), and where every one of them had reported within ``PLUG_HOLD_S`` then; None when one
+    of them sent no report at all."""
+    total = np.zeros(len(at))
+    known = np.ones(len(at), dtype=bool)
+    for device in devices:
         rows = np.array(store.db.execute(
             "SELECT ts, power_w FROM device_readings WHERE device = ? AND power_w IS NOT NULL AND ts >= ? "
             "ORDER BY ts", (device, since - PLUG_HOLD_S)).fetchall(), dtype=np.float64).reshape(-1, 2)
         if not len(rows):
-            return None  # a mapped plug that never reported then: no cell has every plug's power
-        report = np.searchsorted(rows[:, 0], end, side="left") - 1  # the plug's last report before the cell ends
+            return None
+        report = np.searchsorted(rows[:, 0], at, side="right") - 1
         held = np.maximum(report, 0)
-        known &= (report >= 0) & (end - rows[held, 0] <= PLUG_HOLD_S)
-        columns[appliance] = columns.get(appliance, 0.0) + np.clip(rows[held, 1], 0, None)
-    if not known.any():
-        return None
-    return House("own home", ts[known], meter[known, 1], {k: v[known] for k, v in columns.items()})
+        known &= (report >= 0) & (at - rows[held, 0] <= PLUG_HOLD_S)
+        total += np.clip(rows[held, 1], 0, None)
+    return total, known
 
 
 def export_own_home(store: HubStore, plugs: dict[str, str], out: Path, history_s: float | None = None) -> House | None:

@@ -943,6 +943,74 @@ def test_a_hub_killed_and_started_again_keeps_every_run_and_half_hour_once(refit
     agent.store.close()
 
 
+def test_a_plugged_appliance_is_sent_as_its_plug_measured_it(refit, tmp_path):
+    """The hub on a real REFIT day (house 9) with plugs on its washing machine and kettle, reporting as Shelly plugs
+    do, the kettle's off the network from 06:00 to 08:00. Each of their runs and half hours is the plug's (its last
+    report held for up to five minutes) where it reported, the disaggregator's only where it was away; the fridge
+    and dishwasher, with no plug, are the batch path's as before. Before, the washer's wash was sent as the shipped
+    model guessed it, whatever its plug said."""
+    from edge.agent import HubAgent
+    from edge.config import HubConfig
+    from edge.nilm.live import HALF_HOUR, half_hour_energy, runs_from
+    from edge.nilm.model import pretrained
+    from edge.nilm.own_home import PLUG_HOLD_S
+    from tests.edge.test_nilm_own_home import meter_readings, plug_reports
+
+    house = read_house(refit[9], need_truth=True)
+    t0 = house.timestamp[0]
+    readings = meter_readings(house)
+    plugs = {"shelly:washer:0": "washing_machine", "zigbee2mqtt:kettle_plug": "kettle"}
+    away = (house.timestamp >= t0 + 6 * 3600) & (house.timestamp < t0 + 8 * 3600)
+    reports = sorted([r for device, name in plugs.items() for r in plug_reports(
+        device, house.timestamp[~away if name == "kettle" else slice(None)],
+        house.appliances[name][~away if name == "kettle" else slice(None)])], key=lambda r: r.ts)
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}, "mqtt": {"enabled": False},
+                                    "nilm": {"every_s": 1800, "plugs": plugs, "adapt_min_s": 10 * 86400}})
+    agent = HubAgent(cfg)
+    sent = 0
+    for i in range(0, len(readings), 50):
+        chunk = readings[i:i + 50]
+        upto = sent
+        while upto < len(reports) and reports[upto].ts <= chunk[-1].ts:
+            upto += 1
+        agent.on_devices(reports[sent:upto])
+        agent.flush_devices()
+        sent = upto
+        agent.on_readings(chunk)
+    agent.flush_nilm()
+
+    ts = np.array([r.ts for r in readings], dtype=np.float64)
+    watts = np.array([r.net_power_w for r in readings], dtype=np.float64)
+    estimates, confidence = disaggregate_with_confidence(ts, watts, pretrained())
+    guessed = dict(estimates)
+    for device, name in plugs.items():  # what the plug said at each reading: its last report, if fresh
+        mine = [r for r in reports if r.device == device]
+        at, power = np.array([r.ts for r in mine]), np.array([r.power_w for r in mine])
+        last = np.searchsorted(at, ts, side="right") - 1
+        fresh = (last >= 0) & (ts - at[np.maximum(last, 0)] <= PLUG_HOLD_S)
+        estimates[name] = np.where(fresh, power[np.maximum(last, 0)], estimates[name])
+        confidence[name] = np.where(fresh, 1.0, confidence[name])
+        assert fresh.mean() > (0.9 if name == "kettle" else 0.99)
+    kept = agent.store.runs()
+    batch = [r for r in runs_from(ts, estimates, confidence) if r.end <= ts[-1]]
+    assert {(r.appliance, r.start, r.end, r.confidence) for r in kept} == {
+        (r.appliance, r.start, max(r.end, r.start + 1), round(r.confidence, 3)) for r in batch}
+    washes = [r for r in kept if r.appliance == "washing_machine"]
+    truth_wh = np.sum(house.appliances["washing_machine"] * np.diff(ts, append=ts[-1] + 7)) / 3600
+    assert washes and all(r.confidence == 1.0 for r in washes)
+    assert sum(r.energy_wh for r in washes) == pytest.approx(truth_wh, rel=0.02)  # the wash the plug counted
+    energy = dict(((a, start), wh) for a, start, wh in
+                  agent.store.db.execute("SELECT appliance, start, energy_wh FROM appliance_energy"))
+    expected, model_only = half_hour_energy(ts, estimates), half_hour_energy(ts, guessed)
+    assert energy.keys() == {k for k in expected if k[1] + HALF_HOUR <= ts[-1]}
+    assert all(energy[k] == pytest.approx(expected[k], abs=0.01) for k in energy)
+    for hour in (6.5, 7.0):  # where the kettle's plug was away, the disaggregator's estimate
+        key = ("kettle", int((t0 + hour * 3600) // HALF_HOUR * HALF_HOUR))
+        assert energy[key] == pytest.approx(model_only[key], abs=0.01)
+    assert sum(energy[k] for k in energy if k[0] == "washing_machine") == pytest.approx(truth_wh, rel=0.02)
+    agent.store.close()
+
+
 def test_a_trees_split_is_the_best_the_bins_allow():
     """The histograms (built a feature at a time, to bound memory) choose the split a plain search over every
     feature and bin would: a stump on made-up features, checked against sums written out by hand."""
