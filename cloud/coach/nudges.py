@@ -1,6 +1,7 @@
 """Nudges whose savings are true.
 
-- Shift: an appliance run's own power profile (a run the hub is at least half sure of)
+- Shift: an appliance run's own power profile (a run the hub is at least half sure of, of an
+  appliance a home starts when it likes: ``SHIFTABLE``)
   priced at its real start and at every other start that fits (no minute in quiet hours,
   inside not-before/not-after, every minute priced by a published rate, and for banded
   tariffs wholly inside one band).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -28,6 +29,9 @@ from cloud.tariffs.model import CURRENCY_SYMBOL, DynamicRates, ScheduleRates, Ta
 from protocols.uplink import ApplianceRunV1
 
 MINUTE = timedelta(minutes=1)
+#: Appliances a home starts when it likes: a wash or a dry can wait for a cheaper hour. A kettle, a microwave or a
+#: fridge runs when it is needed, so "boil the kettle at 02:00 and save 6p" is no advice, however true the sum.
+SHIFTABLE = frozenset({"washing_machine", "dishwasher", "tumble_dryer", "washer_dryer"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class ShiftPrefs:
     #: a run the hub was less sure of than this is not priced into a nudge: telling a home its washer ran when it
     #: did not costs more trust than the pennies are worth (runs from disaggregation carry their confidence)
     min_confidence: float = 0.5
+    #: appliances whose runs a home could have started at another hour (``SHIFTABLE``)
+    appliances: frozenset[str] = field(default_factory=lambda: SHIFTABLE)
 
 
 class Nudge(BaseModel):
@@ -131,7 +137,7 @@ def shift_nudge(run: ApplianceRunV1, tariff: Tariff, tz: ZoneInfo, prefs: ShiftP
                 published_until: datetime | None = None) -> Nudge | None:
     """The cheapest fitting start on the run's local day and the night after, if it saves enough."""
     prefs = prefs or ShiftPrefs()
-    if run.confidence < prefs.min_confidence:
+    if run.confidence < prefs.min_confidence or run.appliance not in prefs.appliances:
         return None
     kwh = profile_kwh(run)
     original = datetime.fromtimestamp(run.start, UTC)

@@ -64,6 +64,19 @@ def test_a_run_the_hub_was_unsure_of_gets_no_nudge():
                        ShiftPrefs(min_confidence=0.4)) is not None
 
 
+def test_only_an_appliance_a_home_can_start_later_is_told_to():
+    """The same 1.3 kWh at 09:10 on Economy 7 saves 27p by 05:00 whatever ran it, but only a wash can wait: a kettle,
+    microwave or fridge runs when it is needed, so its run gets no nudge; a home's own list can say otherwise."""
+    run = washer_run(datetime(2025, 1, 15, 9, 10, tzinfo=LONDON))
+    for appliance in ("washing_machine", "dishwasher", "tumble_dryer"):
+        nudge = shift_nudge(run.model_copy(update={"appliance": appliance}), e7(), LONDON)
+        assert nudge is not None and nudge.saving == "0.27", appliance
+    for appliance in ("kettle", "microwave", "fridge"):
+        assert shift_nudge(run.model_copy(update={"appliance": appliance}), e7(), LONDON) is None, appliance
+    assert shift_nudge(run.model_copy(update={"appliance": "kettle"}), e7(), LONDON,
+                       ShiftPrefs(appliances=frozenset({"kettle"}))).saving == "0.27"
+
+
 def test_dynamic_prices_are_used_only_once_published():
     day = datetime(2025, 1, 15, tzinfo=UTC)
     prices = [Price(valid_from=day + timedelta(minutes=30 * i), valid_to=day + timedelta(minutes=30 * (i + 1)),
