@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,11 @@ def page(browser):
     context.close()
 
 
+
+def gbp(amount: str) -> str:
+    """Pounds as the pages show money: "£1,234.56"."""
+    return f"£{Decimal(amount):,.2f}"
+
 def test_the_dashboard_shows_the_apis_figures(running_home, page):
     page.goto(f"{running_home['cloud']}/login?key={running_home['key']}")
     page.wait_for_url(f"{running_home['cloud']}/")
@@ -57,7 +63,8 @@ def test_the_dashboard_shows_the_apis_figures(running_home, page):
     assert page.text_content("#bill-projected") == coach["preview"]["projected"]
     shown = [[td.inner_text() for td in tr.query_selector_all("td")]
              for tr in page.query_selector_all("#appliances tr")]
-    expected = [[a["appliance"].replace("_", " "), str(a["runs"]), a["kwh"], f"{a['cost']} {a['currency']}"]
+    assert all(a["currency"] == "GBP" for a in coach["appliances"])
+    expected = [[a["appliance"].replace("_", " "), str(a["runs"]), a["kwh"], gbp(a["cost"])]
                 for a in coach["appliances"]] or [["No appliance runs seen yet."]]
     assert shown == expected
     page.wait_for_selector("#chart .main-svg")  # Plotly, served by the cloud itself, drew the chart
@@ -110,8 +117,11 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     page.wait_for_function("document.getElementById('hh-bill').textContent !== '–'")
     context = page.request.get(f"{cloud}/api/v1/agent/households/hh-demo?reason=billing%20query").json()
     preview = context["coach"]["preview"]
-    assert page.text_content("#hh-bill") == f"{preview['so_far']} {preview['currency']}"
-    assert page.text_content("#hh-projected") == f"{preview['projected']} {preview['currency']}"
+    assert preview["currency"] == "GBP"  # money as the householder's page shows it, not "0.92 GBP"
+    assert page.text_content("#hh-bill") == gbp(preview["so_far"])
+    assert page.text_content("#hh-projected") == gbp(preview["projected"])
+    today = context["summary"]["today"]
+    assert page.text_content("#hh-today") == f"{today['kwh']} kWh, {gbp(today['cost'])}"
     assert page.text_content("#hh-power") == f"{context['summary']['power_w']} W"
     assert page.text_content("#hh-name") == "The Demo Household"
     page.wait_for_selector("#hh-chart .main-svg")

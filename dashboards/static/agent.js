@@ -49,9 +49,9 @@ async function open(id) {
   text("hh-meta", `Account ${c.household.account_number} · ${c.household.postcode} · meters ${c.household.meters.join(", ") || "none on record"}`);
   const s = c.summary, p = c.coach.preview;
   text("hh-power", s.power_w === null ? "–" : `${s.power_w} W`);
-  text("hh-today", s.today ? `${s.today.kwh} kWh, ${s.today.currency_symbol}${s.today.cost}` : "–");
-  text("hh-bill", p ? `${p.so_far} ${p.currency}` : "–");
-  text("hh-projected", p ? `${p.projected} ${p.currency}` : "–");
+  text("hh-today", s.today ? `${s.today.kwh} kWh, ${money(s.today.cost, s.today.currency)}` : "–");
+  text("hh-bill", p ? money(p.so_far, p.currency) : "–");
+  text("hh-projected", p ? money(p.projected, p.currency) : "–");
   text("hh-face", s.display ? `The household's display shows: ${s.display.face} — ${s.display.reason}` : "No display state yet.");
   text("hh-health", c.last_reading_ts ? `Last reading ${when(c.last_reading_ts)}` : "No reading received yet.");
   items("hh-hubs", c.hubs.map((h) => `${h.hub_id}: ${h.verdict}` + (h.last_ts ? ` (last reading ${when(h.last_ts)}` +
@@ -68,7 +68,7 @@ async function open(id) {
   items("hh-gaps", c.gaps_24h.map((g) => `${when(g.start)} → ${when(g.end)} (${Math.round(g.seconds / 60)} min)`));
   items("hh-explain", c.coach.explanation ? c.coach.explanation.sentences : []);
   items("hh-appliances", Object.entries(c.appliances).map(([name, kwh]) => `${name}: ${kwh} kWh`));
-  items("hh-nudges", c.coach.nudges.map((n) => `${n.message} (saves ${n.saving} ${n.currency})`));
+  items("hh-nudges", c.coach.nudges.map((n) => `${n.message} (saves ${money(n.saving, n.currency)})`));
   items("hh-notifications", c.notifications.map((n) => `${when(n.created_at)} ${n.kind}: ${n.message}`));
   items("hh-notes", c.notes.map((n) => `${when(n.ts)} ${n.author}: ${n.text}`));
 }

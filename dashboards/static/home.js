@@ -107,8 +107,8 @@ function rows(id, items, cells) {
 }
 
 function showBreakdown(c) {
-  rows("appliances", c.appliances || [], (a) => [a.appliance.replace("_", " "), a.runs, a.kwh, `${a.cost} ${a.currency}`]);
-  rows("tariffs", c.tariffs || [], (t) => [t.current ? `${t.name} (yours)` : t.name, `${t.cost} ${t.currency}`]);
+  rows("appliances", c.appliances || [], (a) => [a.appliance.replace("_", " "), a.runs, a.kwh, money(a.cost, a.currency)]);
+  rows("tariffs", c.tariffs || [], (t) => [t.current ? `${t.name} (yours)` : t.name, money(t.cost, t.currency)]);
   if (c.tariffs && c.tariffs.length) {
     document.getElementById("tariffs-note").textContent =
       `Your last ${c.tariffs[0].days} days priced on each tariff we know, standing charges included.`;
