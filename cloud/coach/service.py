@@ -24,6 +24,7 @@ from cloud.coach.nudges import (
 )
 from cloud.coach.periods import previous_period
 from cloud.coach.preview import BillPreview, daily_totals, project
+from cloud.coach.uses import uses
 from cloud.storage.base import Household, Storage
 from cloud.storage.people import PeopleStore
 from cloud.summary import settled_usage, whole_half_hours
@@ -124,7 +125,7 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     bill_preview, projected = project(tariff, tz, household.billing_day, now, history, whole)
     explanation, shock = None, None
     prev_start, prev_end = previous_period(bill_preview.period_start, household.billing_day)
-    runs = await store.runs(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
+    runs = uses(await store.runs(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1))
     energy = await store.appliance_energy(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
     previous_usage = [i for i in history if i.start.astimezone(tz).date() >= prev_start
                       and i.start.astimezone(tz).date() < prev_end]

@@ -116,3 +116,22 @@ def test_a_new_homes_floor_and_projection_come_from_the_half_hours_seen_whole(cl
     end = int(datetime.combine(date.fromisoformat(p["period_end"]), time(), UTC).timestamp())
     slots = (end - (DAY + 9000)) // 1800
     assert Decimal(p["projected_kwh"]) == Decimal(p["so_far_kwh"]) + Decimal("0.3") * slots, p
+
+
+def test_a_wash_sent_in_pieces_is_one_wash_on_the_bill(cloud):  # noqa: F811
+    """The hub sends a wash as six pieces (its calls dip under the on line as the drum pauses); the householder's
+    table of where this bill's energy went says one run of 1.2 kWh, not six."""
+    import json
+
+    from tests.cloud.test_coach import wash_in_pieces
+
+    client, secrets = cloud
+    readings = [reading(DAY + i * 60, 1000 + i * 10, power_w=600) for i in range(121)]
+    pieces = wash_in_pieces(datetime.fromtimestamp(DAY + 1800, UTC), (120, 300, 180, 120, 240))
+    body = UplinkBatch(hub_id="hub-demo", seq=1, readings=readings).model_dump() | {
+        "runs": [p.model_dump() for p in pieces]}
+    resp = client.post("/api/v1/hub/batches", content=json.dumps(body),
+                       headers={"Authorization": f"Bearer {secrets['hub']}"})
+    assert resp.status_code == 200, resp.text
+    report = client.get("/api/v1/household/coach", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
+    assert [(a["appliance"], a["runs"], a["kwh"]) for a in report["appliances"]] == [("washing_machine", 1, "1.20")]
