@@ -123,6 +123,10 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     today = context["summary"]["today"]
     assert page.text_content("#hh-today") == f"{today['kwh']} kWh, {gbp(today['cost'])}"
     assert page.text_content("#hh-power") == f"{context['summary']['power_w']} W"
+    # the appliances as the householder's page shows them for this bill, so the agent explains the same figures
+    shown = [li.inner_text() for li in page.query_selector_all("#hh-appliances li")]
+    assert shown == [f"{a['appliance'].replace('_', ' ')}: {a['runs']} run{'' if a['runs'] == 1 else 's'}, "
+                     f"{a['kwh']} kWh, {gbp(a['cost'])}" for a in context["coach"]["appliances"]] or ["none"]
     assert page.text_content("#hh-name") == "The Demo Household"
     page.wait_for_selector("#hh-chart .main-svg")
     assert page.get_attribute("#hh-chart", "data-gaps") == str(len(context["gaps_24h"]))

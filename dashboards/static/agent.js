@@ -67,7 +67,8 @@ async function open(id) {
   }
   items("hh-gaps", c.gaps_24h.map((g) => `${when(g.start)} → ${when(g.end)} (${Math.round(g.seconds / 60)} min)`));
   items("hh-explain", c.coach.explanation ? c.coach.explanation.sentences : []);
-  items("hh-appliances", Object.entries(c.appliances).map(([name, kwh]) => `${name}: ${kwh} kWh`));
+  items("hh-appliances", (c.coach.appliances || []).map((a) =>
+    `${a.appliance.replace("_", " ")}: ${a.runs} ${a.runs === 1 ? "run" : "runs"}, ${a.kwh} kWh, ${money(a.cost, a.currency)}`));
   items("hh-nudges", c.coach.nudges.map((n) => `${n.message} (saves ${money(n.saving, n.currency)})`));
   items("hh-notifications", c.notifications.map((n) => `${when(n.created_at)} ${n.kind}: ${n.message}`));
   items("hh-notes", c.notes.map((n) => `${when(n.ts)} ${n.author}: ${n.text}`));
