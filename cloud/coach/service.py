@@ -24,7 +24,7 @@ from cloud.coach.nudges import (
 )
 from cloud.coach.periods import previous_period
 from cloud.coach.preview import BillPreview, daily_totals, project
-from cloud.coach.uses import uses
+from cloud.coach.uses import is_whole, settled_to, uses
 from cloud.storage.base import Household, Storage
 from cloud.storage.people import PeopleStore
 from cloud.summary import settled_usage, whole_half_hours
@@ -121,8 +121,8 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
     tariff = Tariff.model_validate_json(household.tariff_json)
     now = datetime.fromtimestamp(latest.ts, UTC)
     history, since = await settled_usage(store, household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1)
-    whole = whole_half_hours(history, since if since is not None else latest.ts, latest.ts)
-    bill_preview, projected = project(tariff, tz, household.billing_day, now, history, whole)
+    seen_whole = whole_half_hours(history, since if since is not None else latest.ts, latest.ts)
+    bill_preview, projected = project(tariff, tz, household.billing_day, now, history, seen_whole)
     explanation, shock = None, None
     prev_start, prev_end = previous_period(bill_preview.period_start, household.billing_day)
     runs = uses(await store.runs(household.id, latest.ts - HISTORY_DAYS * 86400, latest.ts + 1))
@@ -142,8 +142,9 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
             await store.add_notification(household.id, "bill_shock", bill_preview.period_start.isoformat(), shock)
     nudges: list[Nudge] = []
     best_shift: dict[str, Nudge] = {}
+    settled = settled_to(energy)
     for run in runs:
-        if run.start >= latest.ts - 7 * 86400:
+        if run.start >= latest.ts - 7 * 86400 and is_whole(run, settled):
             nudge = shift_nudge(run, tariff, tz, prefs)
             if nudge and (run.appliance not in best_shift
                           or Decimal(nudge.saving) > Decimal(best_shift[run.appliance].saving)):
@@ -158,7 +159,7 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
         compared = [TariffCost(name=t.name, cost=tariff.money(cost), currency=tariff.currency,
                                current=t.name == tariff.name, days=days)
                     for t, cost in tariff_costs(history, tariff, catalogue(), tz, today, days)]
-    floor = always_on(whole, tariff, tz)
+    floor = always_on(seen_whole, tariff, tz)
     if floor:
         nudges.append(floor)
     if isinstance(store, PeopleStore):  # what the household accepted stays, marked; what it dismissed goes

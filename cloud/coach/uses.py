@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from protocols.uplink import ApplianceRunV1
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
 
 #: The longest pause inside one use of each appliance, in seconds. Longer than the pauses of a program or a
 #: flickering call, shorter than the rest between two uses: a fridge's compressor rests for ten minutes or more, a
@@ -59,3 +59,15 @@ def _joined(pieces: list[ApplianceRunV1]) -> ApplianceRunV1:
         appliance=pieces[0].appliance, start=start, end=end, energy_wh=round(sum(p.energy_wh for p in pieces), 1),
         peak_w=max(p.peak_w for p in pieces), profile_w=[round(w, 1) for w in minutes],
         confidence=round(sum(p.confidence * (p.end - p.start) for p in pieces) / max(1, length), 3))
+
+
+def settled_to(energy: Iterable[ApplianceEnergyV1]) -> int | None:
+    """How far the hub has settled what it sends: the end of the last half hour it sent energy for (it settles runs
+    at least that far); None for a hub that sends no half hours."""
+    return max((e.start + 1800 for e in energy), default=None)
+
+
+def is_whole(use: ApplianceRunV1, settled: int | None) -> bool:
+    """Whether no more of this use can come: the hub has settled past its end and a pause after it. A nudge is told
+    once, so a wash is priced when it is whole, not from its first pieces (with no half hours to tell, at once)."""
+    return settled is None or use.end + PAUSE_S.get(use.appliance, DEFAULT_PAUSE_S) <= settled

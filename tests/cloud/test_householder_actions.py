@@ -135,3 +135,40 @@ def test_a_wash_sent_in_pieces_is_one_wash_on_the_bill(cloud):  # noqa: F811
     assert resp.status_code == 200, resp.text
     report = client.get("/api/v1/household/coach", headers={"Authorization": f"Bearer {secrets['key']}"}).json()
     assert [(a["appliance"], a["runs"], a["kwh"]) for a in report["appliances"]] == [("washing_machine", 1, "1.20")]
+
+
+def test_a_wash_is_nudged_once_and_whole_though_its_pieces_come_in_two_batches(cloud):  # noqa: F811
+    """On Economy 7, a wash at 09:10 sent as the hub settles it: three pieces first, with half hours settled to 09:30
+    (the wash may go on), then the other three with half hours to 10:30. No nudge is told of the first three (12p of
+    advice on 0.6 kWh); once the wash is whole, one nudge of 1.2 kWh and 25p, and one notification of it."""
+    import json
+    from dataclasses import replace
+
+    from cloud.bootstrap import DEMO_HOUSEHOLD
+    from tests.cloud.test_coach import e7, wash_in_pieces
+
+    client, secrets = cloud
+    client.portal.call(client.app.state.storage.upsert_household,
+                       replace(DEMO_HOUSEHOLD, tariff_json=e7().model_dump_json()))
+    auth = {"Authorization": f"Bearer {secrets['key']}"}
+    pieces = wash_in_pieces(datetime.fromtimestamp(DAY + 9 * 3600 + 600, UTC), (120, 300, 180, 120, 240))
+    readings = [reading(DAY + i * 60, 1000 + i * 10, power_w=600) for i in range(14 * 60)]
+
+    def send(seq: int, runs: list, settled_to_h: float) -> dict:
+        energy = [{"appliance": "washing_machine", "start": DAY + 1800 * i, "energy_wh": 0.0}
+                  for i in range(int(settled_to_h * 2))]
+        body = UplinkBatch(hub_id="hub-demo", seq=seq, readings=readings if seq == 1 else []).model_dump() | {
+            "runs": [p.model_dump() for p in runs], "energy": energy}
+        resp = client.post("/api/v1/hub/batches", content=json.dumps(body),
+                           headers={"Authorization": f"Bearer {secrets['hub']}"})
+        assert resp.status_code == 200, resp.text
+        return client.get("/api/v1/household/coach", headers=auth).json()
+
+    first = send(1, pieces[:3], 9.5)
+    assert [n for n in first["nudges"] if n["kind"] == "shift"] == []
+    later = send(2, pieces[3:], 10.5)
+    [shift] = [n for n in later["nudges"] if n["kind"] == "shift"]
+    assert shift["saving"] == "0.25" and "ran at 09:10 and used 1.2 kWh" in shift["message"], shift
+    told = [n for n in client.get("/api/v1/household/notifications", headers=auth).json()
+            if n["kind"] == "nudge" and "washing machine" in n["message"]]
+    assert len(told) == 1 and "1.2 kWh" in told[0]["message"], told
