@@ -67,7 +67,7 @@ async def test_the_display_shows_the_hubs_face_with_the_cloud_unreachable(mosqui
         await asyncio.wait_for(source.done.wait(), 30)
         await until(lambda: screen.state is not None and screen.state.ts == T0 + 3899, timeout=15)
         assert screen.state.face == Face.FROWN and screen.state.power_w == 3300
-        assert screen.line.startswith(":-( 3300 W - Using 3.")
+        assert screen.line.startswith(":-( 3300 W - Last minute 3.")
         assert any(line.startswith(":-| 300 W") for line in lines)  # the calm hour before
         # the same state over HTTP on the hub's own port
         async with httpx.AsyncClient() as client:  # the hub serves it from this event loop
