@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -158,6 +159,10 @@ def test_the_community_page_shows_the_apis_areas(running_home, page):
     assert [li.get_attribute("data-district") for li in shown] == [a["district"] for a in api["areas"]]
     if not api["areas"]:  # the test home is one hub: no district has the three a status needs
         assert "enough hubs" in page.inner_text("#areas")
+    # the time the statuses are for, as a reader reads it, and as a machine does
+    at = datetime.fromtimestamp(api["clock"], UTC)
+    assert page.get_attribute("#clock", "datetime") == at.isoformat()
+    assert page.inner_text("#clock") == f"{at:%d %B %Y, %H:%M} UTC"
     page.screenshot(path=str(SHOTS / "community.png"))
 
 

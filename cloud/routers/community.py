@@ -48,9 +48,11 @@ async def community_page(request: Request) -> HTMLResponse:
         f'<p class="muted">How sure: <span class="confidence">{a.confidence:.0%}</span>'
         + (f" · since {datetime.fromtimestamp(a.since, UTC):%H:%M} UTC" if a.since and a.status == "outage" else "")
         + "</p></li>" for a in c.areas) or '<li class="muted">No area has enough hubs to show yet.</li>'
-    when = datetime.fromtimestamp(c.clock, UTC).isoformat() if c.clock else "no reading yet"
+    at = datetime.fromtimestamp(c.clock, UTC) if c.clock else None
+    when, iso = (f"{at:%d %B %Y, %H:%M} UTC", at.isoformat()) if at else ("no reading yet", "")
     page = Template(resources.files("dashboards").joinpath("templates/community.html").read_text())
-    return HTMLResponse(page.substitute(areas=rows, clock=html.escape(when)), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page.substitute(areas=rows, clock=html.escape(when), clock_iso=iso),
+                        headers={"Cache-Control": "no-store"})
 
 
 
