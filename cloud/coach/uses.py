@@ -26,12 +26,14 @@ PROFILE_MINUTES = 24 * 60  # as the uplink carries a profile
 
 
 def uses(runs: Iterable[ApplianceRunV1]) -> list[ApplianceRunV1]:
-    """The runs with each appliance's pieces at most ``PAUSE_S`` apart joined, in order of start."""
+    """The runs with each appliance's pieces at most ``PAUSE_S`` apart joined, in order of start; a use is at most a
+    day long (the profile a run carries), so calls on a fridge that never rest make a use a day, not one for ever."""
     out: list[ApplianceRunV1] = []
     going: dict[str, list[ApplianceRunV1]] = {}
     for run in sorted(runs, key=lambda r: (r.start, r.appliance)):
         pieces = going.get(run.appliance)
-        if pieces and run.start - max(p.end for p in pieces) <= PAUSE_S.get(run.appliance, DEFAULT_PAUSE_S):
+        if (pieces and run.start - max(p.end for p in pieces) <= PAUSE_S.get(run.appliance, DEFAULT_PAUSE_S)
+                and run.end - pieces[0].start <= PROFILE_MINUTES * 60):  # a use is at most a profile's day long
             pieces.append(run)
             continue
         if pieces:
@@ -52,7 +54,7 @@ def _joined(pieces: list[ApplianceRunV1]) -> ApplianceRunV1:
     minutes = [0.0] * min(PROFILE_MINUTES, max(offset + len(shape) for _, offset, shape in shapes))
     for piece, offset, shape in shapes:
         total = sum(shape) or 1.0
-        for i, w in enumerate(shape[:len(minutes) - offset]):
+        for i, w in enumerate(shape[:max(0, len(minutes) - offset)]):
             minutes[offset + i] += piece.energy_wh * w / total * 60  # Wh in a minute -> mean W
     length = sum(p.end - p.start for p in pieces)
     return ApplianceRunV1(

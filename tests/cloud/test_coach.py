@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -234,3 +235,33 @@ def test_a_days_flickering_fridge_is_counted_by_its_cycles(data_dir, tmp_path):
         cycles += sum(r.appliance == "fridge" for r in uses(r.to_uplink() for r in runs_from(
             house.timestamp, {"fridge": house.appliances["fridge"]})))
     assert sent > 4 * cycles and abs(joined - cycles) <= 0.25 * cycles, (sent, joined, cycles)
+
+
+def test_calls_that_never_rest_make_a_use_a_day_with_all_their_energy():
+    """A fridge called on for 35 hours with a minute's pause every 20 minutes (a home whose calls never rest): the
+    coach made one use of it and failed building its profile past a day (an IndexError on every coach call). Now a
+    use is at most a day, as a run's profile is, and every watt-hour is in one."""
+    runs = [ApplianceRunV1(appliance="fridge", start=1000 + 1260 * i, end=2200 + 1260 * i, energy_wh=30, peak_w=90,
+                           profile_w=[90.0] * 20) for i in range(100)]
+    days = uses(runs)
+    assert len(days) == 2 and all(u.end - u.start <= 86400 for u in days)
+    assert sum(u.energy_wh for u in days) == 3000
+    assert all(sum(profile_kwh(u)) * 1000 == pytest.approx(u.energy_wh, abs=0.1) for u in days)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["fridge", "washing_machine", "kettle", "heat_pump"]),
+                          st.integers(0, 3 * 86400), st.integers(1, 30 * 3600), st.floats(0, 5000),
+                          st.lists(st.floats(0, 4000), max_size=40)), max_size=60))
+def test_uses_keep_every_watt_hour_and_never_fail(pieces):
+    """Any runs a hub may send (overlapping, long, with or without profiles): joining them never fails, keeps each
+    appliance's energy, and a use spans more than a day only where one run already did."""
+    runs = [ApplianceRunV1(appliance=a, start=s, end=s + d, energy_wh=e, peak_w=1, profile_w=p)
+            for a, s, d, e, p in pieces]
+    joined = uses(runs)
+    for name in {r.appliance for r in runs}:
+        sent = sum(r.energy_wh for r in runs if r.appliance == name)
+        together = [u for u in joined if u.appliance == name]
+        assert sum(u.energy_wh for u in together) == pytest.approx(sent, abs=0.1 * len(runs) + 1e-6)
+    longest = max((r.end - r.start for r in runs), default=0)
+    assert all(u.end - u.start <= max(86400, longest) for u in joined)
