@@ -51,6 +51,10 @@ class ReadingV1(BaseModel):
         return cls.model_validate({"channel": channel, **reading.as_dict()})
 
 
+#: Minutes of a run's power profile the uplink carries: a day. The hub keeps no more, the coach joins no more.
+PROFILE_MINUTES = 24 * 60
+
+
 class ApplianceRunV1(BaseModel):
     """One run of an appliance, as disaggregation (or a plug) saw it, with its power profile."""
 
@@ -60,7 +64,7 @@ class ApplianceRunV1(BaseModel):
     energy_wh: float = Field(ge=0)
     peak_w: float = Field(ge=0)
     confidence: float = Field(default=1.0, ge=0, le=1)
-    profile_w: list[float] = Field(default_factory=list, max_length=24 * 60,
+    profile_w: list[float] = Field(default_factory=list, max_length=PROFILE_MINUTES,
                                    description="mean watts per minute from start; the shape a nudge prices")
 
     @model_validator(mode="after")

@@ -89,8 +89,9 @@ def project(tariff: Tariff, tz: ZoneInfo, billing_day: int, now: datetime, histo
     period_start_utc = local_midnight(start, tz)
     actual = [i for i in history if period_start_utc <= i.start <= now]
     so_far = price(tariff, actual, start, today + timedelta(days=1), tz, interval_s=SLOT_S)
-    recent = [i for i in history if i.start >= now - timedelta(days=HISTORY_DAYS)]
-    profile, overall = slot_profile([i for i in whole or history if i.start >= now - timedelta(days=HISTORY_DAYS)], tz)
+    recent_from = now - timedelta(days=HISTORY_DAYS)
+    recent = [i for i in history if i.start >= recent_from]
+    profile, overall = slot_profile([i for i in whole or history if i.start >= recent_from], tz)
     t = datetime.fromtimestamp((int(now.timestamp()) // SLOT_S + 1) * SLOT_S, UTC)
     end_utc = local_midnight(end, tz)
     filled: list[Interval] = []

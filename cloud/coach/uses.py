@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
+from cloud.summary import SETTLEMENT_S
+from protocols.uplink import PROFILE_MINUTES, ApplianceEnergyV1, ApplianceRunV1
 
 #: The longest pause inside one use of each appliance, in seconds. Longer than the pauses of a program or a
 #: flickering call, shorter than the rest between two uses: a fridge's compressor rests for ten minutes or more, a
@@ -22,7 +23,6 @@ from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
 PAUSE_S = {"kettle": 60, "microwave": 120, "fridge": 180, "washing_machine": 600, "dishwasher": 600,
            "tumble_dryer": 600, "washer_dryer": 600}
 DEFAULT_PAUSE_S = 60
-PROFILE_MINUTES = 24 * 60  # as the uplink carries a profile
 
 
 def uses(runs: Iterable[ApplianceRunV1]) -> list[ApplianceRunV1]:
@@ -66,7 +66,7 @@ def _joined(pieces: list[ApplianceRunV1]) -> ApplianceRunV1:
 def settled_to(energy: Iterable[ApplianceEnergyV1]) -> int | None:
     """How far the hub has settled what it sends: the end of the last half hour it sent energy for (it settles runs
     at least that far); None for a hub that sends no half hours."""
-    return max((e.start + 1800 for e in energy), default=None)
+    return max((e.start + SETTLEMENT_S for e in energy), default=None)
 
 
 def is_whole(use: ApplianceRunV1, settled: int | None) -> bool:

@@ -43,7 +43,7 @@ import numpy as np
 from edge.nilm.appliances import THRESHOLDS
 from edge.nilm.disaggregate import disaggregate_with_confidence
 from edge.nilm.model import Model
-from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
+from protocols.uplink import PROFILE_MINUTES, ApplianceEnergyV1, ApplianceRunV1
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,6 @@ def stretches(on: np.ndarray) -> list[tuple[int, int]]:
     """(first, past the last) index of each stretch where ``on`` holds."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
-PROFILE_MINUTES = 24 * 60  # minutes of a run's profile kept and sent
 
 
 class OpenRunState(TypedDict):
