@@ -45,6 +45,18 @@ def _kw(watts: float) -> str:
     return f"{watts / 1000:.1f} kW" if watts >= 1000 else f"{watts:.0f} W"
 
 
+def _against(ratio: float, baseline: float, cfg: FaceConfig) -> str:
+    """The last minute against the usual, as the figures stand. Not the face's band: hysteresis holds a smile up
+    to 5% above the usual, a frown may be turned off, and neither may make the words untrue ("255 W, below your
+    usual 254 W")."""
+    about = 1 - cfg.smile_below  # the same width either side of the usual
+    if ratio < cfg.smile_below:
+        return f"below your usual {_kw(baseline)}"
+    if ratio < 1 + about:
+        return f"about your usual {_kw(baseline)}"
+    return f"{ratio:.1f}x your usual {_kw(baseline)}"
+
+
 def _last(recent_s: int, watts: float) -> str:
     """The power the face is judged on, named with its span, as it differs from the display's one reading:
     "Last minute 176 W" beside a reading of 183 W."""
@@ -104,12 +116,7 @@ class FaceTracker:
             ratio = recent / baseline
             peers = self.cfg.similar_homes_w
             face = choose_face(ratio, previous, self.cfg, recent / peers if peers else None)
-            last = _last(self.cfg.recent_s, recent)
-            reason = {
-                Face.SMILE: f"{last}, below your usual {_kw(baseline)}",
-                Face.NEUTRAL: f"{last}, about your usual {_kw(baseline)}",
-                Face.FROWN: f"{last}, {ratio:.1f}x your usual {_kw(baseline)}",
-            }[face]
+            reason = f"{_last(self.cfg.recent_s, recent)}, {_against(ratio, baseline, self.cfg)}"
             if peers:
                 reason += f"; similar homes use {_kw(peers)}"
         self.state = DisplayState(ts=ts, face=face, power_w=power_w,

@@ -76,3 +76,33 @@ def test_a_meter_clock_that_goes_back_starts_the_last_minute_again():
     states = [tracker.update(t + i, 300) for i in range(3 * CFG.recent_s)]
     assert states[-1].reason == "Last minute 300 W, about your usual 300 W", states[-1].reason
     assert len(tracker._recent) <= CFG.recent_s + 1  # bounded, as a minute of readings is
+
+
+def _at_usual(tracker: FaceTracker, watts: int = 300) -> int:
+    for i in range(CFG.min_baseline_s + 120):
+        tracker.update(i, watts)
+    return CFG.min_baseline_s + 120
+
+
+def test_a_smile_held_by_hysteresis_does_not_call_a_minute_above_the_usual_below_it():
+    """Seen in the demo: a smile, and "Last minute 255 W, below your usual 254 W". The face keeps its smile near
+    the threshold; the words say what the figures are."""
+    tracker = FaceTracker(CFG)
+    t = _at_usual(tracker)
+    for i in range(2 * CFG.recent_s):
+        state = tracker.update(t + i, 150)  # half the usual: a smile
+    assert state.face is Face.SMILE and state.reason == "Last minute 150 W, below your usual 300 W"
+    t += 2 * CFG.recent_s
+    for i in range(2 * CFG.recent_s):
+        state = tracker.update(t + i, 302)  # back at the usual; the smile holds until 5% above it
+    assert state.face is Face.SMILE
+    assert state.reason == "Last minute 302 W, about your usual 300 W", state.reason
+
+
+def test_with_the_frown_turned_off_three_times_the_usual_is_still_said():
+    tracker = FaceTracker(FaceConfig(allow_frown=False))
+    t = _at_usual(tracker)
+    for i in range(2 * CFG.recent_s):
+        state = tracker.update(t + i, 900)
+    assert state.face is Face.NEUTRAL
+    assert state.reason == "Last minute 900 W, 3.0x your usual 300 W", state.reason
