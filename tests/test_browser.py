@@ -85,6 +85,11 @@ def test_history_by_day_week_and_month(running_home, page):
         history = page.request.get(f"{cloud}/api/v1/household/history?span={span}").json()
         shaded = [b for b in history["bands"] if b["level"] != "standard"]
         assert page.get_attribute("#history", "data-shaded") == str(len(shaded))
+        # the key names only what is shaded: this home's flat rate has neither cheap nor peak hours
+        levels = [level for level in ("cheap", "peak") if any(b["level"] == level for b in shaded)]
+        key = page.text_content("#history-key")
+        assert key == (f"Shaded: {' and '.join(levels)} hours of your tariff." if levels
+                       else "Your tariff charges the same at every hour shown."), key
         assert page.get_attribute(f"button[data-span={span}]", "aria-pressed") == "true"
         bars = page.evaluate("document.getElementById('history').data[0].y")
         assert bars == [float(b["kwh"]) for b in history["bars"]]

@@ -118,6 +118,24 @@ function showBreakdown(c) {
 const SHADE = { cheap: "rgba(27, 127, 59, 0.15)", peak: "rgba(179, 38, 30, 0.15)" };
 let span = "day";
 
+// The key names only what is shaded: a flat rate has no cheap or peak hours, Economy 7 no peak.
+function showKey(levels) {
+  const key = document.getElementById("history-key");
+  const named = Object.keys(SHADE).filter((level) => levels.has(level));
+  if (!named.length) {
+    key.textContent = "Your tariff charges the same at every hour shown.";
+    return;
+  }
+  const spans = named.map((level) => {
+    const span = document.createElement("span");
+    span.className = `key ${level}`;
+    span.textContent = level;
+    return span;
+  });
+  key.replaceChildren("Shaded: ", ...spans.flatMap((s, i) => (i ? [" and ", s] : [s])),
+    " hours of your tariff.");
+}
+
 async function refreshHistory() {
   try {
     const r = await fetch(`/api/v1/household/history?span=${span}`, { cache: "no-store", credentials: "same-origin" });
@@ -130,6 +148,7 @@ async function refreshHistory() {
       marker: { color: "#0b57d0" }, name: "kWh" }], {
       margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "kWh" }, rangemode: "tozero" },
       xaxis: { type: "date" }, shapes, bargap: 0.1 }, { displayModeBar: false, responsive: true });
+    showKey(new Set(h.bands.map((b) => b.level)));
     document.getElementById("history").dataset.span = h.span;
     document.getElementById("history").dataset.shaded = String(shapes.length);
   } catch (e) { /* next time */ }
