@@ -131,9 +131,14 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     assert page.text_content("#hh-power") == f"{context['summary']['power_w']} W"
     # the appliances as the householder's page shows them for this bill, so the agent explains the same figures
     shown = [li.inner_text() for li in page.query_selector_all("#hh-appliances li")]
-    assert shown == [f"{a['appliance'].replace('_', ' ')}: {a['runs']} run{'' if a['runs'] == 1 else 's'}, "
-                     f"{a['kwh']} kWh, {gbp(a['cost'])}" for a in context["coach"]["appliances"]] or ["none"]
+    assert shown == ([f"{a['appliance'].replace('_', ' ')}: {a['runs']} run{'' if a['runs'] == 1 else 's'}, "
+                      f"{a['kwh']} kWh, {gbp(a['cost'])}" for a in context["coach"]["appliances"]] or ["none"])
     assert page.text_content("#hh-name") == "The Demo Household"
+    nudges = [li.inner_text() for li in page.query_selector_all("#hh-nudges li")]
+    figure = {"always_on": "costs"}  # the floor's cost is not a saving to promise
+    assert nudges == ([f"{n['message']} ({figure.get(n['kind'], 'saves')} {gbp(n['saving'])}"
+                       f"{' a year' if n['annual'] else ''})" for n in context["coach"]["nudges"]] or ["none"])
+    assert any(n["kind"] == "always_on" for n in context["coach"]["nudges"])  # the home has a floor to show
     page.wait_for_selector("#hh-chart .main-svg")
     assert page.get_attribute("#hh-chart", "data-gaps") == str(len(context["gaps_24h"]))
     assert page.inner_text("#hh-hubs").startswith(f"hub-demo: {context['hubs'][0]['verdict']}")

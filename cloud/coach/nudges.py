@@ -53,11 +53,13 @@ class Nudge(BaseModel):
     kind: str
     appliance: str | None = None
     message: str
+    #: what following the nudge saves; for ``always_on``, what the floor costs (the most switching all off
+    #: could save: a fridge stays on, so it is not a saving to promise)
     saving: str
     currency: str
     proposed_start: datetime | None = None
     original_start: datetime | None = None
-    annual: bool = False
+    annual: bool = False  # ``saving`` is a year's, not one run's
     target: str | None = None  # the tariff a switch nudge proposes
     status: Literal["open", "accepted"] = "open"  # dismissed nudges are not shown again
 

@@ -9,6 +9,10 @@ function items(id, values) {
   list.replaceChildren(...values.map((v) => { const li = document.createElement("li"); li.textContent = v; return li; }));
   if (!values.length) { const li = document.createElement("li"); li.className = "muted"; li.textContent = "none"; list.append(li); }
 }
+// What a nudge's figure is: what following it saves, but for the always-on floor what that floor costs (the most
+// that switching everything off could save; a fridge stays on).
+const NUDGE_FIGURE = { always_on: "costs" };
+
 function when(ts) { return new Date(ts * 1000).toISOString().replace(".000Z", "Z"); }
 function reason() { return document.getElementById("reason").value; }
 
@@ -69,7 +73,8 @@ async function open(id) {
   items("hh-explain", c.coach.explanation ? c.coach.explanation.sentences : []);
   items("hh-appliances", (c.coach.appliances || []).map((a) =>
     `${a.appliance.replace("_", " ")}: ${a.runs} ${a.runs === 1 ? "run" : "runs"}, ${a.kwh} kWh, ${money(a.cost, a.currency)}`));
-  items("hh-nudges", c.coach.nudges.map((n) => `${n.message} (saves ${money(n.saving, n.currency)})`));
+  items("hh-nudges", c.coach.nudges.map((n) =>
+    `${n.message} (${NUDGE_FIGURE[n.kind] || "saves"} ${money(n.saving, n.currency)}${n.annual ? " a year" : ""})`));
   items("hh-notifications", c.notifications.map((n) => `${when(n.created_at)} ${n.kind}: ${n.message}`));
   items("hh-notes", c.notes.map((n) => `${when(n.ts)} ${n.author}: ${n.text}`));
 }
