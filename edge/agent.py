@@ -71,6 +71,9 @@ class HubAgent:
         self.broker = EmbeddedBroker(cfg.mqtt.host, cfg.mqtt.port) if cfg.mqtt.enabled and cfg.mqtt.embedded else None
         self.started = time.time()
         self.duplicates = 0
+        #: when the last reading the hub kept arrived, by the hub's clock, and its stamp, by the meter's: `hub status`
+        #: asks whether the meter is sending by the one, and how far off the meter's clock is by the two
+        self.last_arrival: tuple[float, float] | None = None
         self._stop = asyncio.Event()
         self._pending_devices: list[DeviceReading] = []
 
@@ -198,6 +201,7 @@ class HubAgent:
         readings = self.clock.admit(readings)
         if not readings:
             return
+        self.last_arrival = time.time(), readings[-1].ts
         new = self.store.add_readings(readings)
         if self.nilm is not None:
             self._settle_nilm([run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)])
@@ -227,6 +231,8 @@ class HubAgent:
                 "connected": getattr(self.source, "connected", None),
                 "last_error": getattr(self.source, "last_error", None),
                 "counters": dict(self.source.counters) | dict(self.clock.counters),
+                "last_reading_at": self.last_arrival[0] if self.last_arrival else None,
+                "last_reading_ts": self.last_arrival[1] if self.last_arrival else None,
             },
             "store": self.store.status() | {"duplicate_readings_ignored": self.duplicates},
             "uplink": {"cloud": self.cfg.cloud.url, "refused": self.uplink.refused,

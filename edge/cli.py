@@ -200,8 +200,8 @@ def status_cmd(
     config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML "
                                                 "(default: hub.toml in the config folder).")] = None,
 ) -> None:
-    """Meter, broker, last reading, backlog, last upload, the meter's interval, cloud, clock and disk, each with a
-    verdict."""
+    """Meter, broker, last reading and the meter's clock, backlog, last upload, the meter's interval, cloud, the hub's
+    clock and disk, each with a verdict."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -143,6 +143,45 @@ def _ago(ts: float | None) -> str:
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
+def _span(seconds: float) -> str:
+    """A clock's offset as people say it: "12 min", "6 h 15 min", "377 days"."""
+    minutes = round(abs(seconds) / 60)
+    if minutes >= 2 * 24 * 60:
+        return f"{minutes / (24 * 60):.0f} days"
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes} min"
+
+
+#: A meter's stamps this far from the hub's clock are said (the hub keeps them as stamped).
+METER_CLOCK_OFF_S = 300.0
+
+
+def _reading_checks(meter: dict[str, Any], store_last_ts: float | None) -> list[Check]:
+    """Is the meter sending, by when its last reading arrived (the running hub knows); and is its clock right, by that
+    reading's stamp. Without the running hub, only the store's newest stamp says, by the meter's clock: a meter whose
+    clock is an hour off was told "is the meter sending?" while it was."""
+    at, ts = meter.get("last_reading_at"), meter.get("last_reading_ts")
+    if at is None or ts is None:
+        age = time.time() - store_last_ts if store_last_ts else None
+        fresh = age is not None and age < 120
+        return [Check("last reading", "ok" if fresh else "warn", _ago(store_last_ts)
+                      + (" (stamped by the meter; the hub is not running to say when it arrived)" if store_last_ts
+                         else ""), "" if fresh else "is the meter sending?")]
+    fresh = time.time() - at < 120
+    out = [Check("last reading", "ok" if fresh else "warn", f"arrived {_ago(at)}", "" if fresh else
+                 "is the meter sending? check the P1 cable")]
+    offset = ts - at
+    if abs(offset) > METER_CLOCK_OFF_S:
+        out.append(Check("meter clock", "warn", f"the meter stamps its readings {_span(offset)} "
+                         f"{'behind' if offset < 0 else 'ahead of'} the hub's clock",
+                         "the hub keeps the stamps as sent and the bill follows them; the meter's clock is its "
+                         "supplier's to set (a sped-up `ohmni demo` runs its meter's clock at the demo's speed)"))
+    else:
+        out.append(Check("meter clock", "ok", f"within {METER_CLOCK_OFF_S / 60:.0f} min of the hub's clock"))
+    return out
+
+
 def _live_status(cfg: HubConfig) -> dict[str, Any] | None:
     try:
         return httpx.get(f"http://{cfg.display.host}:{cfg.display.port}/api/status", timeout=2).json()
@@ -205,9 +244,7 @@ def checks(cfg: HubConfig) -> list[Check]:
                 "WHERE channel = 'electricity') ORDER BY ts", (INTERVAL_SPAN_S,))]
         finally:
             con.close()
-        age = time.time() - last_ts if last_ts else None
-        out.append(Check("last reading", "ok" if age is not None and age < 120 else "warn",
-                         _ago(last_ts), "" if age is not None and age < 120 else "is the meter sending?"))
+        out += _reading_checks(meter, last_ts)
         backlog = unbatched + pending
         out.append(Check("backlog", "ok" if backlog < 10_000 else "warn", f"{backlog} readings waiting to upload",
                          "" if backlog < 10_000 else "the cloud has not taken readings for a while"))

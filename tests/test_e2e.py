@@ -36,6 +36,35 @@ def test_every_telegram_arrives_once_with_its_values(running_home):
             int(w["import_t1_wh"]), int(w["import_t2_wh"]), int(w["power_import_w"]))
 
 
+def test_hub_status_asks_after_the_meter_by_when_its_readings_arrived_and_names_its_clocks_offset(running_home):
+    """The running home's meter stamps its telegrams a year ago (the simulated span starts 2025-11-25). `hub status`
+    judges whether the meter is sending by when the hub last got a reading, and says how far off the meter's clock
+    is: before, it said "last reading 540000 min ago … is the meter sending?" of a meter that had just sent."""
+    tmp = running_home["tmp"]
+    port = int(running_home["hub"].rsplit(":", 1)[1])
+    (tmp / "status.toml").write_text(
+        f'[hub]\ndata_dir = "{tmp / "hub"}"\n[display]\nport = {port}\n[meter]\nport = "{tmp / "meter.tty"}"\n'
+        f'[mqtt]\nenabled = false\n[cloud]\nurl = "{running_home["cloud"]}"\ntoken_file = "{tmp / "hub.token"}"\n')
+    meter = httpx.get(f"{running_home['hub']}/api/status").json()["meter"]
+    assert meter["last_reading_ts"] == START_TS + TELEGRAMS - 1  # the last telegram, as the meter stamped it
+    before = time.time()
+    checks = subprocess.run([sys.executable, "-m", "ohmni", "hub", "status", "--config", str(tmp / "status.toml")],
+                            capture_output=True, text=True, timeout=120)
+    after = time.time()
+    assert "Traceback" not in checks.stderr, checks.stderr
+    table = " ".join(checks.stdout.split())
+    said = re.search(r"last reading │ (ok|warn) │ arrived (\d+) (s|min) ago", table)
+    assert said, checks.stdout
+    age_s = int(said.group(2)) * (60 if said.group(3) == "min" else 1)
+    slack = 30 if said.group(3) == "min" else 1  # said to the minute, or to the second
+    assert before - meter["last_reading_at"] - slack <= age_s <= after - meter["last_reading_at"] + slack
+    assert said.group(1) == ("ok" if age_s < 120 else "warn")
+    days = (meter["last_reading_at"] - meter["last_reading_ts"]) / 86400
+    assert days > 300  # the fixture's span is in 2025
+    assert (f"meter clock │ warn │ the meter stamps its readings {days:.0f} days behind the hub's clock"
+            in table), checks.stdout
+
+
 def test_corrupt_frames_were_counted_and_skipped(running_home):
     counters = httpx.get(f"{running_home['hub']}/api/status").json()["meter"]["counters"]
     # a fault after every 40th telegram: 90 faults in turn bad_crc, garbage, truncated; the last
