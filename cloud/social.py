@@ -17,6 +17,7 @@ import hmac
 import json
 import time
 from datetime import UTC, date, datetime
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 import httpx
@@ -105,7 +106,8 @@ def atom(posts: list[Post], base_url: str) -> bytes:
     sub(author, "name", "Ohmni")
     for post in sorted(posts, key=lambda p: -p.ts):
         entry = sub(feed, "entry")
-        sub(entry, "id", f"{base_url}/social/posts/{post.id}")
+        # an Atom id is an IRI: a tip's id holds its tariff's name, spaces and all ("Economy 7 (example)")
+        sub(entry, "id", f"{base_url}/social/posts/{quote(post.id, safe=':')}")
         sub(entry, "title", post.title)
         sub(entry, "updated", stamp(post.ts))
         sub(entry, "category", term=post.kind)

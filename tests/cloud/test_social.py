@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -47,6 +48,10 @@ def test_an_outage_is_posted_to_the_feed_and_the_webhook_once(area, tmp_path):  
     assert "Power cut in SW1A" in entries
     assert "4 of 5 homes" in entries["Power cut in SW1A"].find(f"{ATOM}content").text
     assert any(title.startswith("Tip:") for title in entries)
+    # every id is an IRI, as Atom requires: a tip's tariff name ("Economy 7 (example)") is percent-encoded in it
+    ids = [feed.find(f"{ATOM}id").text] + [e.find(f"{ATOM}id").text for e in entries.values()]
+    assert all(re.fullmatch(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", i) for i in ids), ids
+    assert any(i.endswith("Economy%207%20%28example%29") for i in ids), ids
     posted = [h["title"] for h in receivers.hooks]
     assert posted.count("Power cut in SW1A") == 1 and len(posted) == len(entries) and not receivers.refused
     receivers.close()
