@@ -94,9 +94,10 @@ def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int,
         row = totals[e.appliance]
         row[1] += kwh
         row[2] += cost
-    return sorted((ApplianceCost(appliance=name, runs=int(n), kwh=f"{total_kwh:.2f}", cost=tariff.money(total_cost),
-                                 currency=tariff.currency) for name, (n, total_kwh, total_cost) in totals.items()),
-                  key=lambda a: -Decimal(a.cost))
+    rows = (ApplianceCost(appliance=name, runs=int(n), kwh=f"{total_kwh:.2f}", cost=tariff.money(total_cost),
+                          currency=tariff.currency) for name, (n, total_kwh, total_cost) in totals.items())
+    # the hub sends every appliance's half hours, zeros too: one that never ran is not a row of "0 runs, 0.00 kWh"
+    return sorted((a for a in rows if a.runs or Decimal(a.kwh)), key=lambda a: -Decimal(a.cost))
 
 
 def _appliance_kwh(runs: list, energy: list[ApplianceEnergyV1], start: int, end: int) -> dict[str, Decimal]:

@@ -360,7 +360,8 @@ def test_half_hour_appliance_energy_is_kept_once_and_priced_by_the_half_hour(clo
     readings = [reading(day - 6 * 86400 + 1800 * i, 1_000_000 + 500 * i) for i in range(48 * 7)]
     energy = ([{"appliance": "fridge", "start": day + 1800 * i, "energy_wh": 40.0} for i in range(48)]
               + [{"appliance": "washing_machine", "start": day + 18 * 1800, "energy_wh": 600.0},
-                 {"appliance": "washing_machine", "start": day + 19 * 1800, "energy_wh": 700.0}])
+                 {"appliance": "washing_machine", "start": day + 19 * 1800, "energy_wh": 700.0}]
+              + [{"appliance": "microwave", "start": day + 1800 * i, "energy_wh": 0.0} for i in range(48)])
     for seq in (1, 2):  # the second batch re-sends the same half hours, as after a lost ack
         body = UplinkBatch(hub_id="hub-demo", seq=seq, readings=readings if seq == 1 else []).model_dump()
         resp = client.post("/api/v1/hub/batches", content=json.dumps(body | {"energy": energy}), headers=hub)
@@ -370,6 +371,7 @@ def test_half_hour_appliance_energy_is_kept_once_and_priced_by_the_half_hour(clo
     # 48 half hours at 40 Wh, stored once: 1.92 kWh at the flat 24.50p; the washer's 1.3 kWh, no runs sent
     assert (split["fridge"]["kwh"], split["fridge"]["cost"], split["fridge"]["runs"]) == ("1.92", "0.47", 0)
     assert (split["washing_machine"]["kwh"], split["washing_machine"]["cost"]) == ("1.30", "0.32")
+    assert "microwave" not in split  # a day of zero half hours, no run: not a row of "0 runs, 0.00 kWh"
     bad = UplinkBatch(hub_id="hub-demo", seq=3).model_dump() | {
         "energy": [{"appliance": "fridge", "start": day + 60, "energy_wh": 1.0}]}
     resp = client.post("/api/v1/hub/batches", content=json.dumps(bad), headers=hub)
