@@ -100,7 +100,7 @@ def appliance_costs(runs: list, tariff: Tariff, tz: ZoneInfo, since: int,
     return sorted((a for a in rows if a.runs or Decimal(a.kwh)), key=lambda a: -Decimal(a.cost))
 
 
-def _appliance_kwh(runs: list, energy: list[ApplianceEnergyV1], start: int, end: int) -> dict[str, Decimal]:
+def appliance_kwh(runs: list, energy: list[ApplianceEnergyV1], start: int, end: int) -> dict[str, Decimal]:
     """kWh per appliance in [start, end): from the half hours where the hub sent them, else from runs."""
     from_energy: dict[str, Decimal] = defaultdict(Decimal)
     for e in energy:
@@ -135,8 +135,8 @@ async def coach_report(store: Storage, household: Household, prefs: ShiftPrefs |
         ts = [int(datetime.combine(d, datetime.min.time(), tz).timestamp())
               for d in (prev_start, prev_end, bill_preview.period_end)]
         # this period as projected to its end against the last one: like with like
-        explanation = explain(last, projected, (_appliance_kwh(runs, energy, ts[0], ts[1]),
-                                                    _appliance_kwh(runs, energy, ts[1], ts[2])))
+        explanation = explain(last, projected, (appliance_kwh(runs, energy, ts[0], ts[1]),
+                                                    appliance_kwh(runs, energy, ts[1], ts[2])))
         if Decimal(bill_preview.projected) > last.total * SHOCK_RATIO:
             shock = (f"Your bill is heading for about {bill_preview.projected} {tariff.currency}, well above last "
                      f"period's {last.total}.")

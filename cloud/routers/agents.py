@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from cloud import deps, staff
 from cloud.auth import Role, hash_secret
-from cloud.coach.service import CoachReport, coach_report
+from cloud.coach.service import CoachReport, appliance_kwh, coach_report
 from cloud.problems import Problem
 from cloud.storage.base import Household
 from cloud.storage.people import PeopleStore
@@ -92,7 +92,8 @@ class HouseholdContext(BaseModel):
     coach: CoachReport
     last_reading_ts: int | None
     gaps_24h: list[Gap]
-    appliances: dict[str, float] = Field(description="kWh per appliance over the last 30 days (disaggregation)")
+    appliances: dict[str, float] = Field(description="kWh per appliance over the last 30 days, from the hub's half "
+                                         "hours (its plugs where it has them, else disaggregation), most first")
     notifications: list[dict[str, Any]]
     notes: list[dict[str, Any]]
     mentions: list[dict[str, Any]] = Field(description="the household's posts naming the utility")
@@ -161,10 +162,12 @@ async def household_context(request: Request, session: Annotated[staff.Session, 
     storage = deps.storage(request)
     latest = await storage.latest_reading(household_id)
     now = latest.ts if latest else int(time.time())
-    runs = await storage.runs(household_id, now - 30 * 86400, now + 1)
-    appliances: dict[str, float] = {}
-    for run in runs:
-        appliances[run.appliance] = round(appliances.get(run.appliance, 0.0) + run.energy_wh / 1000, 3)
+    since = now - 30 * 86400
+    # as the coach counts them: from the half hours the hub sent, from runs only where it sent none
+    kwh = appliance_kwh(await storage.runs(household_id, since, now + 1),
+                        await storage.appliance_energy(household_id, since, now + 1), since, now + 1)
+    appliances = {name: round(float(value), 3) for name, value in sorted(kwh.items(), key=lambda kv: -kv[1])
+                  if round(value, 3)}
     series = await storage.power_series(household_id, now - 86400, now + 1)
     return HouseholdContext(
         household=await household_card(store, household), hubs=[_health(h, now) for h in await store.household_hubs(

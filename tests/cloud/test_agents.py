@@ -140,3 +140,26 @@ def test_wrong_passwords_are_rate_limited_and_sign_out_ends_the_session(console)
     cookie = client.cookies.get(staff.STAFF_COOKIE)
     client.post("/agent/logout", data={"csrf": csrf}, follow_redirects=False)
     assert client.get("/api/v1/agent/reasons", cookies={staff.STAFF_COOKIE: cookie}).status_code == 401
+
+
+def test_the_agents_appliance_figures_are_the_half_hours_the_hub_sent(console):
+    """An agent's 30-day kWh per appliance are counted as the coach counts them: from the hub's half hours (its plug
+    where it has one), from runs only where it sent none. Before, they were the runs' own energy: a wash its plug
+    measured at 832 Wh, sent as 43 Wh of disaggregated runs, was 0.043 kWh to the agent and 0.83 to the home."""
+    from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
+
+    client, secrets = console
+    runs = [ApplianceRunV1(appliance="washing_machine", start=DAY + 3600 + 600 * i, end=DAY + 3900 + 600 * i,
+                           energy_wh=43 / 4, peak_w=500) for i in range(4)]
+    runs.append(ApplianceRunV1(appliance="fridge", start=DAY + 600, end=DAY + 1500, energy_wh=20.0, peak_w=82))
+    energy = [ApplianceEnergyV1(appliance="washing_machine", start=DAY + 3600, energy_wh=500.0),
+              ApplianceEnergyV1(appliance="washing_machine", start=DAY + 5400, energy_wh=332.0),
+              ApplianceEnergyV1(appliance="kettle", start=DAY + 3600, energy_wh=0.0)]
+    post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, runs=runs, energy=energy,
+                                             readings=[reading(DAY + i * 60, 1000 + i) for i in range(150)]))
+    sign_in(client, "alice")
+    ctx = client.get("/api/v1/agent/households/hh-demo", params={"reason": "billing query"}).json()
+    assert ctx["appliances"] == {"washing_machine": 0.832, "fridge": 0.02}  # no kettle ran: not a 0.0
+    assert list(ctx["appliances"]) == ["washing_machine", "fridge"]  # most first
+    shown = {a["appliance"]: a["kwh"] for a in ctx["coach"]["appliances"]}
+    assert shown == {"washing_machine": "0.83", "fridge": "0.02"}  # the householder's table, to the hundredth
