@@ -7,14 +7,16 @@ Screenshots go to test-artifacts/screenshots (or $OHMNI_ARTIFACTS/screenshots).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from cloud.routers.pages import spoken_day
 from tests.conftest import REPO
 from tests.fixtures import missing
 
@@ -62,6 +64,16 @@ def test_the_dashboard_shows_the_apis_figures(running_home, page):
     assert page.text_content("#today-cost") == summary["today"]["cost"]
     assert page.text_content("#bill-so-far") == coach["preview"]["so_far"]
     assert page.text_content("#bill-projected") == coach["preview"]["projected"]
+    # dates as people read them; the bill's end as its last day (the API's is the day after, exclusive)
+    preview = coach["preview"]
+    last_day = date.fromisoformat(preview["period_end"]) - timedelta(days=1)
+    seen = (f" (Ohmni has seen it from {spoken_day(preview['covered_from'])})"
+            if preview["covered_from"] != preview["period_start"] else "")
+    assert page.text_content("#bill-period") == (
+        f"{spoken_day(preview['period_start'])} to {spoken_day(last_day.isoformat())}{seen}")
+    assert page.text_content("#today-date") == spoken_day(summary["today"]["date"])
+    page.wait_for_function("/ at /.test(document.getElementById('updated').textContent)")  # the live refresh's
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ 20\d\d at \d\d:\d\d:\d\d", page.text_content("#updated"))
     shown = [[td.inner_text() for td in tr.query_selector_all("td")]
              for tr in page.query_selector_all("#appliances tr")]
     assert all(a["currency"] == "GBP" for a in coach["appliances"])
@@ -139,6 +151,11 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     assert nudges == ([f"{n['message']} ({figure.get(n['kind'], 'saves')} {gbp(n['saving'])}"
                        f"{' a year' if n['annual'] else ''})" for n in context["coach"]["nudges"]] or ["none"])
     assert any(n["kind"] == "always_on" for n in context["coach"]["nudges"])  # the home has a floor to show
+    # what the household was told, each stamped in UTC to the second (a stamp carries milliseconds)
+    told = [li.inner_text() for li in page.query_selector_all("#hh-notifications li")]
+    assert context["notifications"] and told == [
+        f"{datetime.fromtimestamp(round(n['created_at']), UTC):%Y-%m-%dT%H:%M:%SZ} {n['kind']}: {n['message']}"
+        for n in context["notifications"]]
     page.wait_for_selector("#hh-chart .main-svg")
     assert page.get_attribute("#hh-chart", "data-gaps") == str(len(context["gaps_24h"]))
     assert page.inner_text("#hh-hubs").startswith(f"hub-demo: {context['hubs'][0]['verdict']}")
@@ -172,7 +189,7 @@ def test_the_community_page_shows_the_apis_areas(running_home, page):
     # the time the statuses are for, as a reader reads it, and as a machine does
     at = datetime.fromtimestamp(api["clock"], UTC)
     assert page.get_attribute("#clock", "datetime") == at.isoformat()
-    assert page.inner_text("#clock") == f"{at:%d %B %Y, %H:%M} UTC"
+    assert page.inner_text("#clock") == f"{at.day} {at:%B %Y, %H:%M} UTC"  # "7 December", not "07 December"
     page.screenshot(path=str(SHOTS / "community.png"))
 
 

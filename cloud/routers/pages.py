@@ -10,7 +10,7 @@ import hmac
 import html
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -32,6 +32,12 @@ _TEMPLATES = resources.files("dashboards").joinpath("templates")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 _MEDIA = {".js": "text/javascript", ".css": "text/css"}
 
+
+
+def spoken_day(day: date | str) -> str:
+    """A date as people read it, "7 December 2026" (home.js writes the same); an ISO date is read first."""
+    d = date.fromisoformat(day) if isinstance(day, str) else day
+    return f"{d.day} {d:%B %Y}"
 
 def _template(name: str) -> Template:
     return Template(_TEMPLATES.joinpath(name).read_text())
@@ -58,7 +64,7 @@ async def home(request: Request) -> Response:
         "face": s.display.face.value if s.display else "neutral",
         "reason": s.display.reason if s.display else "Waiting for the hub's first reading",
         "power_w": "–" if s.power_w is None else str(s.power_w),
-        "today_date": today.date if today else "",
+        "today_date": spoken_day(today.date) if today else "",
         "today_kwh": today.kwh if today else "0.000",
         "today_cost": today.cost if today else "0.00",
         "currency_symbol": today.currency_symbol if today else "",

@@ -13,7 +13,8 @@ function items(id, values) {
 // that switching everything off could save; a fridge stays on).
 const NUDGE_FIGURE = { always_on: "costs" };
 
-function when(ts) { return new Date(ts * 1000).toISOString().replace(".000Z", "Z"); }
+// UTC to the second: an agent reads a time to a caller in any zone, and a notification's stamp carries milliseconds
+function when(ts) { return new Date(Math.round(ts) * 1000).toISOString().replace(".000Z", "Z"); }
 function reason() { return document.getElementById("reason").value; }
 
 async function api(path, options = {}) {

@@ -1,8 +1,19 @@
 // The householder dashboard: renders /api/v1/household/summary, refreshing every few seconds.
 "use strict";
 
+// A date as the householder reads it, "7 December 2026" (the page's first render writes the same); an API date is
+// ISO, "2026-12-07".
+const DAY = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
+function day(iso, less = 0) {
+  const d = new Date(`${iso}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() - less);
+  return DAY.format(d);
+}
+
+// A moment as the dates above are written, in the browser's own zone: "7 December 2026 at 13:35:52".
+const MOMENT = new Intl.DateTimeFormat("en-GB", { dateStyle: "long", timeStyle: "medium" });
 function fmtTime(ts) {
-  return ts ? new Date(ts * 1000).toLocaleString() : "–";
+  return ts ? MOMENT.format(new Date(ts * 1000)) : "–";
 }
 
 function drawChart(series) {
@@ -21,7 +32,7 @@ function show(s) {
   document.getElementById("power-w").textContent = s.power_w === null ? "–" : String(s.power_w);
   document.getElementById("reason").textContent = s.display ? s.display.reason : "Waiting for the hub";
   if (s.today) {
-    document.getElementById("today-date").textContent = s.today.date;
+    document.getElementById("today-date").textContent = day(s.today.date);
     document.getElementById("today-kwh").textContent = s.today.kwh;
     document.getElementById("today-cost").textContent = s.today.cost;
     document.getElementById("currency-symbol").textContent = s.today.currency_symbol;
@@ -40,8 +51,9 @@ function showCoach(c) {
   const p = c.preview;
   const sym = document.getElementById("currency-symbol").textContent;
   if (p) {
-    const from = p.covered_from !== p.period_start ? ` (Ohmni has seen it from ${p.covered_from})` : "";
-    document.getElementById("bill-period").textContent = `${p.period_start} to ${p.period_end}${from}`;
+    const from = p.covered_from !== p.period_start ? ` (Ohmni has seen it from ${day(p.covered_from)})` : "";
+    // the API's end is the day after the bill's last (exclusive); a householder reads "to" as through
+    document.getElementById("bill-period").textContent = `${day(p.period_start)} to ${day(p.period_end, 1)}${from}`;
     document.getElementById("bill-so-far").textContent = p.so_far;
     document.getElementById("bill-projected").textContent = p.projected;
     document.getElementById("bill-range").textContent =
