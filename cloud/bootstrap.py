@@ -1,7 +1,8 @@
-"""The demo household: one home, one hub, one householder, a flat tariff. Idempotent."""
+"""The demo household: one home, one hub, one householder, a flat tariff (or ``demo_tariff``). Idempotent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cloud.auth import Principal, Role, hash_secret
@@ -10,6 +11,7 @@ from cloud.staff import add_staff
 from cloud.storage.base import Household, Storage
 from cloud.storage.people import PeopleStore
 from cloud.tariffs import demo_tariff
+from cloud.tariffs.model import tariff_named
 
 DEMO_AGENT = "demo-agent"
 DEMO_METER = "E0099000012345678"  # the simulated meter's equipment id (firmware_sim/meter.py)
@@ -28,7 +30,8 @@ def _secret(path: Path | None, what: str) -> str:
 
 async def bootstrap_demo(store: Storage, settings: CloudSettings) -> None:
     assert isinstance(store, PeopleStore)  # every backend keeps staff and meters too
-    await store.upsert_household(DEMO_HOUSEHOLD)
+    await store.upsert_household(replace(DEMO_HOUSEHOLD, tariff_json=tariff_named(
+        settings.demo_tariff).model_dump_json()))
     await store.upsert_hub(settings.demo_hub_id, DEMO_HOUSEHOLD.id)
     hub_secret = _secret(settings.demo_hub_token_file, "demo_hub_token")
     key = _secret(settings.demo_householder_key_file, "demo_householder_key")

@@ -41,12 +41,15 @@ def serve(
     hub_token_file: Annotated[Path | None, typer.Option(help="Demo hub credential file.")] = None,
     householder_key_file: Annotated[Path | None, typer.Option(help="Demo householder key file.")] = None,
     agent_password_file: Annotated[Path | None, typer.Option(help="Demo agent (demo-agent) password file.")] = None,
+    demo_tariff: Annotated[str | None, typer.Option(help="The demo household's tariff: flat (default), economy7, "
+                                                         "night-ev or flat-fixed.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes (the API is stateless; "
                                                               "use PostgreSQL with more than one).")] = 1,
 ) -> None:
     """Serve the API and the pages. Settings also come from OHMNI_CLOUD_* variables."""
     given = {"host": host, "port": port, "data_dir": data_dir, "demo_hub_token_file": hub_token_file,
-             "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file}
+             "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file,
+             "demo_tariff": demo_tariff}
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if workers > 1:
         # Workers are separate processes: they read the same settings from the environment.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -52,6 +52,17 @@ class CloudSettings(BaseSettings):
     demo_householder_key_file: Path | None = None
     demo_agent_password_file: Path | None = None  # the demo's call-centre agent, "demo-agent"
     demo_hub_id: str = "hub-demo"
+    #: The demo household's tariff: "flat" (24.50p/kWh, 60.10p/day) or a catalogue tariff by file name
+    #: ("economy7", "night-ev", "flat-fixed"), whose cheap hours give the coach something to shift a wash to.
+    demo_tariff: str = "flat"
+
+    @field_validator("demo_tariff")
+    @classmethod
+    def _known_tariff(cls, name: str) -> str:
+        from cloud.tariffs.model import tariff_named
+
+        tariff_named(name)  # a ValueError that lists the names
+        return name
     #: Cookies carry the Secure flag unless serving plain HTTP on loopback for a demo.
     secure_cookies: bool = False
     #: Bearer token for /metrics; without one, only loopback clients may scrape.

@@ -31,6 +31,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cloud.tariffs.model import DEMO_TARIFF, tariff_named
+
 console = Console(stderr=True, soft_wrap=True)
 _PR_SET_PDEATHSIG = 1
 
@@ -101,12 +103,14 @@ def spawn(name: str, args: list[str], data_dir: Path) -> Child:
     return Child(name, proc, log)
 
 
-def start_cloud(folder: Path, port: int, host: str = "127.0.0.1", data_dir: Path | None = None) -> Child:
-    """`ohmni cloud serve` with the demo household, its credentials read from ``folder``
+def start_cloud(folder: Path, port: int, host: str = "127.0.0.1", data_dir: Path | None = None,
+                tariff: str = DEMO_TARIFF) -> Child:
+    """`ohmni cloud serve` with the demo household on ``tariff``, its credentials read from ``folder``
     (hub.token, householder.key); returns once the cloud answers."""
     cloud = spawn("cloud", ["cloud", "serve", "--host", host, "--port", str(port), "--data-dir",
                             str(data_dir or folder / "cloud"), "--bootstrap-demo", "--hub-token-file",
                             str(folder / "hub.token"), "--householder-key-file", str(folder / "householder.key"),
+                            "--demo-tariff", tariff,
                             *(["--agent-password-file", str(folder / "agent.password")]
                               if (folder / "agent.password").exists() else [])],
                   folder)
@@ -240,6 +244,9 @@ def demo(
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
     meter_every: Annotated[int, typer.Option(min=1, max=60, help="Simulated seconds between the meter's telegrams: "
                                                                 "1 as DSMR 5, 10 as DSMR 2.2-4.")] = 1,
+    tariff: Annotated[str, typer.Option(help="The household's tariff: flat (24.50p/kWh), or economy7, night-ev "
+                                             "or flat-fixed, whose cheap hours the coach shifts washes to.")
+                      ] = DEMO_TARIFF,
 ) -> None:
     """Run a simulated home, its hub and the cloud on 127.0.0.1; dashboard on localhost."""
     host = "127.0.0.1"
@@ -250,6 +257,10 @@ def demo(
             console.print(f"[red]Port {port} on {host} is in use, so the {what} cannot start.[/] "
                           f"Stop what uses it, or choose another with {flag} (0 picks a free one).")
             raise typer.Exit(2)
+    try:
+        tariff_named(tariff)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tariff") from None
     data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="ohmni-demo-"))
     data.mkdir(parents=True, exist_ok=True)
     if start is None and duration and speed > 1:  # the cloud refuses readings from more than a day ahead
@@ -273,7 +284,7 @@ def demo(
     previous = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     try:
-        cloud = start_cloud(data, cloud_port, host)
+        cloud = start_cloud(data, cloud_port, host, tariff=tariff)
         children.append(cloud)
         sim_args = ["sim", "run", "--speed", str(speed), "--out", str(data / "sim"), "--link", str(tty),
                     "--fault-every", str(fault_every), "--every", str(meter_every), "--mqtt", f"{host}:{broker_port}"]
@@ -304,6 +315,7 @@ def demo(
         console.print(f"  In-home display:       {hub_url}/display")
         console.print(f"  Hub status:            {hub_url}/api/status")
         console.print(f"  Hub checks:            ohmni hub status --config {hub_config}")
+        console.print(f"  Tariff:                {tariff_named(tariff).name} (--tariff {tariff})", markup=False)
         console.print("  Press Ctrl-C to stop." if duration is None else f"  Running {duration:g} s at {speed:g}x.")
 
         total = int(round(duration * speed)) if duration else None

@@ -6,6 +6,7 @@ These run the same `ohmni` commands a user runs, each as its own process.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -164,6 +165,21 @@ def test_demo_command_runs_and_accounts_for_every_reading(tmp_path):
     assert "not adapted to this home's plugs (dishwasher, kettle, washing_machine) yet" in out  # 5 minutes
     assert "Traceback" not in out
     _assert_left_clean(tmp_path / "demo")
+
+
+def test_a_demo_on_economy_7_prices_the_home_on_it_and_a_tariff_it_lacks_is_named(tmp_path):
+    """--tariff puts the demo household on a catalogue tariff, so its coach has cheap hours to shift a wash to."""
+    proc = _demo(tmp_path, "--duration", "3", "--speed", "60", "--tariff", "economy7")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "Tariff: Economy 7 (example) (--tariff economy7)" in " ".join(out.split()), out
+    with sqlite3.connect(tmp_path / "demo" / "cloud" / "cloud.sqlite3") as db:
+        (stored,) = db.execute("SELECT tariff_json FROM households WHERE id = 'hh-demo'").fetchone()
+    assert json.loads(stored)["name"] == "Economy 7 (example)"
+    wrong = _demo(tmp_path / "other", "--tariff", "economy8")
+    out, _ = wrong.communicate(timeout=60)
+    assert wrong.returncode == 2 and "no tariff 'economy8': choose flat, economy7" in " ".join(out.split()), out
+    assert "Traceback" not in out and not (tmp_path / "other" / "demo").exists()  # refused before it started
 
 
 def test_a_demo_with_a_ten_second_meter_accounts_for_every_reading(tmp_path):

@@ -267,8 +267,28 @@ def demo_tariff() -> Tariff:
 
 def catalogue() -> list[Tariff]:
     """Example tariffs a household is compared against (package data, one JSON file each)."""
+    return list(named_tariffs().values())
+
+
+#: The demo household's own tariff, by the name `ohmni demo --tariff` takes.
+DEMO_TARIFF = "flat"
+
+
+def named_tariffs() -> dict[str, Tariff]:
+    """The catalogue by file name ("economy7", "night-ev", "flat-fixed"), in that order."""
     from importlib import resources
 
     folder = resources.files("cloud.tariffs").joinpath("catalogue")
-    return [Tariff.model_validate_json(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
-            if f.name.endswith(".json")]
+    return {f.name.removesuffix(".json"): Tariff.model_validate_json(f.read_text())
+            for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".json")}
+
+
+def tariff_named(name: str) -> Tariff:
+    """``DEMO_TARIFF`` (the demo's flat rate) or a catalogue tariff by file name; any other name is a ValueError
+    that lists them."""
+    if name == DEMO_TARIFF:
+        return demo_tariff()
+    found = named_tariffs()
+    if name not in found:
+        raise ValueError(f"no tariff {name!r}: choose {', '.join([DEMO_TARIFF, *found])}")
+    return found[name]
