@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from cloud.notify import PUSH_HOSTS
+from cloud.tariffs.model import DEMO_TARIFF, tariff_named
 
 
 class CloudSettings(BaseSettings):
@@ -54,21 +55,19 @@ class CloudSettings(BaseSettings):
     demo_hub_id: str = "hub-demo"
     #: The demo household's tariff: "flat" (24.50p/kWh, 60.10p/day) or a catalogue tariff by file name
     #: ("economy7", "night-ev", "flat-fixed"), whose cheap hours give the coach something to shift a wash to.
-    demo_tariff: str = "flat"
-
-    @field_validator("demo_tariff")
-    @classmethod
-    def _known_tariff(cls, name: str) -> str:
-        from cloud.tariffs.model import tariff_named
-
-        tariff_named(name)  # a ValueError that lists the names
-        return name
+    demo_tariff: str = DEMO_TARIFF
     #: Cookies carry the Secure flag unless serving plain HTTP on loopback for a demo.
     secure_cookies: bool = False
     #: Bearer token for /metrics; without one, only loopback clients may scrape.
     metrics_token: str | None = None
     #: Expose POST /api/v1/bench/noop (the ingest benchmark's baseline); never in production.
     bench_endpoints: bool = False
+
+    @field_validator("demo_tariff")
+    @classmethod
+    def _known_tariff(cls, name: str) -> str:
+        tariff_named(name)  # a ValueError that lists the names
+        return name
 
 
 def load_settings(**given: Any) -> CloudSettings:

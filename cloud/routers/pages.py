@@ -33,11 +33,11 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 _MEDIA = {".js": "text/javascript", ".css": "text/css"}
 
 
-
 def spoken_day(day: date | str) -> str:
     """A date as people read it, "7 December 2026" (home.js writes the same); an ISO date is read first."""
     d = date.fromisoformat(day) if isinstance(day, str) else day
     return f"{d.day} {d:%B %Y}"
+
 
 def _template(name: str) -> Template:
     return Template(_TEMPLATES.joinpath(name).read_text())
