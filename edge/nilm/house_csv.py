@@ -154,12 +154,18 @@ def _value(path: Path, line: int, name: str, text: str) -> float:
     return value
 
 
-def _checked_rows(path: Path, reader: Iterator[list[str]], index: dict[str, int]) -> Iterator[tuple[int, list[float]]]:
+def _checked_rows(path: Path, reader: Iterator[list[str]], index: dict[str, int],
+                  width: int) -> Iterator[tuple[int, list[float]]]:
     """Each row of ``reader`` that is not blank, as its line and the values of ``index``'s columns (in its order),
-    each held to its column's rules; the first that breaks one is named with its line."""
+    each held to its column's rules; the first that breaks one is named with its line. A row with more values than
+    the header's ``width`` columns is refused (blank ones after the last aside, as a trailing comma leaves): "1,234"
+    for 1234 W would otherwise be read as 1 W, and every column after it shifted."""
     for line, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
             continue
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            raise HouseCsvError(f"{path}: line {line}: {len(row)} values, but the header names {width} columns: a "
+                                "stray comma, or a number written with a thousands separator ('1,234')?")
         values = []
         for name, i in index.items():
             if i >= len(row):
@@ -195,7 +201,7 @@ class EstimateRows:
             self.known = [name for name in header if name in NAMES]
             self._index = {name: header.index(name) for name in (["timestamp"] if "timestamp" in header else [])
                            + self.known}
-            self._rows = _checked_rows(self.path, reader, self._index)
+            self._rows = _checked_rows(self.path, reader, self._index, len(header))
             self._stack = stack.pop_all()
         return self
 
@@ -329,6 +335,7 @@ class HouseBlocks:
                 raise HouseCsvError(f"{path}: line 1: no '{column}' column (found {', '.join(header)})"
                                     + _header_hint(header, column))
         self.known = [name for name in header if name in NAMES]
+        self._width = len(header)
         if self.need_truth and not self.known:
             raise HouseCsvError(f"{path}: line 1: no appliance column ({', '.join(NAMES)}) to learn or score from")
         return {name: header.index(name) for name in ("timestamp", "mains", *self.known)}
@@ -347,7 +354,7 @@ class HouseBlocks:
 
         columns, previous, rows = empty(), -math.inf, 0
         stamps = columns["timestamp"]
-        for line, values in _checked_rows(path, self._reader, index):
+        for line, values in _checked_rows(path, self._reader, index, self._width):
             for name, value in zip(index, values, strict=True):
                 columns[name].append(value)
             ts = stamps[-1]

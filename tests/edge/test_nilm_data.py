@@ -97,6 +97,8 @@ def test_converters_refuse_what_they_cannot_read(data_dir, tmp_path):
     ("timestamp,mains\n5,1\n3,1\n", "line 3: timestamp 3 goes back in time"),
     ("timestamp,mains\n5,1\n5,1\n", "line 3: timestamp 5 repeats"),
     ("timestamp,mains,kettle\n1,5\n", "line 2: no value for 'kettle'"),
+    # a thousands separator: read as it stands, 1,234 W was 1 W and the kettle's column took 234
+    ("timestamp,mains,kettle\n1,5,0\n2,1,234,0\n", "line 3: 4 values, but the header names 3 columns.*'1,234'"),
     # a column in mW, or a corrupt value: no home draws a gigawatt
     ("timestamp,mains\n1,5\n2,1e9\n", "line 3: 'mains' is 1e\\+09 W, more than any home draws"),
     ("timestamp,mains,fridge\n1,5,250000\n", "line 2: 'fridge' is 250000 W"),
@@ -348,3 +350,11 @@ def test_a_nilm_bench_without_the_shared_data_says_where_it_looked(bench, tmp_pa
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"no NILM data at {tmp_path / 'nowhere' / 'nilm'}: set OHMNI_DATA" in result.stderr
+
+
+def test_a_trailing_comma_is_not_a_stray_value(tmp_path):
+    """A spreadsheet that ends each row with a comma leaves a blank value after the last column: read as it is."""
+    path = tmp_path / "house.csv"
+    path.write_text("timestamp,mains,kettle,\n1,5,0,\n2,2400,2300,\n")
+    house = read_house(path)
+    assert list(house.mains) == [5, 2400] and list(house.appliances["kettle"]) == [0, 2300]
