@@ -57,6 +57,10 @@ def _rows(path: Path, f: TextIO) -> list[Interval]:
         raise UsageError(f"{path}: the header must name the columns start,kwh (found {reader.fieldnames})")
     reader.fieldnames = fields
     for line, row in enumerate(reader, start=2):
+        extra = [value for value in row.get(None, []) if value.strip()]
+        if extra:  # a decimal comma, "1,5" for 1.5 kWh, would otherwise be billed as 1 kWh
+            raise UsageError(f"line {line}: more values than the header has columns ({', '.join(map(repr, extra))} "
+                             "left over): a decimal comma? write 1.5, not 1,5")
         try:
             kwh = Decimal(row["kwh"].strip())
         except (InvalidOperation, AttributeError) as exc:

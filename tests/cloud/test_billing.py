@@ -228,6 +228,9 @@ def test_bad_usage_rows_name_their_line(tmp_path):
                           ("start,kwh\n2025-01-08T00:00:00,1\n", "no UTC offset"),
                           ("begin,energy\n1,1\n", "start,kwh"),
                           ("start,kwh\n1736294400,-1\n", "line 2"),
+                          # a decimal comma: billed as 1 kWh before
+                          ("start,kwh\n1736294400,1,5\n", "line 2: more values than the header has columns ('5' "
+                                                            "left over): a decimal comma?"),
                           # these two raised decimal.InvalidOperation and OverflowError with a traceback
                           ("start,kwh\n1736294400,1e308\n", "line 2: kwh '1e308' is more than any home uses"),
                           ("start,kwh\n999999999999999999999,1\n", "line 2: start '999999999999999999999' is out "
