@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,9 @@ def claim(cloud, ttl: str = "72") -> str:
     result = ohmni("cloud", "claim-code", "--household", "hh-demo", "--ttl-hours", ttl, "--data-dir",
                    str(cloud["data"]))
     assert result.returncode == 0, result.stderr
+    until = datetime.fromtimestamp(time.time() + float(ttl) * 3600, UTC)  # said to the minute, as people read it
+    assert re.fullmatch(r"works once, until \d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d UTC", result.stderr.strip())
+    assert f"{until.day} {until:%B %Y}" in result.stderr, result.stderr
     return result.stdout.strip()
 
 
