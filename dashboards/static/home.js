@@ -119,7 +119,7 @@ function rows(id, items, cells) {
 }
 
 function showBreakdown(c) {
-  rows("appliances", c.appliances || [], (a) => [a.appliance.replace("_", " "), a.runs, a.kwh, money(a.cost, a.currency)]);
+  rows("appliances", c.appliances || [], (a) => [applianceName(a.appliance), a.runs, a.kwh, money(a.cost, a.currency)]);
   rows("tariffs", c.tariffs || [], (t) => [t.current ? `${t.name} (yours)` : t.name, money(t.cost, t.currency)]);
   if (c.tariffs && c.tariffs.length) {
     document.getElementById("tariffs-note").textContent =
