@@ -115,7 +115,7 @@ def claim_code(
 ) -> None:
     """Create a one-time claim code for a household (for `ohmni hub provision`)."""
     from cloud.provisioning import UnknownHousehold, create_claim_code
-    from cloud.routers.pages import spoken_day
+    from cloud.words import spoken_moment
 
     try:
         code, expires = asyncio.run(_with_store(data_dir, lambda s: create_claim_code(s, household, ttl_hours)))
@@ -123,8 +123,7 @@ def claim_code(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(code)
-    until = datetime.fromtimestamp(expires, UTC)
-    typer.echo(f"works once, until {spoken_day(until.date())}, {until:%H:%M} UTC", err=True)
+    typer.echo(f"works once, until {spoken_moment(datetime.fromtimestamp(expires, UTC))}", err=True)
 
 
 @app.command("revoke-hub")

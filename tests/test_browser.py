@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.routers.pages import spoken_day
+from cloud.words import spoken_day
 from tests.conftest import REPO
 from tests.fixtures import missing
 

@@ -17,9 +17,9 @@ from cloud import deps
 from cloud.community import AreaStatus, areas
 from cloud.problems import Problem
 from cloud.routers.agents import HouseholdCard, agent, household_card
-from cloud.routers.pages import spoken_day
 from cloud.social import Mention, Post, atom, normalise_handle, verify_mention
 from cloud.staff import Session
+from cloud.words import spoken_moment
 
 router = APIRouter(tags=["community"])
 
@@ -50,7 +50,7 @@ async def community_page(request: Request) -> HTMLResponse:
         + (f" · since {datetime.fromtimestamp(a.since, UTC):%H:%M} UTC" if a.since and a.status == "outage" else "")
         + "</p></li>" for a in c.areas) or '<li class="muted">No area has enough hubs to show yet.</li>'
     at = datetime.fromtimestamp(c.clock, UTC) if c.clock else None
-    when, iso = (f"{spoken_day(at.date())}, {at:%H:%M} UTC", at.isoformat()) if at else ("no reading yet", "")
+    when, iso = (spoken_moment(at), at.isoformat()) if at else ("no reading yet", "")
     page = Template(resources.files("dashboards").joinpath("templates/community.html").read_text())
     return HTMLResponse(page.substitute(areas=rows, clock=html.escape(when), clock_iso=iso),
                         headers={"Cache-Control": "no-store"})

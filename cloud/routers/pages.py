@@ -10,7 +10,7 @@ import hmac
 import html
 import secrets
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -24,6 +24,7 @@ from cloud import deps, staff
 from cloud.auth import Principal, Role, hash_secret
 from cloud.problems import Problem
 from cloud.summary import household_summary
+from cloud.words import spoken_day
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,12 +32,6 @@ _STATIC = resources.files("dashboards").joinpath("static")
 _TEMPLATES = resources.files("dashboards").joinpath("templates")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 _MEDIA = {".js": "text/javascript", ".css": "text/css"}
-
-
-def spoken_day(day: date | str) -> str:
-    """A date as people read it, "7 December 2026" (home.js writes the same); an ISO date is read first."""
-    d = date.fromisoformat(day) if isinstance(day, str) else day
-    return f"{d.day} {d:%B %Y}"
 
 
 def _template(name: str) -> Template:
