@@ -212,6 +212,8 @@ def test_status_names_a_captive_portal_where_the_cloud_should_be(tmp_path):
     ({"OHMNI_CLOUD_NOTIFY_EVERY_S": "abc"}, [], "OHMNI_CLOUD_NOTIFY_EVERY_S: Input should be a valid number"),
     ({"OHMNI_CLOUD_PUSH_HOSTS": "fcm.googleapis.com"}, [], "OHMNI_CLOUD_PUSH_HOSTS: not JSON"),
     ({}, ["--port", "99999999"], "--port: Input should be less than or equal to 65535"),
+    ({}, ["--demo-tariff", "economy8"], "--demo-tariff: Value error, no tariff 'economy8': choose flat, economy7"),
+    ({"OHMNI_CLOUD_DEMO_TARIFF": "economy8"}, [], "OHMNI_CLOUD_DEMO_TARIFF: Value error, no tariff 'economy8'"),
 ])
 def test_a_cloud_setting_that_is_wrong_is_named_without_a_traceback(tmp_path, env, args, said):
     result = ohmni("cloud", "serve", "--data-dir", str(tmp_path), *args, env={**os.environ, **env})
