@@ -148,7 +148,8 @@ class NilmConfig(Section):
     enabled: bool = True
     model: Path | None = Field(default=None, description="a model from `ohmni nilm train`; default: the shipped one")
     window_s: float = Field(default=8 * 3600, ge=4 * 3600 + 600, description="power kept for disaggregation; runs "
-                            "and half hours are settled two hours inside both ends")
+                            "and half hours are settled two hours inside both ends (a plugged appliance's a "
+                            "minute before the last reading, where its plug reported)")
     every_s: float = Field(default=300, gt=0)
     #: Plugs on appliances: device id as the hub stores it (`ohmni hub nilm-export` lists those seen) -> appliance.
     #: They are this home's submetered truth: the hub sends those appliances as their plugs measured them, and

@@ -63,13 +63,22 @@ def _joined(pieces: list[ApplianceRunV1]) -> ApplianceRunV1:
         confidence=round(sum(p.confidence * (p.end - p.start) for p in pieces) / max(1, length), 3))
 
 
-def settled_to(energy: Iterable[ApplianceEnergyV1]) -> int | None:
-    """How far the hub has settled what it sends: the end of the last half hour it sent energy for (it settles runs
-    at least that far); None for a hub that sends no half hours."""
-    return max((e.start + SETTLEMENT_S for e in energy), default=None)
+def settled_to(energy: Iterable[ApplianceEnergyV1]) -> dict[str, int]:
+    """How far the hub has settled each appliance: the end of the last half hour it sent of it (it settles that
+    appliance's runs at least that far). A hub settles an appliance its plug measures within minutes and the rest
+    two hours behind, so one horizon for all would call a disaggregated wash whole while its pieces still come.
+    Empty for a hub that sends no half hours."""
+    out: dict[str, int] = {}
+    for e in energy:
+        out[e.appliance] = max(out.get(e.appliance, 0), e.start + SETTLEMENT_S)
+    return out
 
 
-def is_whole(use: ApplianceRunV1, settled: int | None) -> bool:
-    """Whether no more of this use can come: the hub has settled past its end and a pause after it. A nudge is told
-    once, so a wash is priced when it is whole, not from its first pieces (with no half hours to tell, at once)."""
-    return settled is None or use.end + PAUSE_S.get(use.appliance, DEFAULT_PAUSE_S) <= settled
+def is_whole(use: ApplianceRunV1, settled: dict[str, int]) -> bool:
+    """Whether no more of this use can come: the hub has settled its appliance past its end and a pause after it.
+    A nudge is told once, so a wash is priced when it is whole, not from its first pieces (with no half hours to
+    tell, at once; an appliance the hub sent none of is judged by the furthest it sent)."""
+    if not settled:
+        return True
+    reached = settled.get(use.appliance, max(settled.values()))
+    return use.end + PAUSE_S.get(use.appliance, DEFAULT_PAUSE_S) <= reached

@@ -22,6 +22,11 @@ before a pass settles it — more than ``silence_s``, the window less both margi
 hub stopped there, the half hour it was last seen in included (no more of it can come), and
 starts afresh with the next sample, as a new hub would: nothing either side of the gap is lost.
 A run open at the gap is closed where it was last seen.
+An appliance a plug measures (``metered``) is settled nearer the window's end, ``PLUG_LAG_S`` before its last
+reading, as far as its plug reported without a break: the plug's watts are what they are whatever the hour after says,
+so its runs and half hours go to the cloud minutes after they end, not two hours. Where its plug was away the
+disaggregator's estimate stands in, and that needs the margin as every other appliance's does. Each appliance is
+settled to its own point (``state()`` keeps them).
 Where the meter's clock is set back (it ran ahead, and was put right, or the hub restarted after readings stamped
 ahead), a sample more than ``SETBACK_S`` behind the last is held until the next says whether to believe it: if the
 next lies after it and before the last, the clock went back, and the window is settled as before a silence and starts
@@ -158,8 +163,8 @@ class LiveState(TypedDict):
     """``LiveDisaggregator.state()``, kept as JSON in the hub's store: read back, it is checked, not trusted."""
 
     version: int
-    settled_to: float | None
-    runs_to: float | None
+    settled_to: dict[str, float]  # per appliance: its half hours before this are settled
+    runs_to: dict[str, float]  # per appliance: its samples before this are settled for runs
     last_run_at: float | None
     open: list[OpenRunState]
 
@@ -227,12 +232,12 @@ class LiveDisaggregator:
         self.metered = metered
         self.window_s, self.every_s, self.margin_s = window_s, every_s, margin_s
         self._half_hours: dict[tuple[str, int], float] = {}  # settled, not yet taken
-        self._settled_to = -np.inf  # half hours before this are settled
+        self._settled_to: dict[str, float] = {}  # per appliance, its half hours before this are settled (none: -inf)
         self._ts: deque[float] = deque(maxlen=int(window_s) + 1)  # at most a sample a second
         self._w: deque[float] = deque(maxlen=int(window_s) + 1)
         self._last_run_at: float | None = None
         self._trimmed = False  # older power has left the window: its first two hours lack what came before
-        self._runs_to = -np.inf  # samples before this are settled for runs
+        self._runs_to: dict[str, float] = {}  # per appliance, its samples before this are settled for runs
         self._open: dict[str, _OpenRun] = {}  # per appliance, its run going on at ``_runs_to``
         self.passes = 0  # passes run (each settles more): the hub saves ``state()`` after one
         self._behind: tuple[float, float] | None = None  # a sample far behind the last, until the next agrees
@@ -245,11 +250,9 @@ class LiveDisaggregator:
         """Where the settling got to, for a hub that restarts to go on from (``resume``): the half hours and runs are
         settled to here, these runs were still going there, the last pass ran then. Bounded (an open run's profile
         is). Half hours settled and not yet taken are not in it: take them first, and keep both together."""
-        def finite(x: float) -> float | None:
-            return float(x) if np.isfinite(x) else None
-
-        return {"version": 1, "settled_to": finite(self._settled_to), "runs_to": finite(self._runs_to),
-                "last_run_at": self._last_run_at, "open": [run.to_json() for run in self._open.values()]}
+        return {"version": 2, "settled_to": dict(sorted(self._settled_to.items())),
+                "runs_to": dict(sorted(self._runs_to.items())), "last_run_at": self._last_run_at,
+                "open": [run.to_json() for run in self._open.values()]}
 
     def resume(self, ts: Sequence[float], power_w: Sequence[float], state: LiveState, older: bool) -> None:
         """Go on where a hub that stopped (or was killed) left off, as if it had not: its window refilled with what
@@ -257,12 +260,13 @@ class LiveDisaggregator:
         ``state()`` as saved with what it last settled. The run going on as it stopped goes on (one run, not two),
         the half hour it stopped in is settled whole at the next pass, and what it had not yet settled (the last
         ``margin_s`` before a kill) is settled from the window. A state that is not one (a damaged store) raises
-        ValueError and leaves this disaggregator as it was."""
+        ValueError and leaves this disaggregator as it was. A state saved by a hub before plugged appliances were
+        settled apart (version 1: one point for all) is read as that point for each."""
         try:
-            if state.get("version") != 1:
-                raise ValueError(f"version {state.get('version')!r}")
-            settled_to, runs_to, last_run_at = (None if x is None else float(x)
-                                                for x in (state["settled_to"], state["runs_to"], state["last_run_at"]))
+            version, names = state.get("version"), list(self.model.appliances)
+            settled_to = _points(version, state["settled_to"], names)
+            runs_to = _points(version, state["runs_to"], names)
+            last_run_at = None if state["last_run_at"] is None else float(state["last_run_at"])
             runs = [_OpenRun.from_json(d) for d in state["open"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a disaggregator's saved state ({exc})") from None
@@ -273,8 +277,7 @@ class LiveDisaggregator:
         self._ts.extend(ts)
         self._w.extend(power_w)
         self._trimmed = older or len(ts) > int(self.window_s) + 1
-        self._settled_to = -np.inf if settled_to is None else settled_to
-        self._runs_to = -np.inf if runs_to is None else runs_to
+        self._settled_to, self._runs_to = settled_to, runs_to
         self._open = {run.appliance: run for run in runs}
         self._last_run_at = last_run_at if last_run_at is not None or not self._ts else self._ts[-1]
         self._behind = None
@@ -334,7 +337,8 @@ class LiveDisaggregator:
         ended = self._settle_before_gap()
         ended += [run.closed() for run in self._open.values()]
         self._open.clear()
-        self._settled_to = self._runs_to = -np.inf
+        self._settled_to.clear()
+        self._runs_to.clear()
         self.clock_setbacks += 1
         return ended
 
@@ -348,44 +352,49 @@ class LiveDisaggregator:
         horizon = ts[-1] if final else ts[-1] - self.margin_s
         after = ts[0] + self.margin_s if self._trimmed else ts[0]
         estimates, confidence = disaggregate_with_confidence(ts, w, self.model)
+        horizons = dict.fromkeys(estimates, horizon)
         for name, (watts, known) in (self.metered(ts) if self.metered else {}).items():
             if name in estimates:
                 estimates[name] = np.where(known, watts, estimates[name])
                 confidence[name] = np.where(known, 1.0, confidence[name])
+                if not final:
+                    horizons[name] = plugged_horizon(ts, known, horizon)
         self.passes += 1
-        self._settle_half_hours(ts, estimates, after, horizon, last_half_hour)
-        return self._settle_runs(ts, estimates, confidence, after, horizon, final)
+        self._settle_half_hours(ts, estimates, after, horizons, last_half_hour)
+        return self._settle_runs(ts, estimates, confidence, after, horizons, final)
 
     def _settle_runs(self, ts: np.ndarray, estimates: dict[str, np.ndarray], confidence: dict[str, np.ndarray],
-                     after: float, horizon: float, final: bool) -> list[Run]:
-        """Stitch the samples from where the last pass stopped to ``horizon`` onto the open runs; the runs that
-        ended there are emitted."""
-        ended: list[Run] = []
-        if self._runs_to < after:  # the window holds nothing of where the open runs were last seen
-            ended += [run.closed() for run in self._open.values()]
-            self._open.clear()
-        start = max(self._runs_to, after)
-        index = np.flatnonzero((ts >= start) & ((ts <= horizon) if final else (ts < horizon)))
-        if not len(index):
-            return ended
-        self._runs_to = float(np.nextafter(ts[index[-1]], np.inf))
+                     after: float, horizons: dict[str, float], final: bool) -> list[Run]:
+        """Stitch each appliance's samples from where the last pass stopped to its horizon onto its open run; the
+        runs that ended there are emitted."""
+        ended = [self._open.pop(name).closed() for name in list(self._open) if name not in estimates]
         dt = np.diff(ts, append=ts[-1] + np.median(np.diff(ts)))
-        ended += stitch(self._open, ts, estimates, confidence, dt, index)
+        for name, est in estimates.items():
+            runs_to = self._runs_to.get(name, -np.inf)
+            if runs_to < after and name in self._open:  # the window holds nothing of where it was last seen
+                ended.append(self._open.pop(name).closed())
+            horizon = horizons[name]
+            index = np.flatnonzero((ts >= max(runs_to, after)) & ((ts <= horizon) if final else (ts < horizon)))
+            if len(index):
+                self._runs_to[name] = float(np.nextafter(ts[index[-1]], np.inf))
+                ended += stitch(self._open, ts, {name: est}, confidence, dt, index)
         return sorted(ended, key=lambda r: (r.start, r.appliance))
 
     def _settle_half_hours(self, ts: np.ndarray, estimates: dict[str, np.ndarray], after: float,
-                           horizon: float, last_half_hour: bool = False) -> None:
-        """Whole half hours between ``after`` and ``horizon`` not settled before (the hub's first half hour counts
-        from its first sample; with ``last_half_hour``, so does the one ``horizon`` is in)."""
-        first = max(self._settled_to, after if self._trimmed else np.floor(after / HALF_HOUR) * HALF_HOUR)
-        first = np.ceil(first / HALF_HOUR) * HALF_HOUR
-        end = min(horizon, ts[-1])
-        last = (np.floor(end / HALF_HOUR) + (1 if last_half_hour else 0)) * HALF_HOUR  # half hours ending by here
-        if last <= first:
-            return
-        for (name, start), wh in half_hour_energy(ts, estimates, first, last).items():
-            self._half_hours[(name, start)] = wh
-        self._settled_to = last
+                           horizons: dict[str, float], last_half_hour: bool = False) -> None:
+        """Each appliance's whole half hours between ``after`` and its horizon not settled before (the hub's first
+        half hour counts from its first sample; with ``last_half_hour``, so does the one the horizon is in)."""
+        for name, est in estimates.items():
+            first = max(self._settled_to.get(name, -np.inf),
+                        after if self._trimmed else np.floor(after / HALF_HOUR) * HALF_HOUR)
+            first = np.ceil(first / HALF_HOUR) * HALF_HOUR
+            end = min(horizons[name], ts[-1])
+            last = (np.floor(end / HALF_HOUR) + (1 if last_half_hour else 0)) * HALF_HOUR  # half hours ending by here
+            if last <= first:
+                continue
+            for key, wh in half_hour_energy(ts, {name: est}, first, last).items():
+                self._half_hours[key] = wh
+            self._settled_to[name] = float(last)
 
     def take_half_hours(self) -> list[ApplianceEnergyV1]:
         """Energy per appliance per settled half hour, each once (the hub's outbox keeps them after)."""
@@ -396,6 +405,10 @@ class LiveDisaggregator:
 
 
 HALF_HOUR = 1800
+#: How far behind the meter's last reading a plugged appliance is settled: a plug reports a change at once, but its
+#: report can reach the hub a moment after the meter's reading of the same moment (and a reading holds until the
+#: next, ``PLUG_HOLD_S``); a minute leaves room for that and is still minutes, not hours.
+PLUG_LAG_S = 60.0
 #: A sample further behind the last than this is the meter's clock going back (once the next agrees), not a late
 #: one. A minute: a meter sends every 1 to 10 s, in order, so only a repeat of the last few can be nearer.
 SETBACK_S = 60.0
@@ -417,3 +430,31 @@ def half_hour_energy(ts: np.ndarray, estimates: dict[str, np.ndarray], first: fl
         for start, value in zip(slots, wh, strict=True):
             out[(name, int(start))] = float(value)
     return out
+
+
+def plugged_horizon(ts: np.ndarray, known: np.ndarray, horizon: float) -> float:
+    """How far a plugged appliance can be settled past ``horizon`` (the margin every appliance is settled to): up to
+    ``PLUG_LAG_S`` before the last reading, but not past the first reading after ``horizon`` where its plug had not
+    reported (the disaggregator's estimate there needs the hour after it)."""
+    reach = ts[-1] - PLUG_LAG_S
+    tail = (ts >= horizon) & (ts < reach)
+    away = np.flatnonzero(tail & ~known)
+    return max(horizon, float(ts[away[0]]) if len(away) else reach)
+
+
+def _points(version: object, saved: object, appliances: Iterable[str]) -> dict[str, float]:
+    """A saved state's settled-to points per appliance (version 2), or its one point for every appliance (1)."""
+    if version == 1:
+        if saved is None:
+            return {}
+        if not isinstance(saved, int | float):
+            raise TypeError("a settled-to point that is not a time")
+        return dict.fromkeys(appliances, float(saved))
+    if version != 2:
+        raise ValueError(f"version {version!r}")
+    if not isinstance(saved, dict):
+        raise TypeError("settled-to points are not per appliance")
+    points = {str(name): float(x) for name, x in saved.items()}
+    if not all(np.isfinite(list(points.values()))):
+        raise ValueError("a settled-to point that is not a time")
+    return points

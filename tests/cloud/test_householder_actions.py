@@ -140,7 +140,8 @@ def test_a_wash_sent_in_pieces_is_one_wash_on_the_bill(cloud):  # noqa: F811
 def test_a_wash_is_nudged_once_and_whole_though_its_pieces_come_in_two_batches(cloud):  # noqa: F811
     """On Economy 7, a wash at 09:10 sent as the hub settles it: three pieces first, with half hours settled to 09:30
     (the wash may go on), then the other three with half hours to 10:30. No nudge is told of the first three (12p of
-    advice on 0.6 kWh); once the wash is whole, one nudge of 1.2 kWh and 25p, and one notification of it."""
+    advice on 0.6 kWh), though the hub has settled its plugged kettle to 13:00 by then (a plug's watts are settled
+    at once); once the wash is whole, one nudge of 1.2 kWh and 25p, and one notification of it."""
     import json
     from dataclasses import replace
 
@@ -157,6 +158,7 @@ def test_a_wash_is_nudged_once_and_whole_though_its_pieces_come_in_two_batches(c
     def send(seq: int, runs: list, settled_to_h: float) -> dict:
         energy = [{"appliance": "washing_machine", "start": DAY + 1800 * i, "energy_wh": 0.0}
                   for i in range(int(settled_to_h * 2))]
+        energy += [{"appliance": "kettle", "start": DAY + 1800 * i, "energy_wh": 0.0} for i in range(26)]  # to 13:00
         body = UplinkBatch(hub_id="hub-demo", seq=seq, readings=readings if seq == 1 else []).model_dump() | {
             "runs": [p.model_dump() for p in runs], "energy": energy}
         resp = client.post("/api/v1/hub/batches", content=json.dumps(body),

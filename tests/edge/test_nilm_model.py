@@ -766,7 +766,7 @@ def test_a_run_longer_than_the_window_is_stitched_across_passes():
         emitted += live._settle_runs(w_ts, {k: v[window] for k, v in estimates.items()},
                                      {k: v[window] for k, v in sure.items()},
                                      w_ts[0] + live.margin_s if live._trimmed else w_ts[0],
-                                     w_ts[-1] - live.margin_s, final=False)
+                                     dict.fromkeys(estimates, w_ts[-1] - live.margin_s), final=False)
     batch = [r for r in runs_from(ts, estimates, sure) if r.end <= ts[-1] - live.margin_s]
     washes = [r for r in emitted if r.appliance == "washing_machine"]
     assert len(washes) == 1 and washes[0].end - washes[0].start == pytest.approx(7 * 3600, abs=10)
@@ -786,12 +786,12 @@ def test_a_run_open_when_the_meter_went_silent_is_closed_where_it_was_last_seen(
     on = {"fridge": np.where(ts >= 2 * 3600, 90.0, 0.0)}  # on from 02:00 until the meter goes silent
     horizon = ts[-1] - live.margin_s  # settled to about 03:00
     sure = {"fridge": np.where(on["fridge"] > 0, 0.8, 0.0)}
-    assert live._settle_runs(ts, on, sure, ts[0], horizon, final=False) == []  # still going there
+    assert live._settle_runs(ts, on, sure, ts[0], {"fridge": horizon}, final=False) == []  # still going there
     later = ts + 20 * 3600  # the meter is back 20 hours later: the window holds nothing of that run
     live._trimmed = True
     [run] = live._settle_runs(later, {"fridge": np.zeros(len(later))}, {"fridge": np.zeros(len(later))},
                               later[0] + live.margin_s,
-                              later[-1] - live.margin_s, final=False)
+                              {"fridge": later[-1] - live.margin_s}, final=False)
     assert (run.appliance, run.start, run.end) == ("fridge", 2 * 3600, horizon)  # where it was last settled
     assert run.energy_wh == pytest.approx(90.0 * (horizon - 2 * 3600) / 3600) and run.confidence == pytest.approx(0.8)
 
@@ -941,7 +941,7 @@ def test_a_hub_killed_and_started_again_keeps_every_run_and_half_hour_once(refit
     assert "disaggregation starts afresh" in caplog.text and "not a disaggregator's saved state" in caplog.text
     later = [replace(r, ts=r.ts + 86400) for r in readings[:400]]
     agent.on_readings(later)  # and it disaggregates on
-    assert agent.nilm.passes == 1 and agent.store.nilm_state()["version"] == 1
+    assert agent.nilm.passes == 1 and agent.store.nilm_state()["version"] == 2
     agent.store.close()
 
 
@@ -1011,6 +1011,94 @@ def test_a_plugged_appliance_is_sent_as_its_plug_measured_it(refit, tmp_path):
         assert energy[key] == pytest.approx(model_only[key], abs=0.01)
     assert sum(energy[k] for k in energy if k[0] == "washing_machine") == pytest.approx(truth_wh, rel=0.02)
     agent.store.close()
+
+
+def test_a_plugged_appliance_is_sent_minutes_after_it_stops_not_hours(refit, tmp_path):
+    """REFIT house 9 from 15:00 to 22:00 (a boil at 18:00, a wash from 18:10 to 18:50) with plugs on its kettle and
+    washing machine, the kettle's away from 20:00. The plugged wash and boil, and their half hours, reach the outbox
+    within ten minutes of their end (a pass every five minutes); what the disaggregator alone says (the fridge,
+    the dishwasher, the kettle while its plug was away) waits, as before, until the hour either side has been read.
+    Before, every appliance waited two hours, so a householder whose plugged kettle boiled saw nothing."""
+    from edge.agent import HubAgent
+    from edge.config import HubConfig
+    from edge.nilm.live import HALF_HOUR
+    from tests.edge.test_nilm_own_home import meter_readings, plug_reports
+
+    house = read_house(refit[9], need_truth=True)
+    t0 = house.timestamp[0]
+    house = house.subset((house.timestamp >= t0 + 15 * 3600) & (house.timestamp < t0 + 22 * 3600))
+    readings = meter_readings(house)
+    plugs = {"shelly:washer:0": "washing_machine", "zigbee2mqtt:kettle_plug": "kettle"}
+    away_from = t0 + 20 * 3600
+    reports = sorted([r for device, name in plugs.items() for r in plug_reports(
+        device, house.timestamp[house.timestamp < away_from] if name == "kettle" else house.timestamp,
+        house.appliances[name][house.timestamp < away_from] if name == "kettle" else house.appliances[name])],
+        key=lambda r: r.ts)
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}, "mqtt": {"enabled": False},
+                                    "nilm": {"every_s": 300, "plugs": plugs, "adapt_min_s": 10 * 86400}})
+    agent = HubAgent(cfg)
+    margin = agent.nilm.margin_s
+    run_sent: dict[tuple[str, int], float] = {}  # (appliance, start) -> the meter's time when it reached the store
+    energy_sent: dict[tuple[str, int], float] = {}
+    sent = 0
+    for i in range(0, len(readings), 10):
+        chunk = readings[i:i + 10]
+        upto = sent
+        while upto < len(reports) and reports[upto].ts <= chunk[-1].ts:
+            upto += 1
+        agent.on_devices(reports[sent:upto])
+        agent.flush_devices()
+        sent = upto
+        agent.on_readings(chunk)
+        for run in agent.store.runs():
+            run_sent.setdefault((run.appliance, run.start), chunk[-1].ts)
+        for a, start in agent.store.db.execute("SELECT appliance, start FROM appliance_energy"):
+            energy_sent.setdefault((a, start), chunk[-1].ts)
+    stop, before_stop = readings[-1].ts, agent.nilm.state()
+    agent.flush_nilm()
+    runs = {(r.appliance, r.start): r for r in agent.store.runs()}
+    wash = [r for (a, _), r in runs.items() if a == "washing_machine"]
+    assert wash and max(r.end for r in wash) > t0 + 18.7 * 3600  # the wash is there, as its plug measured it
+    def measured(appliance: str, end: float) -> bool:  # by its plug: the washer's, and the kettle's to 20:00
+        return appliance == "washing_machine" or (appliance == "kettle" and end <= away_from)
+
+    plugged = [r for r in runs.values() if measured(r.appliance, r.end)]
+    assert {r.appliance for r in plugged} == {"kettle", "washing_machine"}
+    for r in plugged:
+        assert run_sent[(r.appliance, r.start)] - r.end <= 600, r
+    guessed = [r for r in runs.values() if not measured(r.appliance, r.end)]
+    assert {r.appliance for r in guessed} >= {"kettle", "fridge", "dishwasher"}
+    for r in guessed:
+        assert run_sent.get((r.appliance, r.start), stop) >= min(r.end + margin, stop), r
+    for (a, start), at in energy_sent.items():
+        end = start + HALF_HOUR
+        if measured(a, end):
+            assert at - end <= 600, (a, start)
+        else:
+            assert at >= end + margin, (a, start)
+    assert any(a == "washing_machine" and at < start + HALF_HOUR + margin for (a, start), at in energy_sent.items())
+    # as it stopped, each appliance was settled to its own point: the washer's a minute behind the meter
+    assert before_stop["runs_to"]["washing_machine"] > before_stop["runs_to"]["fridge"] + margin - 600
+    agent.store.close()
+
+
+def test_a_hub_saved_before_appliances_were_settled_apart_goes_on_from_its_one_point():
+    """A state saved by an older hub (version 1: one settled-to point for every appliance) is taken as that point
+    for each appliance, so an update neither sends its half hours again nor skips any."""
+    from edge.nilm.live import LiveDisaggregator
+    from edge.nilm.model import pretrained
+
+    model = pretrained()
+    live = LiveDisaggregator(model)
+    ts = [1_700_000_000.0 + 7 * i for i in range(100)]
+    live.resume(ts, [300.0] * 100, {"version": 1, "settled_to": 1_699_999_200.0, "runs_to": ts[50],  # type: ignore[typeddict-item]
+                                    "last_run_at": ts[-1], "open": []}, older=False)
+    state = live.state()
+    assert state["version"] == 2
+    assert state["settled_to"] == dict.fromkeys(sorted(model.appliances), 1_699_999_200.0)
+    assert state["runs_to"] == dict.fromkeys(sorted(model.appliances), ts[50])
+    with pytest.raises(ValueError, match="not a disaggregator's saved state"):
+        live.resume(ts, [300.0] * 100, {**state, "runs_to": 5.0}, older=False)  # type: ignore[typeddict-item]
 
 
 def test_a_trees_split_is_the_best_the_bins_allow():
