@@ -1091,14 +1091,14 @@ def test_a_hub_saved_before_appliances_were_settled_apart_goes_on_from_its_one_p
     model = pretrained()
     live = LiveDisaggregator(model)
     ts = [1_700_000_000.0 + 7 * i for i in range(100)]
-    live.resume(ts, [300.0] * 100, {"version": 1, "settled_to": 1_699_999_200.0, "runs_to": ts[50],  # type: ignore[typeddict-item]
+    live.resume(ts, [300.0] * 100, {"version": 1, "settled_to": 1_699_999_200.0, "runs_to": ts[50],
                                     "last_run_at": ts[-1], "open": []}, older=False)
     state = live.state()
     assert state["version"] == 2
     assert state["settled_to"] == dict.fromkeys(sorted(model.appliances), 1_699_999_200.0)
     assert state["runs_to"] == dict.fromkeys(sorted(model.appliances), ts[50])
     with pytest.raises(ValueError, match="not a disaggregator's saved state"):
-        live.resume(ts, [300.0] * 100, {**state, "runs_to": 5.0}, older=False)  # type: ignore[typeddict-item]
+        live.resume(ts, [300.0] * 100, {**state, "runs_to": 5.0}, older=False)
 
 
 def test_a_trees_split_is_the_best_the_bins_allow():
