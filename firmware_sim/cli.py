@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from firmware_sim.household import HouseholdError
-from firmware_sim.run import MqttTarget, SimConfig, SimResumeError, install_stop_signals, run
+from firmware_sim.run import (
+    LINES,
+    MqttTarget,
+    SimConfig,
+    SimResumeError,
+    default_every_s,
+    install_stop_signals,
+    run,
+)
 from protocols.p1 import DSMR_VERSIONS
 
 app = typer.Typer(help="Simulated household and devices (no hardware needed).", no_args_is_help=True)
@@ -71,10 +79,10 @@ def run_cmd(
 
     At --every 10 and slower it is a DSMR 4.2 meter, as real ones that send every 10 s are: version 42, no voltage.
     With --line 7E1 it is a DSMR 2.2 meter, every 10 s: no CRC, no timestamp (the hub stamps each on arrival)."""
-    if line.upper() not in ("8N1", "7E1"):
-        raise typer.BadParameter("use 8N1 or 7E1", param_hint="--line")
+    if line.upper() not in LINES:
+        raise typer.BadParameter(f"use {' or '.join(LINES)}", param_hint="--line")
     if every is None:
-        every = 10 if line.upper() == "7E1" else 1
+        every = default_every_s(line.upper())
     seconds = int(round(duration * speed)) if duration is not None else 10**12
     cfg = SimConfig(start_ts=parse_start(start), seconds=seconds, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,

@@ -26,6 +26,7 @@ from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
 from firmware_sim.plugs import step as plug_step
 from firmware_sim.pty_port import PtyPort
+from protocols.p1 import DSMR_VERSIONS
 from protocols.readings import READING_FIELDS
 
 METER_COLUMNS = ("timestamp", *READING_FIELDS[1:])
@@ -128,7 +129,7 @@ class SimConfig:
     link: Path | None = None
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
     mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
-    line: str = "8N1"  # "7E1": even parity in each byte's top bit, as DSMR 2.2/3 meters send (and what they send)
+    line: str = "8N1"  # ``LINES``: "7E1" is even parity in each byte's top bit, as DSMR 2.2/3 meters send
     #: Seconds between telegrams: one goes out on each second this divides, as a real meter sends on the clock.
     every_s: int = 1
     #: Go on from the meter CSV already there (an earlier run into the same folder): its registers, the second after
@@ -140,9 +141,17 @@ class SimConfig:
         """What the meter's telegrams are (``protocols.p1.DSMR_VERSIONS``): on a 7E1 line a DSMR 2.2 meter's (no CRC, no
         timestamp), else a DSMR 5.0 meter's when it sends every second or more often than every 10 s, and a DSMR 4.2
         meter's, without the voltage, from 10 s, as real meters of each version send."""
-        if self.line == "7E1":
-            return "22"
-        return "50" if self.every_s < 10 else "42"
+        return LINES[self.line] or ("50" if self.every_s < DSMR_VERSIONS["42"].every_s else "42")
+
+
+#: The line framings the simulated meter speaks, and the DSMR version a meter on each is (``protocols.p1``): 7E1 lines
+#: carry DSMR 2.2/3 meters (this one sends 2.2); on 8N1 it is 5.0 or 4.2, by how often it sends.
+LINES: dict[str, str | None] = {"8N1": None, "7E1": "22"}
+
+
+def default_every_s(line: str) -> int:
+    """How often the meter on ``line`` sends unless told: as meters of its version do (``DsmrVersion.every_s``)."""
+    return DSMR_VERSIONS[LINES[line] or "50"].every_s
 
 
 class SimResumeError(ValueError):

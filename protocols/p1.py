@@ -213,12 +213,13 @@ class DsmrVersion:
     voltage: bool  # 1-0:32.7.0 came with 5.0
     failure_counts: bool  # 0-0:96.7.21 and 0-0:96.7.9 came with 4
     watts_step: int  # 2.2 and 3 send kW with two decimals: 10 W steps
+    every_s: int  # how often such meters send: 5.0 every second, the ones before every 10 s
 
 
 DSMR_VERSIONS = {
-    "22": DsmrVersion("2.2", crc=False, voltage=False, failure_counts=False, watts_step=10),
-    "42": DsmrVersion("4.2", crc=True, voltage=False, failure_counts=True, watts_step=1),
-    "50": DsmrVersion("5.0", crc=True, voltage=True, failure_counts=True, watts_step=1),
+    "22": DsmrVersion("2.2", crc=False, voltage=False, failure_counts=False, watts_step=10, every_s=10),
+    "42": DsmrVersion("4.2", crc=True, voltage=False, failure_counts=True, watts_step=1, every_s=10),
+    "50": DsmrVersion("5.0", crc=True, voltage=True, failure_counts=True, watts_step=1, every_s=1),
 }
 VOLTAGE = "1-0:32.7.0"
 
