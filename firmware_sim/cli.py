@@ -64,8 +64,11 @@ def run_cmd(
     link: Annotated[Path | None, typer.Option(help="Also expose the port as this symlink (like /dev/ttyUSB0).")] = None,
     fault_every: Annotated[int, typer.Option(min=0, help="Inject a corrupt frame after every Nth telegram.")] = 0,
     mqtt: Annotated[str | None, typer.Option(help="Broker HOST:PORT the smart plugs publish to.")] = None,
-    line: Annotated[str, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (a DSMR 2.2 meter: no CRC, no "
-                                           "timestamp, every 10 s unless --every says).")] = "8N1",
+    line: Annotated[str | None, typer.Option(help="Line framing: 8N1 (DSMR 4/5) or 7E1 (a DSMR 2.2 meter: no CRC, "
+                                                  "no timestamp, every 10 s unless --every says) [default: 8N1, or "
+                                                  "--dsmr's]")] = None,
+    dsmr: Annotated[str | None, typer.Option(help="The meter's DSMR version: 5.0, 4.2, 3.0 or 2.2 (3.0 and 2.2 on a "
+                                                  "7E1 line) [default: by --line and --every]")] = None,
     every: Annotated[int | None, typer.Option(min=1, max=60, help="Simulated seconds between telegrams: 1 as a DSMR 5 "
                                                                  "meter sends, 10 as DSMR 2.2-4 meters do (from 10 the "
                                                                  "telegrams are DSMR 4.2's, without the voltage) "
@@ -78,24 +81,32 @@ def run_cmd(
     """A DSMR 5 meter writing a telegram every simulated second (or every --every seconds) to a pseudo-terminal.
 
     At --every 10 and slower it is a DSMR 4.2 meter, as real ones that send every 10 s are: version 42, no voltage.
-    With --line 7E1 it is a DSMR 2.2 meter, every 10 s: no CRC, no timestamp (the hub stamps each on arrival)."""
-    if line.upper() not in LINES:
+    With --line 7E1 it is a DSMR 2.2 meter, every 10 s: no CRC, no timestamp (the hub stamps each on arrival);
+    --dsmr 3.0 makes it a DSMR 3.0 meter (the same, with kW to three digits and its threshold in amps)."""
+    names = {v.name: key for key, v in DSMR_VERSIONS.items()}
+    if dsmr is not None and dsmr not in names:
+        raise typer.BadParameter(f"use {', '.join(names)}", param_hint="--dsmr")
+    version = names[dsmr] if dsmr is not None else None
+    line = (line or (DSMR_VERSIONS[version].line if version else "8N1")).upper()
+    if line not in LINES:
         raise typer.BadParameter(f"use {' or '.join(LINES)}", param_hint="--line")
+    if version and DSMR_VERSIONS[version].line != line:
+        raise typer.BadParameter(f"a DSMR {dsmr} meter sends on a {DSMR_VERSIONS[version].line} line",
+                                 param_hint="--line")
     if every is None:
-        every = default_every_s(line.upper())
+        every = default_every_s(line, version)
     seconds = int(round(duration * speed)) if duration is not None else 10**12
     cfg = SimConfig(start_ts=parse_start(start), seconds=seconds, speed=speed, household=household,
                     seed=seed, truth_csv=out / "truth.csv", meter_csv=out / "meter.csv", link=link,
-                    fault_every=fault_every, line=line.upper(), mqtt=_target(mqtt, mqtt_username, mqtt_password_file),
-                    resume=resume, every_s=every)
+                    fault_every=fault_every, line=line, mqtt=_target(mqtt, mqtt_username, mqtt_password_file),
+                    resume=resume, every_s=every, dsmr=version)
     stop = install_stop_signals()
 
     def ready(path: str) -> None:
         where = f"{path} (also {link})" if link else path
         every_text = "" if every == 1 else f" every {every} s"
-        version = DSMR_VERSIONS[cfg.dsmr_version].name
-        print(f"meter: DSMR {version} telegrams{every_text} on {where}; waiting for a reader", file=sys.stderr,
-              flush=True)
+        print(f"meter: DSMR {DSMR_VERSIONS[cfg.dsmr_version].name} telegrams{every_text} on {where}; "
+              "waiting for a reader", file=sys.stderr, flush=True)
 
     try:
         result = run(cfg, on_ready=ready, stop=stop)

@@ -1,7 +1,7 @@
 """A DSMR electricity meter: integrates the household's power into its registers.
 
-A DSMR 5 meter sends every second, a DSMR 4.2 meter every 10 s and without the voltage, a DSMR 2.2 meter every
-10 s on a 7E1 line without a CRC, a timestamp, failure counts or watts finer than 10 (``protocols/p1.py``,
+A DSMR 5 meter sends every second, a DSMR 4.2 meter every 10 s and without the voltage, a DSMR 2.2 or 3.0 meter
+every 10 s on a 7E1 line without a CRC, a timestamp, failure counts or watts finer than 10 (``protocols/p1.py``,
 ``DSMR_VERSIONS``); ``version`` picks which one this meter is, and its readings hold only what its telegrams say."""
 
 from __future__ import annotations

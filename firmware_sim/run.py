@@ -26,7 +26,7 @@ from firmware_sim.household import Household
 from firmware_sim.meter import SimMeter
 from firmware_sim.plugs import step as plug_step
 from firmware_sim.pty_port import PtyPort
-from protocols.p1 import DSMR_VERSIONS
+from protocols.p1 import DSMR_VERSIONS, dsmr_version
 from protocols.readings import READING_FIELDS
 
 METER_COLUMNS = ("timestamp", *READING_FIELDS[1:])
@@ -130,6 +130,9 @@ class SimConfig:
     fault_every: int = 0  # inject one fault after every Nth telegram (0 = never)
     mqtt: MqttTarget | None = None  # where the plugs publish (None = plugs stay silent)
     line: str = "8N1"  # ``LINES``: "7E1" is even parity in each byte's top bit, as DSMR 2.2/3 meters send
+    #: The DSMR version the meter sends (``protocols.p1.DSMR_VERSIONS``), on its own line framing; None: by ``line``
+    #: and ``every_s`` (``dsmr_version``).
+    dsmr: str | None = None
     #: Seconds between telegrams: one goes out on each second this divides, as a real meter sends on the clock.
     every_s: int = 1
     #: Go on from the meter CSV already there (an earlier run into the same folder): its registers, the second after
@@ -140,8 +143,17 @@ class SimConfig:
     def dsmr_version(self) -> str:
         """What the meter's telegrams are (``protocols.p1.DSMR_VERSIONS``): on a 7E1 line a DSMR 2.2 meter's (no CRC, no
         timestamp), else a DSMR 5.0 meter's when it sends every second or more often than every 10 s, and a DSMR 4.2
-        meter's, without the voltage, from 10 s, as real meters of each version send."""
+        meter's, without the voltage, from 10 s, as real meters of each version send; or the one ``dsmr`` names."""
+        if self.dsmr is not None:
+            return self.dsmr
         return LINES[self.line] or ("50" if self.every_s < DSMR_VERSIONS["42"].every_s else "42")
+
+    def __post_init__(self) -> None:
+        if self.line not in LINES:
+            raise ValueError(f"line {self.line!r}: the simulated meter speaks {' or '.join(LINES)}")
+        if self.dsmr is not None and dsmr_version(self.dsmr).line != self.line:
+            raise ValueError(f"a DSMR {DSMR_VERSIONS[self.dsmr].name} meter sends on a {DSMR_VERSIONS[self.dsmr].line} "
+                             f"line, not {self.line}")
 
 
 #: The line framings the simulated meter speaks, and the DSMR version a meter on each is (``protocols.p1``): 7E1 lines
@@ -149,9 +161,10 @@ class SimConfig:
 LINES: dict[str, str | None] = {"8N1": None, "7E1": "22"}
 
 
-def default_every_s(line: str) -> int:
-    """How often the meter on ``line`` sends unless told: as meters of its version do (``DsmrVersion.every_s``)."""
-    return DSMR_VERSIONS[LINES[line] or "50"].every_s
+def default_every_s(line: str, dsmr: str | None = None) -> int:
+    """How often the meter on ``line`` (of version ``dsmr``) sends unless told: as meters of its version do
+    (``DsmrVersion.every_s``)."""
+    return DSMR_VERSIONS[dsmr or LINES[line] or "50"].every_s
 
 
 class SimResumeError(ValueError):

@@ -214,18 +214,20 @@ class DsmrVersion:
     failure_counts: bool  # 0-0:96.7.21 and 0-0:96.7.9 came with 4
     watts_step: int  # 2.2 and 3 send kW with two decimals: 10 W steps
     every_s: int  # how often such meters send: 5.0 every second, the ones before every 10 s
+    line: str  # the serial framing: 2.2 and 3 at 9600 baud 7E1, 4 and 5 at 115200 8N1
 
 
 DSMR_VERSIONS = {
-    "22": DsmrVersion("2.2", crc=False, voltage=False, failure_counts=False, watts_step=10, every_s=10),
-    "42": DsmrVersion("4.2", crc=True, voltage=False, failure_counts=True, watts_step=1, every_s=10),
-    "50": DsmrVersion("5.0", crc=True, voltage=True, failure_counts=True, watts_step=1, every_s=1),
+    "22": DsmrVersion("2.2", crc=False, voltage=False, failure_counts=False, watts_step=10, every_s=10, line="7E1"),
+    "30": DsmrVersion("3.0", crc=False, voltage=False, failure_counts=False, watts_step=10, every_s=10, line="7E1"),
+    "42": DsmrVersion("4.2", crc=True, voltage=False, failure_counts=True, watts_step=1, every_s=10, line="8N1"),
+    "50": DsmrVersion("5.0", crc=True, voltage=True, failure_counts=True, watts_step=1, every_s=1, line="8N1"),
 }
 VOLTAGE = "1-0:32.7.0"
 
 
 def dsmr_version(version: str) -> DsmrVersion:
-    """The table's row for ``version`` ("22", "42", "50"); a ValueError naming those for any other."""
+    """The table's row for ``version`` ("22", "30", "42", "50"); a ValueError naming those for any other."""
     if version not in DSMR_VERSIONS:
         raise ValueError(f"DSMR version {version!r}: the simulated meter sends {', '.join(DSMR_VERSIONS)}")
     return DSMR_VERSIONS[version]
@@ -260,9 +262,16 @@ def _lines_4_5(reading: MeterReading, version: str, amps: int, voltage: float) -
     return [line for line in lines if not line.startswith(dropped + "(")]
 
 
-def _lines_2_2(reading: MeterReading, version: str, amps: int, voltage: float) -> list[str]:
-    """DSMR 2.2, as an Iskra MT382 of 2.2 sends it: no version line, no timestamp, five-digit kWh, kW to 10 W, a
-    threshold and a breaker, no failure counts and no voltage or current."""
+#: Where DSMR 2.2 and 3.0 differ, as an Iskra MT382 of each writes them: the digits of kW before the point, and the
+#: threshold (2.2 in kW, 3.0 in amps).
+_THRESHOLDS_2_3 = {"22": (4, "0999.00*kW"), "30": (3, "016*A")}
+
+
+def _lines_2_3(reading: MeterReading, version: str, amps: int, voltage: float) -> list[str]:
+    """DSMR 2.2 and 3.0, as an Iskra MT382 of each sends it: no version line, no timestamp, five-digit kWh, kW to
+    10 W, a threshold and a breaker, no failure counts and no voltage or current (the amps and voltage go unused:
+    every version's line builder takes the same arguments)."""
+    kw_digits, threshold = _THRESHOLDS_2_3[version]
     return [
         f"0-0:96.1.1({_meter_id(reading)})",
         f"1-0:1.8.1({_kwh(reading.import_t1_wh, whole=5)}*kWh)",
@@ -270,9 +279,9 @@ def _lines_2_2(reading: MeterReading, version: str, amps: int, voltage: float) -
         f"1-0:2.8.1({_kwh(reading.export_t1_wh, whole=5)}*kWh)",
         f"1-0:2.8.2({_kwh(reading.export_t2_wh, whole=5)}*kWh)",
         f"0-0:96.14.0({reading.tariff or 1:04d})",
-        f"1-0:1.7.0({_kw(reading.power_import_w, whole=4, decimals=2)}*kW)",
-        f"1-0:2.7.0({_kw(reading.power_export_w, whole=4, decimals=2)}*kW)",
-        "0-0:17.0.0(0999.00*kW)",
+        f"1-0:1.7.0({_kw(reading.power_import_w, whole=kw_digits, decimals=2)}*kW)",
+        f"1-0:2.7.0({_kw(reading.power_export_w, whole=kw_digits, decimals=2)}*kW)",
+        f"0-0:17.0.0({threshold})",
         "0-0:96.3.10(1)",
         "0-0:96.13.1()",
         "0-0:96.13.0()",
@@ -280,13 +289,13 @@ def _lines_2_2(reading: MeterReading, version: str, amps: int, voltage: float) -
 
 
 _LINES: dict[str, Callable[[MeterReading, str, int, float], list[str]]] = {
-    "22": _lines_2_2, "42": _lines_4_5, "50": _lines_4_5}
+    "22": _lines_2_3, "30": _lines_2_3, "42": _lines_4_5, "50": _lines_4_5}
 
 
 def encode_dsmr(reading: MeterReading, version: str = "50", current_l1_a: int | None = None,
                 header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
     """A DSMR telegram for ``reading`` as a meter of ``version`` sends it (``DSMR_VERSIONS``: "50" every second,
-    "42" every 10 s without the voltage, "22" every 10 s without a CRC or a timestamp), CRLF line endings."""
+    "42" every 10 s without the voltage, "22" and "30" every 10 s without a CRC or a timestamp), CRLF line endings."""
     spec = dsmr_version(version)
     voltage = reading.voltage_l1_v if reading.voltage_l1_v is not None else 230.0
     amps = current_l1_a if current_l1_a is not None else round(reading.power_import_w / voltage)

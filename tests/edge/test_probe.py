@@ -11,11 +11,13 @@ from edge.probe import _interval
 START = "1764057600"  # 2025-11-25 08:00 UTC: a 10 s meter's first telegram goes out at once
 
 
-def run_probe(tmp_path, line: str, every: int | None = 1, speed: float = 1,
-              listen: float = 5) -> subprocess.CompletedProcess:
+def run_probe(tmp_path, line: str | None, every: int | None = 1, speed: float = 1,
+              listen: float = 5, dsmr: str | None = None) -> subprocess.CompletedProcess:
     every_flag = ["--every", str(every)] if every is not None else []  # None: the sim's default for the line
+    line_flag = ["--line", line] if line is not None else []  # None: the sim's default for the version
+    dsmr_flag = ["--dsmr", dsmr] if dsmr is not None else []
     sim = subprocess.Popen([sys.executable, "-m", "ohmni", "sim", "run", "--speed", str(speed), "--duration", "30",
-                            "--out", str(tmp_path), "--link", str(tmp_path / "tty"), "--line", line,
+                            "--out", str(tmp_path), "--link", str(tmp_path / "tty"), *line_flag, *dsmr_flag,
                             *every_flag, "--start", START],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -57,6 +59,14 @@ def test_probe_waits_past_its_listening_time_for_a_second_telegram(tmp_path):
 def test_probe_recognises_a_dsmr_2_2_meter_on_seven_bit_even_parity(tmp_path):
     # a 7E1 line's meter: DSMR 2.2, no CRC, no timestamp, every 10 s (the sim's default there), timed by arrival
     result = run_probe(tmp_path, "7E1", every=None)
+    assert result.returncode == 0, result.stderr
+    assert "7E1, dsmr2.2-3 (DSMR 2.2/3.0)" in result.stdout and "CRC absent" in result.stdout
+    assert "a telegram every 10 s" in result.stdout and "bytesize = 7" in result.stdout
+
+
+def test_probe_recognises_a_dsmr_3_meter_the_sim_puts_on_its_own_line(tmp_path):
+    # `sim run --dsmr 3.0` alone: a 7E1 line (a DSMR 3 meter's), every 10 s, no CRC; the probe finds it as it finds 2.2
+    result = run_probe(tmp_path, None, every=None, dsmr="3.0")
     assert result.returncode == 0, result.stderr
     assert "7E1, dsmr2.2-3 (DSMR 2.2/3.0)" in result.stdout and "CRC absent" in result.stdout
     assert "a telegram every 10 s" in result.stdout and "bytesize = 7" in result.stdout

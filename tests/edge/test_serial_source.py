@@ -6,6 +6,8 @@ import asyncio
 import os
 import random
 
+import pytest
+
 from edge.sources.serial_p1 import SerialP1Source
 from firmware_sim.meter import SimMeter
 from firmware_sim.pty_port import PtyPort
@@ -131,17 +133,18 @@ async def test_seven_bit_even_parity_line_is_read():
     port.close()
 
 
-async def test_a_dsmr_2_2_meter_on_a_7e1_line_is_stored_by_the_hubs_clock_and_none_is_lost():
-    """What a 7E1 line really carries: DSMR 2.2 telegrams, no CRC and no timestamp. The hub stamps each with its own
-    clock as it reads it; three that come at once (a backlog the port held while the hub was away) take the seconds
-    after it, so each is its own reading and none is stored over another."""
+@pytest.mark.parametrize("version", ["22", "30"])
+async def test_a_dsmr_2_2_or_3_meter_on_a_7e1_line_is_stored_by_the_hubs_clock_and_none_is_lost(version):
+    """What a 7E1 line really carries: DSMR 2.2 or 3.0 telegrams, no CRC and no timestamp. The hub stamps each with
+    its own clock as it reads it; three that come at once (a backlog the port held while the hub was away) take the
+    seconds after it, so each is its own reading and none is stored over another."""
     import time
     from dataclasses import replace
 
     from firmware_sim.run import with_parity
 
     port = PtyPort()
-    meter = SimMeter(version="22")
+    meter = SimMeter(version=version)
     sent = [meter.tick(START + 10 * i, 300.0 + 1000 * i) for i in range(3)]
     source = SerialP1Source(port.path, baudrate=9600, bytesize=7, parity="E")
     collecting = asyncio.create_task(_collect(source, 3))

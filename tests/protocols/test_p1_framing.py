@@ -40,8 +40,8 @@ def test_a_simulated_dsmr_4_2_telegram_is_read_as_one_with_no_voltage():
     assert decode_reading(frame.raw) == replace(reading(), voltage_l1_v=None)
     five = encode_dsmr(reading())
     assert five == encode_dsmr5(reading()) and b"1-0:32.7.0(231.2*V)" in five and b"96.13.1" not in five
-    with pytest.raises(ValueError, match="DSMR version '30'"):
-        encode_dsmr(reading(), "30")
+    with pytest.raises(ValueError, match="DSMR version '31'"):
+        encode_dsmr(reading(), "31")
 
 
 def test_a_simulated_dsmr_2_2_telegram_has_no_crc_nor_clock_and_its_reader_stamps_it():
@@ -69,6 +69,23 @@ def test_a_simulated_dsmr_2_2_telegram_has_no_crc_nor_clock_and_its_reader_stamp
     assert clockless_five.crc is CrcStatus.VALID and b"0-0:1.0.0" not in body
     with pytest.raises(DecodeError, match="no valid timestamp"):
         to_reading(normalise(clockless_five), received_at=1_764_072_007)
+
+
+def test_a_simulated_dsmr_3_0_telegram_is_an_iskra_mt382s_of_3_0_and_read_as_one():
+    """DSMR 3.0 as an Iskra MT382 of 3.0 writes it (the recorded ndokter_v3_iskra-mt382 telegram): as 2.2, but kW to
+    three digits before the point and the threshold in amps. The hub reads it through the same 2.2/3 variant."""
+    from protocols.p1_normalise import to_reading
+
+    sent = replace(reading(power_w=2340), voltage_l1_v=None, power_failures=None, long_power_failures=None)
+    telegram = encode_dsmr(sent, "30")
+    assert b"1-0:1.7.0(002.34*kW)" in telegram and b"0-0:17.0.0(016*A)" in telegram
+    assert b"1-0:1.8.1(01234.567*kWh)" in telegram and b"0-0:1.0.0" not in telegram
+    assert telegram.endswith(b"\r\n!\r\n")
+    [frame] = split_frames(telegram)
+    assert frame.crc is CrcStatus.ABSENT and frame.error is None
+    out = normalise(frame)
+    assert (out["variant"], out["timestamp"]) == ("dsmr2.2-3", None)
+    assert to_reading(out, received_at=1_764_072_007) == replace(sent, ts=1_764_072_007)
 
 
 def test_garbage_before_between_and_after_frames_is_skipped_and_counted():
