@@ -80,6 +80,9 @@ def test_the_dashboard_shows_the_apis_figures(running_home, page):
     expected = [[a["appliance"].replace("_", " "), str(a["runs"]), a["kwh"], gbp(a["cost"])]
                 for a in coach["appliances"]] or [["No appliance runs seen yet."]]
     assert shown == expected
+    # a run counts once it has ended, its kWh as they are settled (a dishwasher still going: 0 runs, its kWh so far)
+    assert [th.inner_text() for th in page.query_selector_all("[aria-labelledby=appliances-h] th")] == [
+        "Appliance", "Finished runs", "kWh", "Cost"]
     page.wait_for_selector("#chart .main-svg")  # Plotly, served by the cloud itself, drew the chart
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
     # usable on a phone
@@ -143,7 +146,7 @@ def test_an_agent_signs_in_searches_and_sees_what_the_household_saw(running_home
     assert page.text_content("#hh-power") == f"{context['summary']['power_w']} W"
     # the appliances as the householder's page shows them for this bill, so the agent explains the same figures
     shown = [li.inner_text() for li in page.query_selector_all("#hh-appliances li")]
-    assert shown == ([f"{a['appliance'].replace('_', ' ')}: {a['runs']} run{'' if a['runs'] == 1 else 's'}, "
+    assert shown == ([f"{a['appliance'].replace('_', ' ')}: {a['runs']} finished run{'' if a['runs'] == 1 else 's'}, "
                       f"{a['kwh']} kWh, {gbp(a['cost'])}" for a in context["coach"]["appliances"]] or ["none"])
     assert page.text_content("#hh-name") == "The Demo Household"
     nudges = [li.inner_text() for li in page.query_selector_all("#hh-nudges li")]

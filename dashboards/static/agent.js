@@ -73,7 +73,7 @@ async function open(id) {
   items("hh-gaps", c.gaps_24h.map((g) => `${when(g.start)} → ${when(g.end)} (${Math.round(g.seconds / 60)} min)`));
   items("hh-explain", c.coach.explanation ? c.coach.explanation.sentences : []);
   items("hh-appliances", (c.coach.appliances || []).map((a) =>
-    `${applianceName(a.appliance)}: ${a.runs} ${a.runs === 1 ? "run" : "runs"}, ${a.kwh} kWh, ${money(a.cost, a.currency)}`));
+    `${applianceName(a.appliance)}: ${a.runs} finished ${a.runs === 1 ? "run" : "runs"}, ${a.kwh} kWh, ${money(a.cost, a.currency)}`));
   items("hh-nudges", c.coach.nudges.map((n) =>
     `${n.message} (${NUDGE_FIGURE[n.kind] || "saves"} ${money(n.saving, n.currency)}${n.annual ? " a year" : ""})`));
   items("hh-notifications", c.notifications.map((n) => `${when(n.created_at)} ${n.kind}: ${n.message}`));
