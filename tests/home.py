@@ -9,8 +9,8 @@ import pytest
 
 from ohmni.demo import free_port, spawn, start_cloud, wait_drained, wait_for
 
-START = "2025-11-25T08:00:00+00:00"
-START_TS = 1_764_057_600
+START = "2025-11-25T01:00:00+00:00"  # at night: the coach finds the always-on floor from a night
+START_TS = 1_764_032_400
 KETTLE_AT_S = 420
 KETTLE_S = 170
 TELEGRAMS = 3600

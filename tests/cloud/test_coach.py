@@ -172,6 +172,19 @@ def test_always_on_load_and_its_yearly_cost():
     assert nudge is not None and nudge.saving == "429.24" and "200 W" in nudge.message
 
 
+def test_no_always_on_load_is_claimed_before_a_night_is_seen():
+    """A home that joined at 08:00, a washer or a kettle in each of its first eight hours: its quietest half-hour
+    by day (0.3 kWh, 600 W) is no always-on load, and pricing it a year long would promise a fortune. At its first
+    night the floor is the night's (200 W)."""
+    day = [Interval(datetime(2025, 1, 1, 8, tzinfo=UTC) + timedelta(minutes=30 * i), Decimal("0.3") + i % 3)
+           for i in range(16)]
+    assert always_on(day, flat(), LONDON) is None
+    night = [Interval(datetime(2025, 1, 2, 1, tzinfo=UTC) + timedelta(minutes=30 * i), Decimal("0.1"))
+             for i in range(8)]
+    nudge = always_on(day + night, flat(), LONDON)
+    assert nudge is not None and "about 200 W, even at night" in nudge.message and nudge.saving == "429.24"
+
+
 def test_tariff_switch_reprices_the_real_usage():
     night_use = [Interval(s.start, Decimal("2") if 1 <= s.start.hour < 7 else Decimal("0.1"))
                  for s in half_hourly(datetime(2025, 1, 1, tzinfo=UTC), 30)]
