@@ -945,6 +945,24 @@ def test_a_hub_killed_and_started_again_keeps_every_run_and_half_hour_once(refit
     agent.store.close()
 
 
+def feed_with_plugs(agent, readings: list, reports: list, chunk_size: int,
+                    after: Callable[[float], None] | None = None) -> None:
+    """Meter readings to the hub in the chunks a serial port hands over, each after the plug reports made by its last
+    reading (the plugs report at once); ``after`` each chunk, with its last reading's time."""
+    sent = 0
+    for i in range(0, len(readings), chunk_size):
+        chunk = readings[i:i + chunk_size]
+        upto = sent
+        while upto < len(reports) and reports[upto].ts <= chunk[-1].ts:
+            upto += 1
+        agent.on_devices(reports[sent:upto])
+        agent.flush_devices()
+        sent = upto
+        agent.on_readings(chunk)
+        if after is not None:
+            after(chunk[-1].ts)
+
+
 def test_a_plugged_appliance_is_sent_as_its_plug_measured_it(refit, tmp_path):
     """The hub on a real REFIT day (house 9) with plugs on its washing machine and kettle, reporting as Shelly plugs
     do, the kettle's off the network from 06:00 to 08:00. Each of their runs and half hours is the plug's (its last
@@ -969,16 +987,7 @@ def test_a_plugged_appliance_is_sent_as_its_plug_measured_it(refit, tmp_path):
     cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}, "mqtt": {"enabled": False},
                                     "nilm": {"every_s": 1800, "plugs": plugs, "adapt_min_s": 10 * 86400}})
     agent = HubAgent(cfg)
-    sent = 0
-    for i in range(0, len(readings), 50):
-        chunk = readings[i:i + 50]
-        upto = sent
-        while upto < len(reports) and reports[upto].ts <= chunk[-1].ts:
-            upto += 1
-        agent.on_devices(reports[sent:upto])
-        agent.flush_devices()
-        sent = upto
-        agent.on_readings(chunk)
+    feed_with_plugs(agent, readings, reports, 50)
     agent.flush_nilm()
 
     ts = np.array([r.ts for r in readings], dtype=np.float64)
@@ -1040,20 +1049,14 @@ def test_a_plugged_appliance_is_sent_minutes_after_it_stops_not_hours(refit, tmp
     margin = agent.nilm.margin_s
     run_sent: dict[tuple[str, int], float] = {}  # (appliance, start) -> the meter's time when it reached the store
     energy_sent: dict[tuple[str, int], float] = {}
-    sent = 0
-    for i in range(0, len(readings), 10):
-        chunk = readings[i:i + 10]
-        upto = sent
-        while upto < len(reports) and reports[upto].ts <= chunk[-1].ts:
-            upto += 1
-        agent.on_devices(reports[sent:upto])
-        agent.flush_devices()
-        sent = upto
-        agent.on_readings(chunk)
+
+    def note_what_was_sent(now: float) -> None:
         for run in agent.store.runs():
-            run_sent.setdefault((run.appliance, run.start), chunk[-1].ts)
+            run_sent.setdefault((run.appliance, run.start), now)
         for a, start in agent.store.db.execute("SELECT appliance, start FROM appliance_energy"):
-            energy_sent.setdefault((a, start), chunk[-1].ts)
+            energy_sent.setdefault((a, start), now)
+
+    feed_with_plugs(agent, readings, reports, 10, note_what_was_sent)
     stop, before_stop = readings[-1].ts, agent.nilm.state()
     agent.flush_nilm()
     runs = {(r.appliance, r.start): r for r in agent.store.runs()}
