@@ -172,6 +172,12 @@ def test_installer_api_and_refusals(tmp_path):
         revoke = client.post("/api/v1/installer/hubs/hub-x/revoke", headers={"Authorization": f"Bearer {installer}"})
         assert revoke.json()["revoked_credentials"] == 1
         assert client.post("/api/v1/hub/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    with TestClient(create_app(settings)) as restarted:  # the refusals are counted in the store, not the process
+        again = restarted.post("/api/v1/hubs/register", json={"code": "AAAA-BBBB-CCCC", "hub_id": "hub-y"})
+        assert again.status_code == 429 and "wait a minute" in again.json()["detail"]
+    with TestClient(create_app(CloudSettings(data_dir=tmp_path / "other"))) as other:  # another cloud's count
+        refused = other.post("/api/v1/hubs/register", json={"code": "AAAA-BBBB-CCCC", "hub_id": "hub-y"})
+        assert refused.status_code == 403
 
 
 def test_status_names_a_captive_portal_where_the_cloud_should_be(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -16,9 +15,9 @@ from cloud.provisioning import ClaimError, UnknownHousehold, create_claim_code, 
 
 router = APIRouter(tags=["installers"])
 
-#: Failed registrations a client may make per minute before it is told to wait.
+#: Failed registrations a client may make per minute before it is told to wait. They are counted in the store, as
+#: wrong staff passwords are, so every worker of a cloud, and a restarted one, counts the same.
 REGISTER_FAILURES_PER_MINUTE = 10
-_failures: dict[str, deque[float]] = defaultdict(deque)
 
 
 class ClaimCodeRequest(BaseModel):
@@ -80,17 +79,15 @@ async def revoke(request: Request, hub_id: str, who: Annotated[Principal, Depend
 @router.post("/api/v1/hubs/register", response_model=Registered, status_code=201)
 async def register(request: Request, body: RegisterRequest) -> Registered:
     """A hub joins with a claim code and receives its own credential."""
-    client = request.client.host if request.client else "?"
-    recent = _failures[client]
-    now = time.monotonic()
-    while recent and recent[0] < now - 60:
-        recent.popleft()
-    if len(recent) >= REGISTER_FAILURES_PER_MINUTE:
+    who = f"claim-code:{request.client.host if request.client else '?'}"
+    people = deps.people(request)
+    now = time.time()
+    if await people.failed_logins(who, now - 60) >= REGISTER_FAILURES_PER_MINUTE:
         raise Problem(429, "Too many attempts", "too many refused claim codes from this address; wait a minute")
     try:
         household_id, token = await register_hub(deps.storage(request), body.code, body.hub_id)
     except ClaimError as exc:
-        recent.append(now)
+        await people.record_login(who, False, now)
         raise Problem(403, "Claim code refused", str(exc)) from None
     return Registered(hub_id=body.hub_id, household_id=household_id, token=token)
 
