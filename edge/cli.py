@@ -147,7 +147,7 @@ def probe_cmd(
                       "meter's P1 port is enabled")
         raise typer.Exit(1)
     interval = f", a telegram every {found.interval_s:.0f} s" if found.interval_s else ""
-    typer.echo(f"{port}: {found.baudrate} baud {found.framing}, {found.variant} (DSMR {found.version or '?'}), "
+    typer.echo(f"{port}: {found.baudrate} baud {found.framing}, {found.variant} ({found.kind}), "
                f"meter {found.meter_id or '?'}, CRC {found.crc}{interval}")
     typer.echo(f"[meter]\nport = \"{port}\"\nbaudrate = {found.baudrate}\nbytesize = "
                f"{7 if found.framing == '7E1' else 8}\nparity = \"{'E' if found.framing == '7E1' else 'N'}\"")

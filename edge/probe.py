@@ -40,6 +40,12 @@ class ProbeResult:
     meter_id: str | None
     interval_s: float | None
     crc: str
+    standard: str = "DSMR"  # what ``version`` is a version of (``Variant.standard``)
+
+    @property
+    def kind(self) -> str:
+        """As the probe names it: "DSMR 5.0", "DSMR ?" (a DSMR meter stating no version), "EasyMeter D0, not DSMR"."""
+        return f"DSMR {self.version or '?'}" if self.standard == "DSMR" else self.standard
 
 
 def _frames(data: bytes) -> list:
@@ -84,7 +90,8 @@ def probe(port: str, listen_s: float = LISTEN_S, progress: Callable[[str], None]
                         seen = len(frames)
                     if len(frames) >= 2 or (frames and time.monotonic() > end - 0.5):
                         last = normalise(frames[-1])
-                        return ProbeResult(baud, framing, detect(frames[-1].raw).name, last["version"],
-                                           last["meter_id"], _interval(frames, stamps), last["crc"])
+                        variant = detect(frames[-1].raw)
+                        return ProbeResult(baud, framing, variant.name, last["version"], last["meter_id"],
+                                           _interval(frames, stamps), last["crc"], variant.standard)
         progress(f"no telegram at {baud} baud" + (f" ({len(data)} bytes of noise)" if data else ""))
     return None

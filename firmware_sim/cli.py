@@ -68,7 +68,8 @@ def run_cmd(
                                                   "no timestamp, every 10 s unless --every says) [default: 8N1, or "
                                                   "--dsmr's]")] = None,
     dsmr: Annotated[str | None, typer.Option(help="The meter's DSMR version: 5.0, 4.2, 3.0 or 2.2 (3.0 and 2.2 on a "
-                                                  "7E1 line) [default: by --line and --every]")] = None,
+                                                  "7E1 line), or Q3D for an EasyMeter Q3D (not DSMR: one register, "
+                                                  "watts, every 2 s on 7E1) [default: by --line and --every]")] = None,
     every: Annotated[int | None, typer.Option(min=1, max=60, help="Simulated seconds between telegrams: 1 as a DSMR 5 "
                                                                  "meter sends, 10 as DSMR 2.2-4 meters do (from 10 the "
                                                                  "telegrams are DSMR 4.2's, without the voltage) "
@@ -82,17 +83,18 @@ def run_cmd(
 
     At --every 10 and slower it is a DSMR 4.2 meter, as real ones that send every 10 s are: version 42, no voltage.
     With --line 7E1 it is a DSMR 2.2 meter, every 10 s: no CRC, no timestamp (the hub stamps each on arrival);
-    --dsmr 3.0 makes it a DSMR 3.0 meter (the same, with kW to three digits and its threshold in amps)."""
-    names = {v.name: key for key, v in DSMR_VERSIONS.items()}
-    if dsmr is not None and dsmr not in names:
-        raise typer.BadParameter(f"use {', '.join(names)}", param_hint="--dsmr")
-    version = names[dsmr] if dsmr is not None else None
+    --dsmr 3.0 makes it a DSMR 3.0 meter (the same, with kW to three digits and its threshold in amps), --dsmr Q3D an
+    EasyMeter Q3D (German, not DSMR: one import register, watts per phase, no CRC or clock, every 2 s on 7E1)."""
+    names = {v.name.upper(): key for key, v in DSMR_VERSIONS.items()}
+    if dsmr is not None and dsmr.upper() not in names:
+        raise typer.BadParameter(f"use {', '.join(v.name for v in DSMR_VERSIONS.values())}", param_hint="--dsmr")
+    version = names[dsmr.upper()] if dsmr is not None else None
     line = (line or (DSMR_VERSIONS[version].line if version else "8N1")).upper()
     if line not in LINES:
         raise typer.BadParameter(f"use {' or '.join(LINES)}", param_hint="--line")
     if version and DSMR_VERSIONS[version].line != line:
-        raise typer.BadParameter(f"a DSMR {dsmr} meter sends on a {DSMR_VERSIONS[version].line} line",
-                                 param_hint="--line")
+        raise typer.BadParameter(f"{DSMR_VERSIONS[version].label} meters send on a {DSMR_VERSIONS[version].line} "
+                                 "line", param_hint="--line")
     if every is None:
         every = default_every_s(line, version)
     seconds = int(round(duration * speed)) if duration is not None else 10**12
@@ -105,7 +107,7 @@ def run_cmd(
     def ready(path: str) -> None:
         where = f"{path} (also {link})" if link else path
         every_text = "" if every == 1 else f" every {every} s"
-        print(f"meter: DSMR {DSMR_VERSIONS[cfg.dsmr_version].name} telegrams{every_text} on {where}; "
+        print(f"meter: {DSMR_VERSIONS[cfg.dsmr_version].label} telegrams{every_text} on {where}; "
               "waiting for a reader", file=sys.stderr, flush=True)
 
     try:

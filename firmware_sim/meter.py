@@ -1,8 +1,9 @@
 """A DSMR electricity meter: integrates the household's power into its registers.
 
 A DSMR 5 meter sends every second, a DSMR 4.2 meter every 10 s and without the voltage, a DSMR 2.2 or 3.0 meter
-every 10 s on a 7E1 line without a CRC, a timestamp, failure counts or watts finer than 10 (``protocols/p1.py``,
-``DSMR_VERSIONS``); ``version`` picks which one this meter is, and its readings hold only what its telegrams say."""
+every 10 s on a 7E1 line without a CRC, a timestamp, failure counts or watts finer than 10, and an EasyMeter Q3D
+every 2 s on 7E1 with one import register and no tariff (``protocols/p1.py``, ``DSMR_VERSIONS``); ``version`` picks
+which one this meter is, and its readings hold only what its telegrams say."""
 
 from __future__ import annotations
 
@@ -37,17 +38,20 @@ class SimMeter:
         tariff = dutch_tariff(ts)
         self._import[tariff] += power_w / 3600.0
         voltage = 231.0 + 2.5 * math.sin(ts / 1800.0) - power_w / 1500.0
+        # a meter of one register (the Q3D) counts the total and shows no tariff; the hub reads its total as T1
+        t1, t2 = ((int(self._import[1]), int(self._import[2])) if self.sends.tariffs
+                  else (int(self._import[1] + self._import[2]), 0))
         return MeterReading(
             ts=ts,
             meter_id=self.meter_id,
-            import_t1_wh=int(self._import[1]),
-            import_t2_wh=int(self._import[2]),
+            import_t1_wh=t1,
+            import_t2_wh=t2,
             export_t1_wh=0,
             export_t2_wh=0,
             power_import_w=int(round(power_w / self.sends.watts_step)) * self.sends.watts_step,
             power_export_w=0,
             voltage_l1_v=round(voltage, 1) if self.sends.voltage else None,
-            tariff=tariff,
+            tariff=tariff if self.sends.tariffs else None,
             power_failures=3 if self.sends.failure_counts else None,
             long_power_failures=1 if self.sends.failure_counts else None,
         )

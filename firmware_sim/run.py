@@ -152,7 +152,7 @@ class SimConfig:
         if self.line not in LINES:
             raise ValueError(f"line {self.line!r}: the simulated meter speaks {' or '.join(LINES)}")
         if self.dsmr is not None and dsmr_version(self.dsmr).line != self.line:
-            raise ValueError(f"a DSMR {DSMR_VERSIONS[self.dsmr].name} meter sends on a {DSMR_VERSIONS[self.dsmr].line} "
+            raise ValueError(f"{DSMR_VERSIONS[self.dsmr].label} meters send on a {DSMR_VERSIONS[self.dsmr].line} "
                              f"line, not {self.line}")
 
 

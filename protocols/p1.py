@@ -206,7 +206,8 @@ def _meter_id(reading: MeterReading) -> str:
 
 @dataclass(frozen=True)
 class DsmrVersion:
-    """What a meter of one DSMR version sends, as the simulated meter speaks it."""
+    """What a meter of one kind sends, as the simulated meter speaks it: a DSMR version, or the EasyMeter Q3D (not
+    DSMR: a German D0 meter, read by the hub's ``easymeter-q3d`` variant)."""
 
     name: str  # as people say it: "5.0"
     crc: bool  # 2.2 and 3 end at a bare "!"
@@ -215,6 +216,14 @@ class DsmrVersion:
     watts_step: int  # 2.2 and 3 send kW with two decimals: 10 W steps
     every_s: int  # how often such meters send: 5.0 every second, the ones before every 10 s
     line: str  # the serial framing: 2.2 and 3 at 9600 baud 7E1, 4 and 5 at 115200 8N1
+    standard: str = "DSMR"  # what the name is a version of
+    tariffs: bool = True  # two import registers and a tariff indicator; the Q3D counts one total (1-0:1.8.0)
+    header: str = "/OHM5\\2OHMNI-SIM-1"  # the identification line; a Q3D's starts "/ESY", as the hub tells it by
+
+    @property
+    def label(self) -> str:
+        """As a person names it: "DSMR 5.0", "EasyMeter Q3D"."""
+        return f"{self.standard} {self.name}"
 
 
 DSMR_VERSIONS = {
@@ -222,12 +231,16 @@ DSMR_VERSIONS = {
     "30": DsmrVersion("3.0", crc=False, voltage=False, failure_counts=False, watts_step=10, every_s=10, line="7E1"),
     "42": DsmrVersion("4.2", crc=True, voltage=False, failure_counts=True, watts_step=1, every_s=10, line="8N1"),
     "50": DsmrVersion("5.0", crc=True, voltage=True, failure_counts=True, watts_step=1, every_s=1, line="8N1"),
+    # As the recorded ndokter_easymeter-q3da1004 telegram: 9600 baud 7E1 (the volkszaehler wiki), unasked, every 2 s
+    # (EasyMeter's push interfaces send a record every 2 s), no CRC, no clock, W per phase.
+    "q3d": DsmrVersion("Q3D", crc=False, voltage=False, failure_counts=False, watts_step=1, every_s=2, line="7E1",
+                       standard="EasyMeter", tariffs=False, header="/ESY5Q3DA1004 V3.04"),
 }
 VOLTAGE = "1-0:32.7.0"
 
 
 def dsmr_version(version: str) -> DsmrVersion:
-    """The table's row for ``version`` ("22", "30", "42", "50"); a ValueError naming those for any other."""
+    """The table's row for ``version`` ("22", "30", "42", "50", "q3d"); a ValueError naming those for any other."""
     if version not in DSMR_VERSIONS:
         raise ValueError(f"DSMR version {version!r}: the simulated meter sends {', '.join(DSMR_VERSIONS)}")
     return DSMR_VERSIONS[version]
@@ -288,22 +301,40 @@ def _lines_2_3(reading: MeterReading, version: str, amps: int, voltage: float) -
     ]
 
 
+def _lines_q3d(reading: MeterReading, version: str, amps: int, voltage: float) -> list[str]:
+    """An EasyMeter Q3D, as the A1004 writes: OBIS codes with their F group (*255), one import register in kWh to
+    seven places, watts (not kW) per phase and in all, a state word and a serial number; no tariff, clock or CRC.
+    The simulated home is on one phase, L1."""
+    watts = f"{reading.power_import_w:06d}.00*W"
+    return [
+        f"1-0:0.0.0*255({reading.meter_id})",
+        f"1-0:1.8.0*255({_kwh(reading.import_t1_wh, whole=8)}0000*kWh)",
+        f"1-0:21.7.0*255({watts})",
+        "1-0:41.7.0*255(000000.00*W)",
+        "1-0:61.7.0*255(000000.00*W)",
+        f"1-0:1.7.0*255({watts})",
+        "1-0:96.5.5*255(80)",
+        f"0-0:96.1.255*255(1ESY{reading.meter_id})",
+    ]
+
+
 _LINES: dict[str, Callable[[MeterReading, str, int, float], list[str]]] = {
-    "22": _lines_2_3, "30": _lines_2_3, "42": _lines_4_5, "50": _lines_4_5}
+    "22": _lines_2_3, "30": _lines_2_3, "42": _lines_4_5, "50": _lines_4_5, "q3d": _lines_q3d}
 
 
 def encode_dsmr(reading: MeterReading, version: str = "50", current_l1_a: int | None = None,
-                header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
-    """A DSMR telegram for ``reading`` as a meter of ``version`` sends it (``DSMR_VERSIONS``: "50" every second,
-    "42" every 10 s without the voltage, "22" and "30" every 10 s without a CRC or a timestamp), CRLF line endings."""
+                header: str | None = None) -> bytes:
+    """A telegram for ``reading`` as a meter of ``version`` sends it (``DSMR_VERSIONS``: "50" every second, "42"
+    every 10 s without the voltage, "22" and "30" every 10 s without a CRC or a timestamp, "q3d" an EasyMeter's),
+    CRLF line endings; ``header`` for another identification line than the version's."""
     spec = dsmr_version(version)
     voltage = reading.voltage_l1_v if reading.voltage_l1_v is not None else 230.0
     amps = current_l1_a if current_l1_a is not None else round(reading.power_import_w / voltage)
-    body = "\r\n".join([header, "", *_LINES[version](reading, version, amps, voltage), "!"]).encode("latin-1")
+    lines = _LINES[version](reading, version, amps, voltage)
+    body = "\r\n".join([header or spec.header, "", *lines, "!"]).encode("latin-1")
     return body + (f"{crc16_arc(body):04X}" if spec.crc else "").encode() + b"\r\n"
 
 
-def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None,
-                 header: str = "/OHM5\\2OHMNI-SIM-1") -> bytes:
+def encode_dsmr5(reading: MeterReading, current_l1_a: int | None = None, header: str | None = None) -> bytes:
     """A DSMR 5.0 telegram for ``reading``, CRLF line endings and a correct CRC-16."""
     return encode_dsmr(reading, "50", current_l1_a, header)

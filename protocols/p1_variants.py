@@ -55,6 +55,7 @@ class Variant:
     matches: Callable[[bytes], bool]
     has_crc: bool = True  # False: DSMR 2.2/3 and some gateways send none by design
     has_clock: bool = True  # False: no 0-0:1.0.0 by design (DSMR 2.2/3, EasyMeter Q3D); the reader stamps them
+    standard: str = "DSMR"  # what its version is a version of, as the probe names it
 
 
 def _version_starts(prefix: bytes) -> Callable[[bytes], bool]:
@@ -69,7 +70,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("belgium", _spec(specs.BELGIUM_FLUVIUS),
             lambda r: _header(r).startswith(b"/FLU") or _BE_VERSION.search(r) is not None),
     Variant("easymeter-q3d", _spec(specs.Q3D), lambda r: _header(r).startswith(b"/ESY"), has_crc=False,
-            has_clock=False),
+            has_clock=False, standard="EasyMeter D0, not DSMR"),
     Variant("austria", _spec(specs.SAGEMCOM_T210_D_R, plain_text=True), lambda r: b"*Wh)" in r or b"*W)" in r),
     Variant("hungary", _spec(specs.EON_HUNGARY), lambda r: b"\n1-0:1.8.3(" in r and b"0-0:42.0.0(" in r),
     Variant("ireland", _spec(specs.ISKRA_IE), lambda r: b"MIE5T" in _header(r)),

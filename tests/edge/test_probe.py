@@ -72,6 +72,15 @@ def test_probe_recognises_a_dsmr_3_meter_the_sim_puts_on_its_own_line(tmp_path):
     assert "a telegram every 10 s" in result.stdout and "bytesize = 7" in result.stdout
 
 
+def test_probe_recognises_an_easymeter_q3d_and_does_not_call_it_dsmr(tmp_path):
+    # `sim run --dsmr Q3D`: a German D0 meter on 7E1, every 2 s, no CRC or clock; named for what it is
+    result = run_probe(tmp_path, None, every=None, dsmr="Q3D")
+    assert result.returncode == 0, result.stderr
+    assert "7E1, easymeter-q3d (EasyMeter D0, not DSMR)" in result.stdout and "CRC absent" in result.stdout
+    assert "a telegram every 2 s" in result.stdout and "bytesize = 7" in result.stdout
+    assert "meter E0099000012345678" in result.stdout
+
+
 def test_probe_on_a_silent_port_says_what_to_check(tmp_path):
     import os
     master, slave = os.openpty()

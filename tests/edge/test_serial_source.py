@@ -133,11 +133,11 @@ async def test_seven_bit_even_parity_line_is_read():
     port.close()
 
 
-@pytest.mark.parametrize("version", ["22", "30"])
-async def test_a_dsmr_2_2_or_3_meter_on_a_7e1_line_is_stored_by_the_hubs_clock_and_none_is_lost(version):
-    """What a 7E1 line really carries: DSMR 2.2 or 3.0 telegrams, no CRC and no timestamp. The hub stamps each with
-    its own clock as it reads it; three that come at once (a backlog the port held while the hub was away) take the
-    seconds after it, so each is its own reading and none is stored over another."""
+@pytest.mark.parametrize("version", ["22", "30", "q3d"])
+async def test_a_clockless_meter_on_a_7e1_line_is_stored_by_the_hubs_clock_and_none_is_lost(version):
+    """What a 7E1 line really carries: DSMR 2.2 or 3.0 telegrams, or an EasyMeter Q3D's, no CRC and no timestamp.
+    The hub stamps each with its own clock as it reads it; three that come at once (a backlog the port held while
+    the hub was away) take the seconds after it, so each is its own reading and none is stored over another."""
     import time
     from dataclasses import replace
 

@@ -88,6 +88,35 @@ def test_a_simulated_dsmr_3_0_telegram_is_an_iskra_mt382s_of_3_0_and_read_as_one
     assert to_reading(out, received_at=1_764_072_007) == replace(sent, ts=1_764_072_007)
 
 
+def test_a_simulated_easymeter_q3d_telegram_has_the_recorded_ones_lines_and_is_read_as_one(data_dir):
+    """The EasyMeter Q3D (German D0, not DSMR): the same identification, OBIS codes in the same order and the same
+    number formats as the recorded Q3DA1004 telegram, no CRC, no clock, no tariff; the hub reads it through its
+    ``easymeter-q3d`` variant, the one total as T1, stamped by its own clock."""
+    import re
+
+    from protocols.p1_normalise import to_reading
+
+    sent = replace(reading(power_w=1688), import_t2_wh=0, export_t1_wh=0, export_t2_wh=0, voltage_l1_v=None,
+                   tariff=None, power_failures=None, long_power_failures=None)
+    telegram = encode_dsmr(sent, "q3d")
+    recorded = (data_dir / "dsmr/ndokter_easymeter-q3da1004-v304_com1-gateway.txt").read_bytes()
+    recorded = recorded[:recorded.index(b"\n!") + 2]  # the gateway's own lines after "!" are not the meter's
+
+    def shape(raw: bytes) -> list[str]:  # each line with its digits as 9s: codes, widths and units, not values
+        return [re.sub(r"(?<=\()[^)]*?(?=[*)])", lambda m: re.sub(r"\d", "9", m.group()), line)
+                for line in raw.decode("latin-1").splitlines()]
+
+    assert telegram.startswith(b"/ESY5Q3DA1004 V3.04\r\n\r\n") and telegram.endswith(b"\r\n!\r\n")
+    got, want = shape(telegram), shape(recorded)
+    assert [line.split("(")[0] for line in got] == [line.split("(")[0] for line in want]
+    assert [g for g, w in zip(got, want, strict=True) if g != w and "0.0.0" not in g and "96.1.255" not in g] == []
+    [frame] = split_frames(telegram)
+    assert frame.crc is CrcStatus.ABSENT and frame.error is None
+    out = normalise(frame)
+    assert (out["variant"], out["timestamp"], out["tariff"]) == ("easymeter-q3d", None, None)
+    assert to_reading(out, received_at=1_764_072_007) == replace(sent, ts=1_764_072_007)
+
+
 def test_garbage_before_between_and_after_frames_is_skipped_and_counted():
     a, b = encode_dsmr5(reading(1)), encode_dsmr5(reading(2))
     framer = P1Framer()
