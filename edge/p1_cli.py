@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import serial
 import typer
 
+from edge.sources.serial_p1 import STRIP_PARITY
 from protocols.p1 import P1Framer
 from protocols.p1_gcm import SMARTY_AUTH_KEY, GcmDecryptor, KeyError_, parse_key
 from protocols.p1_normalise import normalise
@@ -31,7 +33,8 @@ def _port_chunks(port: str, baudrate: int, bytesize: int, parity: str) -> Iterat
         while True:
             data = ser.read(max(1, ser.in_waiting))
             if data:
-                yield data
+                # at 7 bits, a pty or lax adapter passes the parity bit on: the hub's reader strips it too
+                yield data.translate(STRIP_PARITY) if bytesize == 7 else data
 
 
 @app.command("decode")
@@ -48,7 +51,10 @@ def decode(
     """Find every telegram frame and print one JSON object per frame (JSON Lines).
 
     Values are decoded even when the CRC is invalid ("crc": "invalid"); a frame that
-    cannot be read says why in "error". Energy is always kWh and power W.
+    cannot be read says why in "error". Energy is always kWh and power W. Read from a
+    port, each frame also has "received_at", when it was read (UTC): the time the hub
+    stamps a meter with no clock by (DSMR 2.2/3, EasyMeter Q3D: "timestamp" null). A file
+    has no such time: its bytes were read long after the meter sent them.
     """
     if port and source:
         raise typer.BadParameter("give a FILE or --port, not both")
@@ -74,8 +80,9 @@ def decode(
         for chunk in chunks:
             if decryptor is not None:
                 chunk = decryptor.feed(chunk)
+            received = {"received_at": datetime.now(UTC).isoformat(timespec="seconds")} if port else {}
             for frame in framer.feed(chunk):
-                out.write(json.dumps(normalise(frame)) + "\n")
+                out.write(json.dumps(normalise(frame) | received) + "\n")
             out.flush()
     except KeyboardInterrupt:
         pass

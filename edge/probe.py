@@ -22,13 +22,13 @@ from datetime import datetime
 
 import serial
 
+from edge.sources.serial_p1 import STRIP_PARITY
 from protocols.p1 import P1Framer
 from protocols.p1_normalise import normalise
 from protocols.p1_variants import detect
 
 SPEEDS = (115200, 9600)
 LISTEN_S = 11.0
-STRIP_PARITY = bytes(b & 0x7F for b in range(256))
 
 
 @dataclass
