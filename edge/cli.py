@@ -261,8 +261,21 @@ def nilm_export_cmd(
 
 
 @app.command("systemd-unit")
-def systemd_unit() -> None:
-    """Print the systemd unit that runs the hub (ships with the package)."""
-    from importlib import resources
+def systemd_unit(
+    config: Annotated[Path | None, typer.Option(dir_okay=False, help="The hub's config, as `hub provision` wrote "
+                                                                     "it (default: hub.toml in the config folder, "
+                                                                     "/etc/ohmni as root).")] = None,
+) -> None:
+    """Print the systemd unit that runs the hub: this Python, this config, its credential passed by systemd.
 
-    typer.echo(resources.files("edge").joinpath("systemd/ohmni-hub.service").read_text(), nl=False)
+    The unit's template ships with the package; the interpreter is the one running this command, so a hub
+    installed in a virtual environment is started from it. What would stop the unit working is said on stderr."""
+    import sys
+
+    from edge.provision import default_config_dir, systemd_unit_text
+
+    path = (config or default_config_dir() / "hub.toml").absolute()
+    text, notes = systemd_unit_text(Path(sys.executable), path, _installed_config(path))
+    typer.echo(text, nl=False)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)

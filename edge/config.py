@@ -20,6 +20,7 @@ Example ``hub.toml``::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +47,14 @@ class MeterConfig(Section):
     auth_key: str | None = Field(default=None, description="GCM authentication key if not the Smarty default")
 
 
+#: The name the systemd unit passes the hub's credential by (``LoadCredential=hub.token:…``).
+PASSED_CREDENTIAL = "hub.token"
+
+
+class CredentialError(ValueError):
+    """A credential file the hub cannot read (its mode or owner, or not text)."""
+
+
 class CloudConfig(Section):
     url: str = "http://127.0.0.1:8000"
     token: str | None = Field(default=None, description="hub credential; prefer token_file")
@@ -65,10 +74,25 @@ class CloudConfig(Section):
         return url
 
     def credential(self) -> str | None:
+        """The hub's credential: ``token``; else the one systemd passed the service (``LoadCredential=hub.token`` in
+        the unit ``ohmni hub systemd-unit`` prints: the hub runs as a user of its own, and the file ``hub
+        provision`` wrote stays root's, mode 0600); else ``token_file``. None where none is set; a file that is
+        there and cannot be read raises :class:`CredentialError` naming it, which the uplink and ``hub status``
+        say, not a traceback."""
         if self.token:
             return self.token
-        if self.token_file and self.token_file.exists():
-            return self.token_file.read_text().strip()
+        passed = os.environ.get("CREDENTIALS_DIRECTORY")
+        places = [Path(passed) / PASSED_CREDENTIAL] if passed else []
+        for path in [*places, *([self.token_file] if self.token_file else [])]:
+            try:
+                if not path.exists():
+                    continue
+                return path.read_text().strip() or None
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise CredentialError(f"cannot read the hub credential {path} ({why}): run the hub as a user that "
+                                      "may read it, or from the unit `ohmni hub systemd-unit` prints, which passes "
+                                      "it with LoadCredential") from None
         return None
 
 

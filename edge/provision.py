@@ -23,7 +23,7 @@ import httpx
 import tomli_w
 from pydantic import ValidationError
 
-from edge.config import HubConfig, said
+from edge.config import CredentialError, HubConfig, said
 
 
 class ProvisionError(RuntimeError):
@@ -124,6 +124,31 @@ def provision(cloud: str, code: str, hub_id: str, config_dir: Path, data_dir: Pa
             raise ProvisionError(f"the cloud did not accept the new credential: {_problem(ping)}")
         step(f"Hub {hub_id} joined household {registered['household_id']}")
     return config_path
+
+
+#: Where the unit lets the hub write (``StateDirectory=ohmni``); a store elsewhere is read-only to the service.
+UNIT_STATE_DIR = Path("/var/lib/ohmni")
+
+
+def systemd_unit_text(python: Path, config: Path, cfg: HubConfig) -> tuple[str, list[str]]:
+    """The hub's systemd unit for this interpreter and config (the template that ships in ``edge/systemd``), and
+    what would stop it working here, each a sentence."""
+    from importlib import resources
+    from string import Template
+
+    token = cfg.cloud.token_file or config.parent / "hub.token"
+    template = resources.files("edge").joinpath("systemd/ohmni-hub.service").read_text()
+    text = Template(template).substitute(python=python, config=config, token=token)
+    notes = []
+    if not config.exists():
+        notes.append(f"no {config} yet: run `ohmni hub provision` first (the unit names it)")
+    if any(python.is_relative_to(home) for home in (Path("/root"), Path("/home"))):
+        notes.append(f"the hub's service user may not reach {python}: install Ohmni where any user may read it "
+                     "(a virtual environment in /opt/ohmni, say)")
+    if config.exists() and cfg.hub.data_dir.absolute() != UNIT_STATE_DIR:
+        notes.append(f"{config.name} keeps the store in {cfg.hub.data_dir}, but the unit lets the hub write only in "
+                     f"{UNIT_STATE_DIR}: set data_dir = \"{UNIT_STATE_DIR}\" under [hub]")
+    return text, notes
 
 
 # --- status / doctor ---------------------------------------------------------------------------
@@ -255,8 +280,15 @@ def checks(cfg: HubConfig) -> list[Check]:
             out.append(_interval_check(recent, cfg.nilm.enabled))
     else:
         out.append(Check("store", "warn", f"no store at {db} yet", "the hub creates it when it first runs"))
-    token = cfg.cloud.credential()
-    if token is None:
+    try:
+        token = cfg.cloud.credential()
+    except CredentialError as exc:
+        token, unreadable = None, str(exc)
+    else:
+        unreadable = ""
+    if unreadable:
+        out.append(Check("cloud", "fail", unreadable, "check the credential file's owner and mode"))
+    elif token is None:
         out.append(Check("cloud", "fail", "no credential", "run `ohmni hub provision --cloud URL --code CODE`"))
     else:
         try:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import httpx
 from pydantic import ValidationError
 
-from edge.config import CloudConfig
+from edge.config import CloudConfig, CredentialError
 from edge.store import HubStore
 from protocols.display import DisplayState
 from protocols.uplink import UplinkAck
@@ -60,7 +60,14 @@ class Uplink:
 
     async def send_pending(self) -> bool:
         """Send batches in order until none is left; True when the outbox is empty."""
-        token = self.cfg.credential()
+        try:
+            token = self.cfg.credential()
+        except CredentialError as exc:
+            if self.last_error != str(exc):
+                log.error("%s", exc)
+            self.last_error = str(exc)
+            self.counters["credential_errors"] += 1
+            return False
         if token is None:
             self.last_error = "no hub credential configured (cloud.token or cloud.token_file)"
             return False

@@ -252,3 +252,50 @@ def test_status_says_how_often_the_meter_reports_and_what_it_costs_the_disaggreg
     assert f"a reading every {step_s} s" in check.detail
     assert said in check.detail
     assert bool(check.advice) == (verdict == "warn")
+
+
+def test_the_systemd_unit_starts_this_python_and_has_systemd_pass_the_credential(cloud, tmp_path, monkeypatch):
+    """The unit an installer installs after provisioning: systemd accepts it (`systemd-analyze verify`), it starts
+    the Python that has Ohmni (a venv's, not a guessed /usr/local/bin/ohmni that was not there), and its
+    service user, who may not read the root-owned 0600 token, gets it from systemd (LoadCredential) and is let
+    in by the cloud with it. A token it cannot read is named by `hub status` and the uplink, not a traceback."""
+    import shutil
+
+    assert provision(cloud, claim(cloud), "hub-unit", tmp_path).returncode == 0
+    config = tmp_path / "hub.toml"
+    made = ohmni("hub", "systemd-unit", "--config", str(config))
+    assert made.returncode == 0, made.stderr
+    assert f"ExecStart={sys.executable} -m ohmni hub run --config {config}\n" in made.stdout
+    assert f"LoadCredential=hub.token:{tmp_path / 'hub.token'}\n" in made.stdout and "DynamicUser=yes" in made.stdout
+    assert f"keeps the store in {tmp_path / 'data'}" in made.stderr  # only /var/lib/ohmni is the service's to write
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        from tests.fixtures import missing
+
+        missing("systemd-analyze not found (apt-get install systemd)")
+    unit = tmp_path / "ohmni-hub.service"
+    unit.write_text(made.stdout)
+    verified = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+
+    # as the service user finds it: the token file there but not readable (here: not a file), systemd's copy passed
+    token = (tmp_path / "hub.token").read_text()
+    (tmp_path / "hub.token").unlink()
+    (tmp_path / "hub.token").mkdir()
+    alone = ohmni("hub", "status", "--config", str(config))
+    assert alone.returncode == 1 and "Traceback" not in alone.stderr and "cannot read the hub" in alone.stdout
+    cfg = HubConfig.load(config)
+    [cloud_check] = [c for c in checks(cfg) if c.name == "cloud"]
+    assert cloud_check.verdict == "fail", cloud_check
+    assert f"cannot read the hub credential {tmp_path / 'hub.token'} (Is a directory)" in cloud_check.detail
+    passed = tmp_path / "credentials"
+    passed.mkdir()
+    (passed / "hub.token").write_text(token)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(passed))
+    [cloud_check] = [c for c in checks(cfg) if c.name == "cloud"]
+    assert (cloud_check.verdict, cloud_check.detail) == ("ok", f"{cloud['url']} accepts hub hub-unit")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    uplink = Uplink(HubStore(tmp_path / "data" / "hub.sqlite3"), "hub-unit", cfg.cloud)
+    assert asyncio.run(uplink.send_pending()) is False  # kept, retried, said
+    assert uplink.last_error is not None and "cannot read the hub credential" in uplink.last_error
+    assert uplink.counters["credential_errors"] == 1
