@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,11 @@ def run_cmd(
         agent = HubAgent(cfg)
     except ModelFileError as exc:  # the model file named in [nilm] model cannot be used
         raise typer.BadParameter(f"[nilm] model: {exc}", param_hint="--config") from exc
+    except (OSError, sqlite3.Error) as exc:  # the data folder: not writable by this user, not a folder, full
+        typer.echo(f"error: the hub cannot keep its store in {cfg.hub.data_dir} ({exc}): set data_dir under [hub] "
+                   "to a folder this user may write, or run it from `ohmni hub systemd-unit`'s unit, which "
+                   "gives it /var/lib/ohmni", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"hub {cfg.hub.id}: meter {cfg.meter.port}, cloud {cfg.cloud.url}, "
                f"display http://{cfg.display.host}:{cfg.display.port}/display", err=True)
     asyncio.run(agent.run())

@@ -48,3 +48,15 @@ def test_the_documented_example_and_an_empty_file_load(tmp_path):
     assert cfg.meter.port == "/dev/ttyUSB0" and cfg.cloud.url == "https://cloud.example" and cfg.display.port == 8001
     config.write_text("")
     assert HubConfig.load(config) == HubConfig()
+
+
+def test_a_data_folder_the_hub_cannot_use_is_named_and_the_hub_does_not_start(tmp_path):
+    """An installer's `ohmni hub run` as a user who may not write /var/lib/ohmni (here: a folder under a file, as
+    root may write anywhere) gets the folder named and what to do, not a traceback from deep in the store."""
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[hub]\ndata_dir = "{tmp_path / "a-file" / "hub"}"\n[meter]\nport = "{tmp_path / "tty"}"\n')
+    result = runner.invoke(app, ["hub", "run", "--config", str(config)], env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"the hub cannot keep its store in {tmp_path / 'a-file' / 'hub'}" in said, said
+    assert "Traceback" not in result.output and not isinstance(result.exception, OSError)
