@@ -187,7 +187,9 @@ def provision_cmd(
     except ProvisionError as exc:
         console.print(f"[red]✗ {exc}[/]")
         raise typer.Exit(1) from None
-    console.print(f"[green]✓ provisioned.[/] Start the hub: ohmni hub run --config {path}")
+    console.print(f"[green]✓ provisioned.[/] Start the hub: ohmni hub run --config {path}", highlight=False)
+    console.print(f"  or as a service: ohmni hub systemd-unit --config {path} > /etc/systemd/system/ohmni-hub.service"
+                  " && systemctl daemon-reload && systemctl enable --now ohmni-hub", highlight=False, markup=False)
 
 
 def _installed_config(config: Path | None) -> HubConfig:

@@ -67,6 +67,7 @@ def test_provision_writes_a_private_credential_and_a_config_and_checks_the_path(
     for step in ("Reaching the cloud", "Registering hub hub-kitchen", "mode 0600", "Writing the hub configuration",
                  "Checking the whole path", "joined household hh-demo"):
         assert step in result.stderr
+    assert f"or as a service: ohmni hub systemd-unit --config {tmp_path / 'hub.toml'} >" in result.stderr
     assert stat.S_IMODE(os.stat(tmp_path / "hub.token").st_mode) == 0o600
     config = tomllib.loads((tmp_path / "hub.toml").read_text())
     assert config["hub"]["id"] == "hub-kitchen" and config["cloud"]["url"] == cloud["url"]
