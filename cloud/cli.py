@@ -91,11 +91,12 @@ def _settings(**given: Any) -> CloudSettings:
 
 
 def _store(data_dir: Path | None) -> Any:
-    from cloud.storage.sqlite import SqliteStorage
+    """The store the cloud serves from, as `cloud serve` opens it: PostgreSQL where OHMNI_CLOUD_DATABASE_URL says,
+    else SQLite in the data folder (these commands wrote to SQLite always, which a PostgreSQL cloud never read)."""
+    from cloud.app import open_storage
 
     given: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
-    settings = _settings(**given)
-    return SqliteStorage(settings.data_dir / "cloud.sqlite3")
+    return open_storage(_settings(**given))
 
 
 async def _with_store(data_dir: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
@@ -145,8 +146,8 @@ def revoke_hub_cmd(
 def staff_add(
     username: Annotated[str, typer.Argument(help="The staff member's user name.")],
     role: Annotated[str, typer.Option(help="agent (call centre) or admin (also reads the audit log).")] = "agent",
-    password_file: Annotated[Path | None, typer.Option(help="Read the password from this file "
-                                                            "(default: asked for, twice).")] = None,
+    password_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Read the password from "
+                                                       "this file (default: asked for, twice).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
 ) -> None:
     """Add a staff account (or set its password and role); the cloud keeps an argon2 hash."""
