@@ -133,12 +133,14 @@ UNIT_STATE_DIR = Path("/var/lib/ohmni")
 def systemd_unit_text(python: Path, config: Path, cfg: HubConfig) -> tuple[str, list[str]]:
     """The hub's systemd unit for this interpreter and config (the template that ships in ``edge/systemd``), and
     what would stop it working here, each a sentence."""
+    import shlex
     from importlib import resources
     from string import Template
 
     token = cfg.cloud.token_file or config.parent / "hub.token"
     template = resources.files("edge").joinpath("systemd/ohmni-hub.service").read_text()
-    text = Template(template).substitute(python=python, config=config, token=token)
+    text = Template(template).substitute(python=shlex.quote(str(python)), config=shlex.quote(str(config)),
+                                         token=token)  # systemd reads a quoted word whole, as a shell does
     notes = []
     if not config.exists():
         notes.append(f"no {config} yet: run `ohmni hub provision` first (the unit names it)")
