@@ -171,6 +171,12 @@ def installer_token(
     data_dir: Annotated[Path | None, typer.Option(help="The cloud's data folder.")] = None,
 ) -> None:
     """Create an installer API token (printed once; the cloud keeps only its hash)."""
+    from cloud.staff import check_name
+
+    try:
+        check_name(name, "an installer's name")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--name") from None
     token = new_secret()
     asyncio.run(_with_store(data_dir, lambda s: s.add_credential(
         hash_secret(token), Principal(Role.INSTALLER, name, ALL_HOUSEHOLDS))))

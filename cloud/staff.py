@@ -52,11 +52,16 @@ class Session:
     who: Principal
 
 
+def check_name(name: str, what: str = "a user name") -> None:
+    """A person's name as audits show it: 1-64 letters, digits, dots and hyphens (no blank, no markup)."""
+    if not name or len(name) > 64 or not name.replace("-", "").replace(".", "").isalnum():
+        raise ValueError(f"{what} is 1-64 letters, digits, dots and hyphens")
+
+
 async def add_staff(store: PeopleStore, username: str, role: Role, password: str) -> None:
     if role not in STAFF_ROLES:
         raise ValueError(f"staff are {' or '.join(r.value for r in STAFF_ROLES)}, not {role.value}")
-    if not username or len(username) > 64 or not username.replace("-", "").replace(".", "").isalnum():
-        raise ValueError("a user name is 1-64 letters, digits, dots and hyphens")
+    check_name(username)
     await store.add_staff(username, role, hash_password(password), time.time())
 
 

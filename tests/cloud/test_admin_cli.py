@@ -75,3 +75,13 @@ def test_staff_add_refuses_a_weak_password_a_missing_file_and_an_unknown_role(tm
                              *[str(files.get(a, a)) for a in args]], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and said in " ".join(result.stderr.replace("│", " ").split()), result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["", "a" * 65, "<b>ada</b>"])
+def test_an_installer_token_needs_a_name_audits_can_show(tmp_path, name):
+    result = subprocess.run([sys.executable, "-m", "ohmni", "cloud", "installer-token", "--name", name, "--data-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == "", result.stdout  # no token printed
+    assert "an installer's name is 1-64 letters, digits, dots and hyphens" in " ".join(
+        result.stderr.replace("│", " ").split()), result.stderr
+
