@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,23 @@ async def _watch_areas(store: Storage, settings: CloudSettings) -> None:
             log.exception("area check failed")
 
 
+#: How often the cloud drops old sign-in attempts and ended sessions (``PeopleStore.forget_stale``).
+FORGET_EVERY_S = 3600.0
+
+
+async def _forget_stale(store: Storage) -> None:
+    """At start and then hourly: what no one reads again goes, so a stream of refused guesses cannot fill the disk."""
+    assert isinstance(store, PeopleStore)  # every backend keeps staff, sessions and attempts too
+    while True:
+        try:
+            attempts, sessions = await store.forget_stale(time.time())
+            if attempts or sessions:
+                log.info("dropped %d old sign-in attempts and %d ended sessions", attempts, sessions)
+        except Exception:  # a failed pass must not end the loop; the next one tries again
+            log.exception("dropping old sign-in attempts failed")
+        await asyncio.sleep(FORGET_EVERY_S)
+
+
 def create_app(settings: CloudSettings | None = None, storage: Storage | None = None) -> FastAPI:
     settings = settings or CloudSettings()
     store: Storage = storage or open_storage(settings)
@@ -53,7 +71,7 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
         await store.init()
         if settings.bootstrap_demo:
             await bootstrap_demo(store, settings)
-        background = []
+        background = [asyncio.create_task(_forget_stale(store))]
         if settings.outage_check_s:
             background.append(asyncio.create_task(_watch_areas(store, settings)))
         if settings.notify_every_s:

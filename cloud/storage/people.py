@@ -14,6 +14,10 @@ from typing import Any
 from cloud.auth import Principal, Role
 from cloud.storage.base import Household
 
+#: How long a sign-in attempt (a password, a key, a claim code) is kept: the longest window that counts them is
+#: staff.WINDOW_S, 15 minutes; a day leaves room to look into an attack.
+ATTEMPTS_KEPT_S = 86_400
+
 DDL = """
 CREATE TABLE IF NOT EXISTS staff (
     username TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL
@@ -26,6 +30,7 @@ CREATE TABLE IF NOT EXISTS login_attempts (
     username TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, ok INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_attempts_user_ts ON login_attempts (username, ts);
+CREATE INDEX IF NOT EXISTS login_attempts_ts ON login_attempts (ts);
 CREATE TABLE IF NOT EXISTS audit_log (
     id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
     household_id TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL
@@ -127,6 +132,13 @@ class PeopleStore:
             "coalesce((SELECT max(ts) FROM login_attempts WHERE username = ? AND ok = 1), 0)",
             username, since, username)
         return int(rows[0][0])
+
+    async def forget_stale(self, now: float) -> tuple[int, int]:
+        """Drop sign-in attempts older than ``ATTEMPTS_KEPT_S`` and sessions past their end; how many of each.
+        Both tables grew without bound (each refused claim code is a row) and no old row of either is read again."""
+        attempts = await self._execute("DELETE FROM login_attempts WHERE ts < ?", now - ATTEMPTS_KEPT_S)
+        sessions = await self._execute("DELETE FROM sessions WHERE expires_at < ?", now)
+        return attempts, sessions
 
     async def add_session(self, token_hash: str, who: Principal, csrf: str, expires_at: float) -> None:
         await self._execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", token_hash, who.role.value,

@@ -64,6 +64,7 @@ MIGRATIONS: tuple[str, ...] = (
         start BIGINT NOT NULL, energy_wh DOUBLE PRECISION NOT NULL, PRIMARY KEY (hub_id, appliance, start));
     CREATE INDEX energy_household_start ON appliance_energy (household_id, start);
     """,  # 3: per-appliance energy per half hour, from the hub's disaggregation
+    "CREATE INDEX IF NOT EXISTS login_attempts_ts ON login_attempts (ts);",  # 4: old attempts are dropped by time
 )
 
 

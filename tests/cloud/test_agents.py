@@ -142,6 +142,71 @@ def test_wrong_passwords_are_rate_limited_and_sign_out_ends_the_session(console)
     assert client.get("/api/v1/agent/reasons", cookies={staff.STAFF_COOKIE: cookie}).status_code == 401
 
 
+def test_old_sign_in_attempts_and_ended_sessions_are_dropped_and_the_rate_limit_still_holds(console):
+    """Sign-in attempts (wrong passwords, keys, refused claim codes) and sessions were kept for ever: a stream of
+    guesses grew the store without bound. Those older than a day, and sessions past their end, are dropped (the
+    cloud does it at start and hourly); the attempts inside the rate limit's window still count."""
+    import time
+
+    from cloud.storage.people import ATTEMPTS_KEPT_S
+
+    client, _ = console
+    store = client.app.state.storage
+    now = time.time()
+
+    async def fill() -> None:
+        for i in range(3):
+            await store.record_login("claim-code:203.0.113.7", False, now - ATTEMPTS_KEPT_S - 60 * (i + 1))
+        for _ in range(staff.MAX_FAILURES):
+            await store.record_login("bob", False, now - 60)
+        await store.add_session(hash_secret("ended"), Principal(Role.AGENT, "alice", "*"), "csrf", now - 1)
+        await store.add_session(hash_secret("live"), Principal(Role.AGENT, "alice", "*"), "csrf", now + 3600)
+
+    async def count(sql: str) -> int:
+        return int((await store._fetch(sql))[0][0])
+
+    client.portal.call(fill)
+    dropped = client.portal.call(store.forget_stale, now)
+    assert dropped == (3, 1)
+    assert client.portal.call(count, "SELECT count(*) FROM login_attempts WHERE ts < "
+                              f"{now - ATTEMPTS_KEPT_S}") == 0
+    assert client.portal.call(store.session, hash_secret("live"), now) is not None
+    resp = client.post("/agent/login", data={"username": "bob", "password": PASSWORDS["bob"]})
+    assert resp.status_code == 429  # the minute-old failures are kept and still hold bob back
+
+
+def test_the_cloud_drops_old_sign_in_attempts_as_it_starts(tmp_path):
+    import asyncio
+    import time
+
+    from cloud.settings import CloudSettings
+    from cloud.storage.people import ATTEMPTS_KEPT_S
+    from cloud.storage.sqlite import SqliteStorage
+
+    async def old_rows() -> int:
+        store = SqliteStorage(tmp_path / "cloud.sqlite3")
+        await store.init()
+        try:
+            return int((await store._fetch("SELECT count(*) FROM login_attempts WHERE ts < ?",
+                                            time.time() - ATTEMPTS_KEPT_S))[0][0])
+        finally:
+            await store.close()
+
+    async def guess() -> None:
+        store = SqliteStorage(tmp_path / "cloud.sqlite3")
+        await store.init()
+        await store.record_login("claim-code:203.0.113.7", False, time.time() - 2 * ATTEMPTS_KEPT_S)
+        await store.close()
+
+    asyncio.run(guess())
+    assert asyncio.run(old_rows()) == 1
+    with TestClient(create_app(CloudSettings(data_dir=tmp_path))):
+        deadline = time.monotonic() + 10
+        while asyncio.run(old_rows()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert asyncio.run(old_rows()) == 0
+
+
 def test_the_agents_appliance_figures_are_the_half_hours_the_hub_sent(console):
     """An agent's 30-day kWh per appliance are counted as the coach counts them: from the hub's half hours (its plug
     where it has one), from runs only where it sent none. Before, they were the runs' own energy: a wash its plug
