@@ -47,8 +47,9 @@ class MeterConfig(Section):
     auth_key: str | None = Field(default=None, description="GCM authentication key if not the Smarty default")
 
 
-#: The name the systemd unit passes the hub's credential by (``LoadCredential=hub.token:…``).
-PASSED_CREDENTIAL = "hub.token"
+#: The hub credential's file name: beside hub.toml, where `hub provision` writes it, and the name systemd passes it by
+#: (``LoadCredential=hub.token:…`` in the unit `hub systemd-unit` prints).
+CREDENTIAL_NAME = "hub.token"
 
 
 class CredentialError(ValueError):
@@ -82,7 +83,7 @@ class CloudConfig(Section):
         if self.token:
             return self.token
         passed = os.environ.get("CREDENTIALS_DIRECTORY")
-        places = [Path(passed) / PASSED_CREDENTIAL] if passed else []
+        places = [Path(passed) / CREDENTIAL_NAME] if passed else []
         for path in [*places, *([self.token_file] if self.token_file else [])]:
             try:
                 if not path.exists():

@@ -60,6 +60,10 @@ def decode(
         raise typer.BadParameter("give a FILE or --port, not both")
     framer = P1Framer()
     out = sys.stdout
+
+    def received() -> dict[str, str]:
+        return {"received_at": datetime.now(UTC).isoformat(timespec="seconds")} if port else {}
+
     decryptor = None
     if key:
         try:
@@ -80,17 +84,16 @@ def decode(
         for chunk in chunks:
             if decryptor is not None:
                 chunk = decryptor.feed(chunk)
-            received = {"received_at": datetime.now(UTC).isoformat(timespec="seconds")} if port else {}
             for frame in framer.feed(chunk):
-                out.write(json.dumps(normalise(frame) | received) + "\n")
+                out.write(json.dumps(normalise(frame) | received()) + "\n")
             out.flush()
     except KeyboardInterrupt:
         pass
     except serial.SerialException as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    for frame in framer.flush():
-        out.write(json.dumps(normalise(frame)) + "\n")
+    for frame in framer.flush():  # a frame cut short when the reading stopped: read from a port, it is stamped too
+        out.write(json.dumps(normalise(frame) | received()) + "\n")
     if decryptor is not None and decryptor.counters["rejected_tag"]:
         typer.echo(f"{decryptor.counters['rejected_tag']} encrypted frame(s) rejected: {decryptor.last_error}",
                    err=True)

@@ -23,7 +23,7 @@ import httpx
 import tomli_w
 from pydantic import ValidationError
 
-from edge.config import CredentialError, HubConfig, said
+from edge.config import CREDENTIAL_NAME, CredentialError, HubConfig, said
 
 
 class ProvisionError(RuntimeError):
@@ -97,7 +97,7 @@ def _write_private(path: Path, text: str) -> None:
 def provision(cloud: str, code: str, hub_id: str, config_dir: Path, data_dir: Path,
               step: Callable[[str], None] = lambda s: None, verify: bool | str = True) -> Path:
     url = cloud.rstrip("/")
-    config_path, token_file = config_dir / "hub.toml", config_dir / "hub.token"
+    config_path, token_file = config_dir / "hub.toml", config_dir / CREDENTIAL_NAME
     config = _merged_config(config_path, hub_id, data_dir, url, token_file)
     with httpx.Client(base_url=url, timeout=15, verify=verify) as client:
         step(f"Reaching the cloud at {url}")
@@ -137,10 +137,11 @@ def systemd_unit_text(python: Path, config: Path, cfg: HubConfig) -> tuple[str, 
     from importlib import resources
     from string import Template
 
-    token = cfg.cloud.token_file or config.parent / "hub.token"
+    token = cfg.cloud.token_file or config.parent / CREDENTIAL_NAME
     template = resources.files("edge").joinpath("systemd/ohmni-hub.service").read_text()
+    # systemd reads a quoted word whole, as a shell does
     text = Template(template).substitute(python=shlex.quote(str(python)), config=shlex.quote(str(config)),
-                                         token=token)  # systemd reads a quoted word whole, as a shell does
+                                         credential=CREDENTIAL_NAME, token=token)
     notes = []
     if not config.exists():
         notes.append(f"no {config} yet: run `ohmni hub provision` first (the unit names it)")
