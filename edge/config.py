@@ -51,9 +51,61 @@ class MeterConfig(Section):
 #: (``LoadCredential=hub.token:…`` in the unit `hub systemd-unit` prints).
 CREDENTIAL_NAME = "hub.token"
 
+#: The secret files hub.toml may name, by the name systemd passes each under (``LoadCredential=NAME:PATH`` in the
+#: unit `hub systemd-unit` prints): (section, field, what an error calls it). The unit runs the hub as a user of its
+#: own, who may not read a root-owned 0600 file; systemd reads it as root and passes a copy only the service reads.
+SECRET_FILES: dict[str, tuple[str, str, str]] = {
+    CREDENTIAL_NAME: ("cloud", "token_file", "the hub credential"),
+    "mqtt.password": ("mqtt", "password_file", "the MQTT password"),
+    "mqtt.key": ("mqtt", "key_file", "the MQTT client key"),
+}
+
 
 class CredentialError(ValueError):
     """A credential file the hub cannot read (its mode or owner, or not text)."""
+
+
+def secret_file(name: str, own: Path | None) -> Path | None:
+    """Where the secret ``name`` (a key of :data:`SECRET_FILES`) is read from: the copy systemd passed the service
+    (``$CREDENTIALS_DIRECTORY``), else the file hub.toml names; None where neither is set."""
+    passed = os.environ.get("CREDENTIALS_DIRECTORY")
+    if passed and (Path(passed) / name).exists():
+        return Path(passed) / name
+    return own
+
+
+def read_secret(name: str, own: Path | None, missing_ok: bool = True) -> str | None:
+    """The secret ``name`` as text (see :func:`secret_file`); None where none is set, or (``missing_ok``) where there
+    is no such file. A file that cannot be read raises :class:`CredentialError` naming it, which the uplink, the MQTT
+    link and ``hub status`` say, not a traceback."""
+    path = secret_file(name, own)
+    if path is None:
+        return None
+    try:
+        if missing_ok and not path.exists():
+            return None
+        return path.read_text().strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(name, path, exc) from None
+
+
+def readable_secret(name: str, own: Path | None) -> Path | None:
+    """The path of the secret file ``name`` for a library that opens it itself (a TLS key), checked readable here so
+    that it fails as :func:`read_secret` does."""
+    path = secret_file(name, own)
+    if path is not None:
+        try:
+            with path.open("rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise _unreadable(name, path, exc) from None
+    return path
+
+
+def _unreadable(name: str, path: Path, exc: Exception) -> CredentialError:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return CredentialError(f"cannot read {SECRET_FILES[name][2]} {path} ({why}): run the hub as a user that may read "
+                           "it, or from the unit `ohmni hub systemd-unit` prints, which passes it with LoadCredential")
 
 
 class CloudConfig(Section):
@@ -82,19 +134,7 @@ class CloudConfig(Section):
         say, not a traceback."""
         if self.token:
             return self.token
-        passed = os.environ.get("CREDENTIALS_DIRECTORY")
-        places = [Path(passed) / CREDENTIAL_NAME] if passed else []
-        for path in [*places, *([self.token_file] if self.token_file else [])]:
-            try:
-                if not path.exists():
-                    continue
-                return path.read_text().strip() or None
-            except (OSError, UnicodeDecodeError) as exc:
-                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise CredentialError(f"cannot read the hub credential {path} ({why}): run the hub as a user that "
-                                      "may read it, or from the unit `ohmni hub systemd-unit` prints, which passes "
-                                      "it with LoadCredential") from None
-        return None
+        return read_secret(CREDENTIAL_NAME, self.token_file)
 
 
 class SmlConfig(Section):
@@ -135,11 +175,13 @@ class MqttConfig(Section):
                                       description="at most this often; at once when the face changes")
 
     def secret(self) -> str | None:
-        if self.password:
-            return self.password
-        if self.password_file and self.password_file.exists():
-            return self.password_file.read_text().strip()
-        return None
+        """The broker password: ``password``, else the one systemd passed the service, else ``password_file``;
+        :class:`CredentialError` where that file cannot be read."""
+        return self.password or read_secret("mqtt.password", self.password_file, missing_ok=False)
+
+    def client_key(self) -> Path | None:
+        """The client certificate's key file: the one systemd passed the service, else ``key_file``."""
+        return readable_secret("mqtt.key", self.key_file)
 
 
 class DisplayConfig(Section):

@@ -23,7 +23,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.config import MqttConfig
+from edge.config import CredentialError, MqttConfig
 from protocols import ha_discovery
 from protocols.devices import (
     DeviceReading,
@@ -71,7 +71,8 @@ class MqttLink:
         if cfg.ca_file:
             tls = ssl.create_default_context(cafile=str(cfg.ca_file))
             if cfg.cert_file:
-                tls.load_cert_chain(str(cfg.cert_file), str(cfg.key_file) if cfg.key_file else None)
+                key = cfg.client_key()
+                tls.load_cert_chain(str(cfg.cert_file), str(key) if key else None)
         v5 = cfg.protocol == 5
         properties = None
         if v5:
@@ -199,9 +200,9 @@ class MqttLink:
                         publisher.cancel()
                         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                             await publisher
-            except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
+            except (aiomqtt.MqttError, OSError, ssl.SSLError, CredentialError) as exc:
                 self.connected = False
-                self.counters["reconnects"] += 1
+                self.counters["credential_errors" if isinstance(exc, CredentialError) else "reconnects"] += 1
                 self.last_error = f"{self.cfg.host}:{self.cfg.port}: {exc}"
                 log.warning("MQTT link down (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(random.uniform(backoff / 2, backoff))

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import stat
 import time
 import tomllib
 import uuid
@@ -23,7 +24,7 @@ import httpx
 import tomli_w
 from pydantic import ValidationError
 
-from edge.config import CREDENTIAL_NAME, CredentialError, HubConfig, said
+from edge.config import CREDENTIAL_NAME, SECRET_FILES, CredentialError, HubConfig, said
 
 
 class ProvisionError(RuntimeError):
@@ -137,12 +138,18 @@ def systemd_unit_text(python: Path, config: Path, cfg: HubConfig) -> tuple[str, 
     from importlib import resources
     from string import Template
 
-    token = cfg.cloud.token_file or config.parent / CREDENTIAL_NAME
+    secrets = {name: getattr(getattr(cfg, section), field) for name, (section, field, _) in SECRET_FILES.items()}
+    secrets[CREDENTIAL_NAME] = secrets[CREDENTIAL_NAME] or config.parent / CREDENTIAL_NAME
+    credentials = "\n".join(f"LoadCredential={name}:{path}" for name, path in secrets.items() if path)
     template = resources.files("edge").joinpath("systemd/ohmni-hub.service").read_text()
     # systemd reads a quoted word whole, as a shell does
     text = Template(template).substitute(python=shlex.quote(str(python)), config=shlex.quote(str(config)),
-                                         credential=CREDENTIAL_NAME, token=token)
+                                         credentials=credentials)
     notes = []
+    for public in (cfg.mqtt.ca_file, cfg.mqtt.cert_file):
+        if public and public.exists() and not public.stat().st_mode & stat.S_IROTH:
+            notes.append(f"the hub's service user may not read {public}: a certificate is not secret, make it "
+                         f"readable by all (chmod o+r {shlex.quote(str(public))})")
     if not config.exists():
         notes.append(f"no {config} yet: run `ohmni hub provision` first (the unit names it)")
     if any(python.is_relative_to(home) for home in (Path("/root"), Path("/home"))):
@@ -259,6 +266,12 @@ def checks(cfg: HubConfig) -> list[Check]:
             out.append(Check("broker", "fail", f"{cfg.mqtt.host}:{cfg.mqtt.port}: {exc}",
                              "the hub runs it ([mqtt].embedded): start the hub" if cfg.mqtt.embedded else
                              "start Mosquitto, or set [mqtt].embedded = true"))
+        try:
+            cfg.mqtt.secret()
+            if cfg.mqtt.cert_file:
+                cfg.mqtt.client_key()
+        except CredentialError as exc:
+            out.append(Check("broker credentials", "fail", str(exc)))
     db = cfg.hub.data_dir / "hub.sqlite3"
     if db.exists():
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

@@ -300,3 +300,57 @@ def test_the_systemd_unit_starts_this_python_and_has_systemd_pass_the_credential
     assert asyncio.run(uplink.send_pending()) is False  # kept, retried, said
     assert uplink.last_error is not None and "cannot read the hub credential" in uplink.last_error
     assert uplink.counters["credential_errors"] == 1
+
+
+def test_the_systemd_unit_passes_the_mqtt_secrets_hub_toml_names(tmp_path, monkeypatch):
+    """A hub whose broker wants a password and a client certificate: the root-only files hub.toml names are passed by
+    systemd too (the service user could not read them), and a certificate the service user cannot read is said.
+    `hub status` names a password file it cannot read, not "not authorised" later."""
+    import shutil
+
+    for name in ("mqtt.pass", "client.key", "client.crt", "ca.crt"):
+        (tmp_path / name).write_text("x\n")
+        os.chmod(tmp_path / name, 0o600)
+    os.chmod(tmp_path / "ca.crt", 0o644)
+    config = tmp_path / "hub.toml"
+    config.write_text(f"""[hub]
+data_dir = "/var/lib/ohmni"
+[cloud]
+token_file = "{tmp_path / 'hub.token'}"
+[mqtt]
+enabled = true
+port = {free_port()}
+username = "hub"
+password_file = "{tmp_path / 'mqtt.pass'}"
+ca_file = "{tmp_path / 'ca.crt'}"
+cert_file = "{tmp_path / 'client.crt'}"
+key_file = "{tmp_path / 'client.key'}"
+""")
+    made = ohmni("hub", "systemd-unit", "--config", str(config))
+    assert made.returncode == 0, made.stderr
+    loads = [line for line in made.stdout.splitlines() if line.startswith("LoadCredential=")]
+    assert loads == [f"LoadCredential=hub.token:{tmp_path / 'hub.token'}",
+                     f"LoadCredential=mqtt.password:{tmp_path / 'mqtt.pass'}",
+                     f"LoadCredential=mqtt.key:{tmp_path / 'client.key'}"]
+    assert f"may not read {tmp_path / 'client.crt'}" in made.stderr and "ca.crt" not in made.stderr
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        from tests.fixtures import missing
+
+        missing("systemd-analyze not found (apt-get install systemd)")
+    unit = tmp_path / "ohmni-hub.service"
+    unit.write_text(made.stdout)
+    verified = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+
+    (tmp_path / "mqtt.pass").unlink()
+    (tmp_path / "mqtt.pass").mkdir()  # as the service user finds it (root reads any file whatever its mode)
+    said = {c.name: c for c in checks(HubConfig.load(config))}["broker credentials"]
+    assert said.verdict == "fail"
+    assert f"cannot read the MQTT password {tmp_path / 'mqtt.pass'} (Is a directory)" in said.detail
+    passed = tmp_path / "credentials"
+    passed.mkdir()
+    for name in ("mqtt.password", "mqtt.key"):
+        (passed / name).write_text("x\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(passed))
+    assert "broker credentials" not in {c.name for c in checks(HubConfig.load(config))}

@@ -129,6 +129,49 @@ async def test_a_certificate_from_another_ca_never_connects(mosquitto):
     assert not link.connected
 
 
+async def test_secrets_the_service_user_cannot_read_are_said_and_systemds_copies_are_used(mosquitto, tmp_path,
+                                                                                          monkeypatch):
+    """Under the unit `ohmni hub systemd-unit` prints, the hub runs as a user of its own, who may not read the root-only
+    password file and client key hub.toml names; systemd passes copies (LoadCredential=mqtt.password, mqtt.key). The
+    link says which file it cannot read (not "not authorised"), counts it, and connects with the copies."""
+    certs = mosquitto.certs
+    unreadable = tmp_path / "as-the-service-user-finds-it"
+    unreadable.mkdir()  # root may read any file whatever its mode: a directory cannot be read as one
+    cfg = hub_config(mosquitto, client_id="hub-passed", password=None, password_file=unreadable)
+    link = MqttLink(cfg, "hub-1", lambda r: None)
+    async with Running(link):
+        await until(lambda: link.last_error is not None)
+    assert not link.connected
+    assert f"cannot read the MQTT password {unreadable} (Is a directory)" in link.last_error
+    assert link.counters["credential_errors"] >= 1 and USERS["hub"] not in link.last_error
+
+    passed = tmp_path / "credentials"
+    passed.mkdir()
+    (passed / "mqtt.password").write_text(USERS["hub"] + "\n")
+    (passed / "mqtt.key").write_bytes(certs["client.key"].read_bytes())
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(passed))
+    got = []
+    tls = hub_config(mosquitto, client_id="hub-passed-tls", password=None, password_file=unreadable,
+                     ca_file=certs["ca.crt"], cert_file=certs["client.crt"], key_file=unreadable)
+    tls.port = mosquitto.tls_port
+    for n, settings in enumerate((cfg, tls), 1):
+        passing = MqttLink(settings, "hub-1", got.extend)
+        async with Running(passing):
+            await until(lambda: passing.connected)  # noqa: B023 (awaited within the iteration)
+            await asyncio.sleep(0.2)
+            async with device(mosquitto) as d:
+                await d.publish("zigbee2mqtt/passed_plug", json.dumps({"power": 5}), qos=1)
+            await until(lambda: len(got) == n)  # noqa: B023
+        assert passing.counters["credential_errors"] == 0
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    missing = hub_config(mosquitto, password=None, password_file=tmp_path / "no-such-file")
+    link = MqttLink(missing, "hub-1", lambda r: None)
+    async with Running(link):
+        await until(lambda: link.last_error is not None)
+    assert f"cannot read the MQTT password {tmp_path / 'no-such-file'} (No such file or directory)" in link.last_error
+
+
 async def test_broker_restart_loses_nothing_it_accepted(mosquitto):
     got = []
     link = MqttLink(hub_config(mosquitto, client_id="hub-restart"), "hub-1", got.extend)
