@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from edge.agent import HubAgent
-from edge.config import HubConfig, MqttConfig, said
+from edge.config import CredentialError, HubConfig, MqttConfig, said
 from edge.nilm import ModelFileError
 
 app = typer.Typer(help="The hub: run the agent; installer tools.", no_args_is_help=True)
@@ -96,6 +96,7 @@ def pair_cmd(
     """Open zigbee2mqtt's permit-join, list the devices that join, and name them."""
     import aiomqtt
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from edge.mqtt_link import MqttLink
@@ -120,6 +121,9 @@ def pair_cmd(
 
     try:
         asyncio.run(run())
+    except CredentialError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
     except (aiomqtt.MqttError, OSError) as exc:
         console.print(f"[red]cannot reach the broker {cfg.host}:{cfg.port}:[/] {exc}")
         raise typer.Exit(2) from None

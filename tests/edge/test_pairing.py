@@ -110,3 +110,12 @@ async def test_no_broker_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+
+
+async def test_a_password_file_that_cannot_be_read_is_named(tmp_path):
+    """Not "not authorised" from a broker asked with no password: the file is named, before any connection."""
+    result = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "ohmni", "hub", "pair", "--mqtt", "127.0.0.1:1", "--username", "hub",
+        "--password-file", str(tmp_path / "nope"), "--time", "2"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot read the MQTT password" in result.stderr and "nope" in result.stderr
