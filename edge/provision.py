@@ -146,6 +146,12 @@ def systemd_unit_text(python: Path, config: Path, cfg: HubConfig) -> tuple[str, 
     text = Template(template).substitute(python=shlex.quote(str(python)), config=shlex.quote(str(config)),
                                          credentials=credentials)
     notes = []
+    # the service user reads hub.toml, so any user may: a secret written into it is every user's
+    inline = {"token_file under [cloud]": cfg.cloud.token, "password_file under [mqtt]": cfg.mqtt.password}
+    for file_key, secret in inline.items():
+        if secret:
+            notes.append(f"{config.name} holds a secret itself, and the service user, so any user, must read it: "
+                         f"put it in a root-only file named by {file_key}, which the unit passes")
     for public in (cfg.mqtt.ca_file, cfg.mqtt.cert_file):
         if public and public.exists() and not public.stat().st_mode & stat.S_IROTH:
             notes.append(f"the hub's service user may not read {public}: a certificate is not secret, make it "

@@ -333,6 +333,12 @@ key_file = "{tmp_path / 'client.key'}"
                      f"LoadCredential=mqtt.password:{tmp_path / 'mqtt.pass'}",
                      f"LoadCredential=mqtt.key:{tmp_path / 'client.key'}"]
     assert f"may not read {tmp_path / 'client.crt'}" in made.stderr and "ca.crt" not in made.stderr
+    assert "holds a secret" not in made.stderr
+    inline = tmp_path / "inline.toml"
+    inline.write_text(config.read_text().replace('username = "hub"', 'username = "hub"\npassword = "in-the-open"'))
+    said = ohmni("hub", "systemd-unit", "--config", str(inline)).stderr
+    assert "inline.toml holds a secret itself" in said and "password_file under [mqtt]" in said
+    assert "in-the-open" not in said
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         from tests.fixtures import missing
