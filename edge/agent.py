@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -76,6 +77,37 @@ class HubAgent:
         self.last_arrival: tuple[float, float] | None = None
         self._stop = asyncio.Event()
         self._pending_devices: list[DeviceReading] = []
+        self._display_socket: socket.socket | None = None
+        #: why the display page (and the status `hub status` reads) is not served, where it is not
+        self.display_error: str | None = None
+
+    def bind_display(self) -> socket.socket | None:
+        """Take the display page's port before the hub runs, so that its address is known where ``[display] port``
+        is 0; None where it cannot be had (another program holds it). The hub then runs without its page rather
+        than stop, as uvicorn would have it (with a traceback, and systemd restarting it every 5 s): a meter's
+        readings not read are lost, the page can wait. The log says so, and `hub status` names the port."""
+        if self._display_socket is None and self.display_error is None:
+            host, port = self.cfg.display.host, self.cfg.display.port
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                sock.close()
+                self.display_error = (f"the display page cannot be served on {host}:{port} ({exc.strerror or exc}): "
+                                      "the hub runs without it; set port under [display] to a free one")
+                log.error("%s", self.display_error)
+                return None
+            self._display_socket = sock
+        return self._display_socket
+
+    @property
+    def display_url(self) -> str | None:
+        """The display page's address, once its port is taken (:meth:`bind_display`)."""
+        if self._display_socket is None:
+            return None
+        host, port = self._display_socket.getsockname()[:2]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/display"
 
     def _resume_nilm(self) -> None:
         """Go on disaggregating where the last run of this hub left off (its store keeps the window's readings and,
@@ -254,13 +286,14 @@ class HubAgent:
                 loop.add_signal_handler(sig, self.request_stop)
         if self.broker is not None:
             await self.broker.start()
+        sock = self.bind_display()
         app = display_app(lambda: self.face.state, self.status, self.store.face_log)
         server = EmbeddedServer(uvicorn.Config(app, host=self.cfg.display.host, port=self.cfg.display.port,
                                                log_level="warning", lifespan="off"))
+        display = asyncio.create_task(server.serve(sockets=[sock]) if sock else asyncio.sleep(0), name="display")
         tasks = [asyncio.create_task(self.source.run(self.on_readings), name="source"),
                  asyncio.create_task(self.uplink.run(), name="uplink"),
-                 asyncio.create_task(self._housekeeping(), name="housekeeping"),
-                 asyncio.create_task(server.serve(), name="display")]
+                 asyncio.create_task(self._housekeeping(), name="housekeeping")]
         if self.nilm is not None and self.cfg.nilm.plugs:
             tasks.insert(0, asyncio.create_task(self._adapter(), name="nilm-adapt"))
         if self.mqtt is not None:
@@ -269,10 +302,9 @@ class HubAgent:
         stopper = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         failed = [t for t in done if t is not stopper and t.exception() is not None]
-        workers, display = tasks[:-1], tasks[-1]
-        for task in workers:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.flush_devices()
         self.flush_nilm()
         drained = await self.uplink.drain(drain_s)

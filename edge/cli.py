@@ -64,8 +64,9 @@ def run_cmd(
                    "to a folder this user may write, or run it from `ohmni hub systemd-unit`'s unit, which "
                    "gives it /var/lib/ohmni", err=True)
         raise typer.Exit(2) from None
+    agent.bind_display()  # its real port where [display] port is 0; where it is taken the hub runs without it
     typer.echo(f"hub {cfg.hub.id}: meter {cfg.meter.port}, cloud {cfg.cloud.url}, "
-               f"display http://{cfg.display.host}:{cfg.display.port}/display", err=True)
+               + (f"display {agent.display_url}" if agent.display_url else "no display page (see above)"), err=True)
     asyncio.run(agent.run())
 
 

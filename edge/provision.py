@@ -231,6 +231,14 @@ def _live_status(cfg: HubConfig) -> dict[str, Any] | None:
         return None
 
 
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
 #: The meter's interval is the median over its readings of the last hour before the latest.
 INTERVAL_SPAN_S = 3600.0
 
@@ -250,8 +258,14 @@ def _interval_check(ts: list[float], nilm: bool) -> Check:
 def checks(cfg: HubConfig) -> list[Check]:
     out: list[Check] = []
     live = _live_status(cfg)
-    out.append(Check("hub agent", "ok" if live else "warn", "running" if live else "not answering on "
-                     f"{cfg.display.host}:{cfg.display.port}", "" if live else "start it: systemctl start ohmni-hub"))
+    where = f"{cfg.display.host}:{cfg.display.port}"
+    if live:
+        out.append(Check("hub agent", "ok", "running"))
+    elif _listening(cfg.display.host, cfg.display.port):  # the hub runs without its page where the port is taken
+        out.append(Check("hub agent", "warn", f"another program answers on {where}, where the hub serves its display "
+                         "page and status", "set port under [display] to a free one and restart the hub"))
+    else:
+        out.append(Check("hub agent", "warn", f"not answering on {where}", "start it: systemctl start ohmni-hub"))
     meter = (live or {}).get("meter") or {}
     port_exists = Path(cfg.meter.port).exists()
     if live:

@@ -244,7 +244,8 @@ def run(cfg: SimConfig, port: PtyPort | None = None, on_ready: Callable[[str], N
     try:
         return _run(start, house, own, on_ready, stop or (lambda: False))
     finally:
-        own.drain()
+        if own.reader_present():  # with none, nothing takes the bytes left: waiting for it took 10 s for nothing
+            own.drain()
         own.close()  # and its link: a stale link could later point at another process's pty
 
 

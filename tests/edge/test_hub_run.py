@@ -1,0 +1,97 @@
+"""`ohmni hub run` as an installer starts it: a simulated meter on a real pty, the display page's port."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ohmni.demo import free_port, spawn
+
+
+def _readings(db: Path) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM readings").fetchone()[0]
+    except sqlite3.Error:  # the hub is still making its tables
+        return 0
+    finally:
+        con.close()
+
+
+def _until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_display_port_another_program_holds_leaves_the_hub_reading_the_meter(tmp_path):
+    """Another program on the display's port (8001 is a common one): the hub ended with uvicorn's SystemExit and a
+    traceback, and under systemd restarted every 5 s reading nothing. It now names the port, goes on reading the
+    meter without its page, stops cleanly, and `hub status` says another program answers there."""
+    other = socket.create_server(("127.0.0.1", 0))  # listening, as another service would be
+    taken = other.getsockname()[1]
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[hub]\ndata_dir = "{tmp_path / "hub"}"\n[meter]\nport = "{tmp_path / "tty"}"\n'
+                      f'[cloud]\nurl = "http://127.0.0.1:{free_port()}"\n[display]\nport = {taken}\n'
+                      "[nilm]\nenabled = false\n")
+    sim = subprocess.Popen([sys.executable, "-m", "ohmni", "sim", "run", "--speed", "20", "--duration", "60",
+                            "--out", str(tmp_path / "sim"), "--link", str(tmp_path / "tty")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hub = None
+    try:
+        _until(lambda: (tmp_path / "tty").exists(), 30, "the simulated meter made no pty")
+        hub = spawn("hub", ["hub", "run", "--config", str(config)], tmp_path)
+        db = tmp_path / "hub" / "hub.sqlite3"
+        _until(lambda: _readings(db) >= 5 or hub.proc.poll() is not None, 30, "the hub kept no reading")
+        assert hub.proc.poll() is None, hub.tail()
+        kept = _readings(db)
+        _until(lambda: _readings(db) > kept or hub.proc.poll() is not None, 15, "the hub stopped reading")
+        assert hub.proc.poll() is None, hub.tail()
+        said = hub.tail(40)
+        assert f"the display page cannot be served on 127.0.0.1:{taken} (Address already in use)" in said
+        assert "no display page" in said and "Traceback" not in said
+
+        status = subprocess.run([sys.executable, "-m", "ohmni", "hub", "status", "--config", str(config)],
+                                capture_output=True, text=True, timeout=60)
+        assert f"another program answers on 127.0.0.1:{taken}" in status.stdout, status.stdout
+        hub.proc.send_signal(signal.SIGINT)
+        assert hub.proc.wait(30) == 0, hub.tail()
+        assert "Traceback" not in hub.tail(40)
+    finally:
+        other.close()
+        if hub is not None and hub.proc.poll() is None:
+            hub.proc.kill()
+        sim.terminate()
+        sim.wait(30)
+
+
+def test_display_port_0_says_the_port_it_took(tmp_path):
+    """`--display-port 0` (any free): the hub printed port 0, an address nothing answers on."""
+    hub = spawn("hub", ["hub", "run", "--port", str(tmp_path / "no-meter"), "--data-dir", str(tmp_path / "hub"),
+                        "--cloud", f"http://127.0.0.1:{free_port()}", "--display-port", "0"], tmp_path)
+    try:
+        _until(lambda: "display http" in hub.tail() or hub.proc.poll() is not None, 30, "no banner")
+        banner = next(line for line in hub.tail().splitlines() if "display http" in line)
+        url = banner.rsplit("display ", 1)[1].strip()
+        assert not url.startswith("http://127.0.0.1:0/"), banner
+        _until(lambda: _answers(url), 30, f"nothing answers on {url}")
+        assert "<html" in httpx.get(url, timeout=5).text.lower()
+    finally:
+        hub.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
