@@ -17,7 +17,7 @@ import uvicorn
 
 from edge.config import HubConfig
 from edge.display_server import EmbeddedServer, display_app
-from edge.embedded_broker import EmbeddedBroker
+from edge.embedded_broker import BrokerStartError, EmbeddedBroker
 from edge.face import FaceTracker
 from edge.meter_clock import ClockGuard
 from edge.mqtt_link import MqttLink
@@ -80,6 +80,7 @@ class HubAgent:
         self._display_socket: socket.socket | None = None
         #: why the display page (and the status `hub status` reads) is not served, where it is not
         self.display_error: str | None = None
+        self.broker_error: str | None = None  # why the embedded broker does not run, where it does not
 
     def bind_display(self) -> socket.socket | None:
         """Take the display page's port before the hub runs, so that its address is known where ``[display] port``
@@ -270,7 +271,7 @@ class HubAgent:
             "uplink": {"cloud": self.cfg.cloud.url, "refused": self.uplink.refused,
                        "last_error": self.uplink.last_error, "counters": dict(self.uplink.counters)},
             "display": self.face.state.model_dump(mode="json") if self.face.state else None,
-            "mqtt": self.mqtt.status() if self.mqtt else None,
+            "mqtt": self.mqtt.status() | {"embedded_broker_error": self.broker_error} if self.mqtt else None,
             "nilm": None if self.nilm is None else {
                 "plugs": dict(self.cfg.nilm.plugs), "meter_clock_set_back": self.nilm.clock_setbacks,
                 "adapted_at": (self.own_model_path.stat().st_mtime if self.own_model_path.exists() else None)},
@@ -285,7 +286,12 @@ class HubAgent:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         if self.broker is not None:
-            await self.broker.start()
+            try:
+                await self.broker.start()
+            except BrokerStartError as exc:  # the meter matters more: the plugs' link tries whatever listens there
+                log.error("%s: the hub runs without it, and its MQTT link connects to what listens there; set "
+                          "port under [mqtt], or embedded = false to use that broker", exc)
+                self.broker_error, self.broker = str(exc), None
         sock = self.bind_display()
         app = display_app(lambda: self.face.state, self.status, self.store.face_log)
         server = EmbeddedServer(uvicorn.Config(app, host=self.cfg.display.host, port=self.cfg.display.port,

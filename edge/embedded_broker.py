@@ -10,9 +10,14 @@ cost about 40% of its throughput.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 log = logging.getLogger("ohmni.hub.broker")
+
+
+class BrokerStartError(RuntimeError):
+    """The embedded broker could not start (its port held by another program, most often a Mosquitto)."""
 
 
 class EmbeddedBroker:
@@ -27,7 +32,19 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         })
-        await self._broker.start()
+        quiet = logging.getLogger("amqtt.broker")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # it logs a failed start as a traceback; the error below says it in a line
+        try:
+            await self._broker.start()
+        except Exception as exc:
+            self._broker = None
+            cause = exc.__cause__ or exc
+            why = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(cause)
+            raise BrokerStartError(f"the embedded MQTT broker cannot listen on {self.host}:{self.port} ({why})") \
+                from None
+        finally:
+            quiet.setLevel(level)
         log.info("embedded MQTT broker on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:

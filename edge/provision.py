@@ -286,6 +286,10 @@ def checks(cfg: HubConfig) -> list[Check]:
             out.append(Check("broker", "fail", f"{cfg.mqtt.host}:{cfg.mqtt.port}: {exc}",
                              "the hub runs it ([mqtt].embedded): start the hub" if cfg.mqtt.embedded else
                              "start Mosquitto, or set [mqtt].embedded = true"))
+        embedded_error = ((live or {}).get("mqtt") or {}).get("embedded_broker_error")
+        if embedded_error:
+            out.append(Check("embedded broker", "warn", embedded_error, "set port under [mqtt] to a free one, or "
+                             "embedded = false to use the broker that listens there"))
         try:
             cfg.mqtt.secret()
             if cfg.mqtt.cert_file:

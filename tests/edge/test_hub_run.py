@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from edge.config import HubConfig
+from edge.provision import checks
 from ohmni.demo import free_port, spawn
 
 
@@ -63,7 +65,9 @@ def test_a_display_port_another_program_holds_leaves_the_hub_reading_the_meter(t
 
         status = subprocess.run([sys.executable, "-m", "ohmni", "hub", "status", "--config", str(config)],
                                 capture_output=True, text=True, timeout=60)
-        assert f"another program answers on 127.0.0.1:{taken}" in status.stdout, status.stdout
+        assert "another program answers" in status.stdout, status.stdout
+        [check] = [c for c in checks(HubConfig.load(config)) if c.name == "hub agent"]
+        assert check.verdict == "warn" and f"another program answers on 127.0.0.1:{taken}" in check.detail
         hub.proc.send_signal(signal.SIGINT)
         assert hub.proc.wait(30) == 0, hub.tail()
         assert "Traceback" not in hub.tail(40)
@@ -95,3 +99,30 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_embedded_broker_port_another_program_holds_is_said_and_the_hub_goes_on(tmp_path):
+    """`[mqtt] embedded` on a port another program holds (most often a Mosquitto the installer forgot): amqtt's
+    failed start ended the hub with two tracebacks. The hub now names the port in a line, runs on, and `hub status`
+    says it."""
+    other = socket.create_server(("127.0.0.1", 0))
+    taken, display = other.getsockname()[1], free_port()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[hub]\ndata_dir = "{tmp_path / "hub"}"\n[meter]\nport = "{tmp_path / "no-meter"}"\n'
+                      f'[cloud]\nurl = "http://127.0.0.1:{free_port()}"\n[display]\nport = {display}\n'
+                      f"[nilm]\nenabled = false\n[mqtt]\nenabled = true\nembedded = true\nport = {taken}\n"
+                      "connect_timeout_s = 1\n")
+    hub = spawn("hub", ["hub", "run", "--config", str(config)], tmp_path)
+    try:
+        _until(lambda: _answers(f"http://127.0.0.1:{display}/display") or hub.proc.poll() is not None, 30,
+               "the hub's page never answered")
+        assert hub.proc.poll() is None, hub.tail()
+        said = hub.tail(40)
+        assert f"the embedded MQTT broker cannot listen on 127.0.0.1:{taken} (Address already in use)" in said
+        assert "Traceback" not in said
+        [check] = [c for c in checks(HubConfig.load(config)) if c.name == "embedded broker"]
+        assert check.verdict == "warn" and f"127.0.0.1:{taken} (Address already in use)" in check.detail
+    finally:
+        other.close()
+        hub.stop()
+    assert "Traceback" not in hub.tail(40)
