@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -212,10 +214,21 @@ class HubAgent:
             await asyncio.sleep(1.0)
             self.flush_devices()
 
-    async def _housekeeping(self, every_s: float = 60.0) -> None:
-        """Keep the store within its disk budget while the cloud is away (compaction, not loss)."""
+    async def _housekeeping(self, every_s: float = 60.0, prune_every_s: float = 3600.0) -> None:
+        """Drop what the cloud has had for longer than the hub reads back (hourly), and keep the store within its
+        disk budget while the cloud is away (compaction, not loss)."""
+        pruned_at = -math.inf
         while True:
             await asyncio.sleep(every_s)
+            if time.monotonic() - pruned_at >= prune_every_s:
+                pruned_at = time.monotonic()
+                gone: Counter[str] = Counter()
+                while step := self.store.prune(self.cfg.keep_s()):  # a few thousand rows at a time
+                    gone.update(step)
+                    await asyncio.sleep(0)
+                if gone:
+                    log.info("dropped what the cloud has had for over %.1f days: %s", self.cfg.keep_s() / 86400,
+                             ", ".join(f"{n} {table}" for table, n in gone.items()))
             removed = self.store.enforce_budget(int(self.cfg.cloud.disk_budget_mb * 1e6))
             if removed:
                 log.warning("disk budget reached: %d unsent readings compacted (energy totals kept)", removed)

@@ -243,7 +243,8 @@ def nilm_export_cmd(
     out: Annotated[Path, typer.Option(dir_okay=False, help="The house CSV to write.")],
     config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Hub TOML "
                                                 "(default: hub.toml in the config folder).")] = None,
-    days: Annotated[float, typer.Option(min=0.01, help="How much recent history to export.")] = 7.0,
+    days: Annotated[float, typer.Option(min=0.01, help="How much recent history to export (the hub keeps "
+                                        "[hub] keep_days of it, 8 by default).")] = 7.0,
 ) -> None:
     """This home's meter power and the plugs mapped to its appliances (nilm.plugs in the hub's config) as a house
     CSV: its own submetered truth, for `ohmni nilm adapt` or `ohmni nilm train`."""

@@ -232,6 +232,8 @@ class NilmConfig(Section):
 class HubSection(Section):
     id: str = "hub-demo"
     data_dir: Path = Path("ohmni-data/hub")
+    keep_days: float = Field(default=8, gt=0, description="what the cloud has acknowledged is dropped from the store "
+                             "this long after (never less than the disaggregator and the face read back)")
 
 
 class HubConfig(Section):
@@ -242,6 +244,15 @@ class HubConfig(Section):
     face: FaceConfig = FaceConfig()
     mqtt: MqttConfig = MqttConfig()
     nilm: NilmConfig = NilmConfig()
+
+    def keep_s(self) -> float:
+        """How long the store keeps what the cloud has acknowledged: ``[hub] keep_days``, but never less than the
+        history the hub reads back (the week a re-adaptation learns from, until the next one; the disaggregator's
+        window; the face's baseline)."""
+        reads = [self.nilm.window_s, self.face.baseline_window_s]
+        if self.nilm.enabled and self.nilm.plugs:
+            reads.append(self.nilm.adapt_history_s + self.nilm.adapt_every_s)
+        return max(self.hub.keep_days * 86400, *reads)
 
     @classmethod
     def load(cls, path: Path | None) -> HubConfig:

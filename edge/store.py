@@ -98,6 +98,9 @@ _SCHEMA = _SCHEMA_TEMPLATE.replace("{columns}", column_sql())
 _COLUMNS = ("channel", *READING_FIELDS)
 _ADD_RUN = "INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES (?, ?, ?)"
 _ADD_ENERGY = "INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)"
+#: Readings younger than this (by the meter's clock) are never compacted: with the cloud there, the ones not yet sent
+#: are the last few seconds' (the uplink sends every 10 s).
+FRESH_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -237,15 +240,17 @@ class HubStore:
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         return (pages - free) * page_size
 
-    def compact(self, resolution_s: int) -> int:
-        """Unsent readings down to one per ``resolution_s`` window: the window's last reading keeps
-        its registers exactly (no energy is lost) and gets the window's mean power. Returns rows removed."""
+    def compact(self, resolution_s: int, before_ts: float | None = None) -> int:
+        """Unsent readings (before ``before_ts``'s window, where given) down to one per ``resolution_s`` window:
+        the window's last reading keeps its registers exactly (no energy is lost) and gets the window's mean power.
+        Returns rows removed."""
+        before = 2**62 if before_ts is None else int(before_ts // resolution_s * resolution_s)  # whole windows only
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             groups = self.db.execute(
                 "SELECT channel, ts / ?1 AS w, max(ts), avg(power_import_w), avg(power_export_w), count(*) "
-                "FROM readings WHERE batch_seq IS NULL AND coalesce(resolution_s, 1) < ?1 "
-                "GROUP BY channel, w HAVING count(*) > 1", (resolution_s,)).fetchall()
+                "FROM readings WHERE batch_seq IS NULL AND coalesce(resolution_s, 1) < ?1 AND ts < ?2 "
+                "GROUP BY channel, w HAVING count(*) > 1", (resolution_s, before)).fetchall()
             removed = 0
             for channel, w, last_ts, p_in, p_out, n in groups:
                 self.db.execute("UPDATE readings SET power_import_w = ?, power_export_w = ?, resolution_s = ? "
@@ -260,14 +265,52 @@ class HubStore:
                                 "VALUES (?, ?, ?, ?, ?)", (time.time(), first, last, resolution_s, removed))
         return removed
 
-    def enforce_budget(self, budget_bytes: int, steps: tuple[int, ...] = (60, 900, 1800)) -> int:
-        """Compact, coarser step by step, until the store fits its budget; nothing is dropped."""
+    def enforce_budget(self, budget_bytes: int, steps: tuple[int, ...] = (60, 900, 1800),
+                       fresh_s: float = FRESH_S) -> int:
+        """Compact, coarser step by step, until the store fits its budget; nothing is dropped. Only readings the
+        cloud has not had for ``fresh_s`` (by the meter's clock) are compacted: with the cloud there, the readings
+        not yet sent are the last few seconds', and compacting those (as this did once history kept for the
+        disaggregator filled the budget) cost the cloud their resolution and told the home the cloud had been
+        away."""
+        last = self.last_reading_ts()
         removed = 0
         for resolution in steps:
-            if self.used_bytes() <= budget_bytes:
+            if last is None or self.used_bytes() <= budget_bytes:
                 break
-            removed += self.compact(resolution)
+            removed += self.compact(resolution, before_ts=last - fresh_s)
         return removed
+
+    def prune(self, keep_s: float, limit: int = 5000) -> dict[str, int]:
+        """Drop what the cloud has acknowledged and is older than ``keep_s`` before the newest of its kind:
+        readings, appliance runs and half hours (by the meter's clock), the plugs' readings (by theirs), the face's
+        log, and acknowledged batches' rows (by the hub's). Nothing the cloud has not taken goes: readings waiting,
+        in a parked batch or unsendable stay. Without it the store grew by some 40 MB a day at one reading a second
+        until the disk was full. At most ``limit`` rows a table a call, so that a hub with months to drop does not
+        hold its loop (and the meter's bytes) for long: call it again while it drops any. Returns rows dropped per
+        table."""
+        last = self.last_reading_ts()
+        (newest_device,) = self.db.execute("SELECT MAX(ts) FROM device_readings").fetchone()
+        acked = "batch_seq > 0 AND batch_seq NOT IN (SELECT seq FROM outbox WHERE acked_at IS NULL)"
+        old: dict[str, tuple[str, float | None]] = {  # table -> (which rows are the cloud's and old, before when)
+            "readings": (f"ts < ?1 AND {acked}", None if last is None else last - keep_s),
+            "appliance_runs": (f"start < ?1 AND {acked}", None if last is None else last - keep_s),
+            "appliance_energy": (f"start < ?1 AND {acked}", None if last is None else last - keep_s),
+            "face_log": ("ts < ?1", None if last is None else last - keep_s),
+            "device_readings": ("ts < ?1", None if newest_device is None else newest_device - keep_s),
+            "outbox": ("acked_at < ?1", time.time() - keep_s),
+        }
+        # batches acknowledged before ``ack`` let their bodies go (a store from an older hub)
+        bodies = "SELECT rowid FROM outbox WHERE acked_at IS NOT NULL AND body != '' LIMIT ?"
+        gone: dict[str, int] = {}
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table, (where, before) in old.items():
+                if before is not None:
+                    gone[table] = self.db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                                                  f"WHERE {where} LIMIT ?2)", (before, limit)).rowcount
+            gone["outbox bodies"] = self.db.execute(f"UPDATE outbox SET body = '' WHERE rowid IN ({bodies})",
+                                                    (limit,)).rowcount
+        return {table: n for table, n in gone.items() if n}
 
     def unreported_compactions(self) -> list[str]:
         rows = self.db.execute("SELECT rowid, from_ts, to_ts, resolution_s FROM compactions WHERE reported = 0 "
@@ -338,9 +381,11 @@ class HubStore:
                             (error, seq))
 
     def ack(self, seq: int, items_rejected: int = 0) -> None:
+        """The cloud has the batch: its body (three quarters of what a day of readings takes on disk) goes, the
+        row stays for `hub status` until :meth:`prune`."""
         with self.db:
-            self.db.execute("UPDATE outbox SET acked_at = ?, last_error = NULL, items_rejected = ? WHERE seq = ?",
-                            (time.time(), items_rejected, seq))
+            self.db.execute("UPDATE outbox SET acked_at = ?, last_error = NULL, items_rejected = ?, body = '' "
+                            "WHERE seq = ?", (time.time(), items_rejected, seq))
 
     def reject(self, seq: int, error: str) -> None:
         """The cloud will never take this batch as it is: park it (kept for inspection) and go on."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import edge.config as config_module
@@ -60,3 +61,18 @@ def test_a_data_folder_the_hub_cannot_use_is_named_and_the_hub_does_not_start(tm
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and f"the hub cannot keep its store in {tmp_path / 'a-file' / 'hub'}" in said, said
     assert "Traceback" not in result.output and not isinstance(result.exception, OSError)
+
+
+def test_the_days_kept_never_fall_below_what_the_hub_reads_back():
+    """`[hub] keep_days` (8): what the cloud has had is dropped after it, but never before the week a re-adaptation
+    learns from (until the next), the disaggregator's window or the face's day of baseline."""
+    day = 86400
+    assert HubConfig().keep_s() == 8 * day
+    plugged = {"plugs": {"shelly:plug:0": "kettle"}}
+    assert HubConfig.model_validate({"hub": {"keep_days": 1}, "nilm": plugged}).keep_s() == 8 * day
+    assert HubConfig.model_validate({"hub": {"keep_days": 1}, "nilm": plugged | {"adapt_history_s": 14 * day}}
+                                    ).keep_s() == 15 * day
+    assert HubConfig.model_validate({"hub": {"keep_days": 0.1}}).keep_s() == day  # the face's baseline
+    assert HubConfig.model_validate({"hub": {"keep_days": 30}}).keep_s() == 30 * day
+    with pytest.raises(ValidationError):
+        HubConfig.model_validate({"hub": {"keep_days": 0}})

@@ -126,3 +126,40 @@ def test_an_embedded_broker_port_another_program_holds_is_said_and_the_hub_goes_
         other.close()
         hub.stop()
     assert "Traceback" not in hub.tail(40)
+
+
+async def test_the_running_hub_drops_what_the_cloud_has_had_past_the_days_kept(tmp_path, caplog):
+    """The agent's housekeeping prunes its store (hourly): readings the cloud acknowledged go once older than the
+    days kept, those it has not stay."""
+    import asyncio
+    import logging
+
+    from edge.agent import HubAgent
+    from protocols.readings import MeterReading
+
+    class Unused:
+        name, counters = "test", {}
+
+        async def run(self, sink) -> None:  # pragma: no cover - not run
+            raise AssertionError("not run")
+
+    start = 1_764_072_000
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub"), "keep_days": 1},
+                                    "nilm": {"enabled": False}})
+    agent = HubAgent(cfg, source=Unused())
+    agent.on_readings([MeterReading(ts=start + 60 * i, meter_id="E1", import_t1_wh=1000 + i, import_t2_wh=0,
+                                    export_t1_wh=0, export_t2_wh=0, power_import_w=400, power_export_w=0)
+                       for i in range(3 * 1440)])  # three days, a reading a minute
+    while (seq := agent.store.seal_batch(cfg.hub.id, 1000, None)) is not None:
+        if seq < 4:  # the cloud has had the first three batches (3,000 readings), not the rest
+            agent.store.ack(seq)
+    caplog.set_level(logging.INFO, logger="ohmni.hub")
+    housekeeping = asyncio.create_task(agent._housekeeping(every_s=0.01))
+    await asyncio.sleep(0.5)
+    housekeeping.cancel()
+    kept = [ts for (ts,) in agent.store.db.execute("SELECT ts FROM readings ORDER BY ts")]
+    last = start + 60 * (3 * 1440 - 1)
+    assert kept == [start + 60 * i for i in range(3 * 1440) if i >= 3000 or start + 60 * i >= last - 86400]
+    gone = 3 * 1440 - len(kept)
+    assert gone == 2879 and f"dropped what the cloud has had for over 1.0 days: {gone} readings" in caplog.text
+    agent.store.close()

@@ -17,6 +17,7 @@ from edge.config import CloudConfig
 from edge.store import HubStore
 from edge.uplink import Uplink
 from ohmni.demo import Child, free_port, spawn, start_cloud, wait_drained
+from protocols.devices import DeviceReading
 from protocols.readings import MeterReading
 
 DAY0 = 1_764_028_800
@@ -215,14 +216,18 @@ async def test_past_the_disk_budget_readings_are_compacted_not_lost(cloud, tmp_p
     assert store.used_bytes() <= budget
     kept = store.db.execute("SELECT ts, import_t1_wh, power_import_w, resolution_s FROM readings "
                             "ORDER BY ts").fetchall()
-    assert len(kept) == 120  # one reading a minute
+    # one reading a minute, but the minutes from a quarter hour before the last reading as read (FRESH_S: with the
+    # cloud there, those are the readings not yet sent, and they keep their resolution)
+    assert len(kept) == 104 + 960
+    old, fresh = kept[:104], kept[104:]
     # each minute keeps its last register exactly, with the minute's mean power
-    assert all(ts % 60 == 59 and wh == 5000 + (ts - DAY0) // 3 for ts, wh, _, _ in kept)
-    assert [p for _, _, p, _ in kept[:2]] == [0, 1200] and {r for *_, r in kept} == {60}
+    assert all(ts % 60 == 59 and wh == 5000 + (ts - DAY0) // 3 for ts, wh, _, _ in old)
+    assert [p for _, _, p, _ in old[:2]] == [0, 1200] and {r for *_, r in old} == {60}
+    assert [ts for ts, *_ in fresh] == list(range(DAY0 + 6240, DAY0 + 7200)) and {r for *_, r in fresh} == {None}
     uplink = uplink_for(store, cloud)
     assert await uplink.drain(30)
     stored = cloud.stored()
-    assert len(stored) == 120 and stored[-1] == DAY0 + 7199  # the last register, exactly as the meter had it
+    assert len(stored) == 1064 and stored[-1] == DAY0 + 7199  # the last register, exactly as the meter had it
     key = (cloud.folder / "householder.key").read_text().strip()
     summary = httpx.get(f"{cloud.url}/api/v1/household/summary", headers={"Authorization": f"Bearer {key}"}).json()
     assert any("1-minute resolution" in n for n in summary["notices"])
@@ -247,3 +252,54 @@ async def test_appliance_runs_and_half_hours_travel_with_the_readings(cloud, tmp
     assert [(a, s) for a, s, _ in stored] == [("kettle", DAY0 + 60)]
     assert ApplianceRunV1.model_validate_json(stored[0][2]) == run
     assert energy == [("fridge", DAY0 - DAY0 % 1800, 41.5), ("kettle", DAY0 - DAY0 % 1800, 137.0)]
+
+
+async def test_what_the_cloud_has_had_goes_after_the_days_kept_and_nothing_else(cloud, tmp_path):
+    """The store kept every reading and every batch's body for ever (about 40 MB a day at one reading a second), so a
+    hub filled its disk in a year; and once that history passed the disk budget, the readings not yet sent (the last
+    seconds') were compacted every minute with the cloud there, and the home told the cloud had been away. What the
+    cloud acknowledged goes once older than the days kept; a parked batch, an unsendable reading and what waits stay;
+    fresh readings are never compacted."""
+    from protocols.uplink import ApplianceRunV1
+
+    store = HubStore(tmp_path / "hub.sqlite3")
+    two_days = readings(2 * 8640)  # every 10 s
+    store.add_readings(two_days[:10])
+    store.db.execute("UPDATE readings SET power_import_w = -5 WHERE ts = ?", (DAY0 + 50,))  # unsendable
+    uplink = uplink_for(store, cloud)
+    assert await uplink.drain(30)
+    store.add_readings(two_days[10:20])
+    uplink.seal()
+    store.db.execute("UPDATE outbox SET body = ? WHERE acked_at IS NULL", ('{"seq": "x"}',))  # parked by the cloud
+    assert await uplink.drain(30) and uplink.counters["batches_rejected"] == 1
+    store.add_readings(two_days[20:])
+    store.add_runs([ApplianceRunV1(appliance="kettle", start=DAY0 + 600, end=DAY0 + 780, energy_wh=120, peak_w=2900,
+                                   confidence=0.9, profile_w=[2900.0] * 3)])
+    store.add_device_readings([DeviceReading(device="shelly:plug:0", kind="plug", power_w=5, ts=t)
+                               for t in range(DAY0, DAY0 + 2 * 86400, 60)], time.time())
+    assert await uplink.drain(60)
+    store.add_readings(readings(30, start=two_days[-1].ts + 10))  # the newest, not yet sent
+    acked_bodies = store.db.execute("SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL AND body != ''")
+    assert acked_bodies.fetchone()[0] == 0  # a batch's body goes once the cloud has it
+    before = store.used_bytes()
+
+    gone: dict[str, int] = {}
+    while step := store.prune(86400, limit=1000):
+        for table, n in step.items():
+            gone[table] = gone.get(table, 0) + n
+    last = two_days[-1].ts + 300
+    kept = [ts for (ts,) in store.db.execute("SELECT ts FROM readings ORDER BY ts")]
+    # a day before the newest reading and after, and the unsendable one and the parked batch's ten
+    assert kept == sorted([DAY0 + 50, *(r.ts for r in two_days[10:20]),
+                           *(r.ts for r in [*two_days, *readings(30, start=two_days[-1].ts + 10)]
+                             if r.ts >= last - 86400)])
+    assert gone["readings"] == len(two_days) - 1 - 10 - sum(r.ts >= last - 86400 for r in two_days)
+    assert gone["appliance_runs"] == 1 and store.runs() == []
+    assert gone["device_readings"] == 1439 and len(store.device_readings()) == 1441  # a day before the newest on
+    assert "outbox" not in gone  # acknowledged just now: the rows stay the days kept, for `hub status`
+    assert store.status()["batches_rejected_by_cloud"] == 1 and store.status()["readings_unsendable"] == 1
+    assert store.used_bytes() < before * 0.6
+    assert len(cloud.stored()) == len(two_days) - 1 - 10  # the cloud has what went
+
+    # over a budget the history alone fills, with the cloud there: the readings not yet sent keep their resolution
+    assert store.enforce_budget(1) == 0 and store.unreported_compactions() == []
