@@ -8,6 +8,7 @@ import logging
 import math
 import signal
 import socket
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,13 +33,17 @@ from protocols import ha_discovery
 from protocols.devices import DeviceReading
 from protocols.display import DisplayState
 from protocols.readings import MeterReading
+from protocols.uplink import ApplianceEnergyV1, ApplianceRunV1
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from edge.nilm.live import Run
+    from edge.nilm.live import LiveState, Run
 
 log = logging.getLogger("ohmni.hub")
+#: Readings (and plug readings) held in memory while the store cannot take them: three hours at one a second,
+#: some 10 MB on a hub.
+UNWRITTEN_MAX = 3 * 3600
 OWN_MODEL = "nilm-own-home.json"
 
 
@@ -83,6 +88,12 @@ class HubAgent:
         #: why the display page (and the status `hub status` reads) is not served, where it is not
         self.display_error: str | None = None
         self.broker_error: str | None = None  # why the embedded broker does not run, where it does not
+        #: while the store cannot take a write (a full disk): what waits in memory for it, and why
+        self._unwritten: list[MeterReading] = []
+        self._unsettled: tuple[list[ApplianceRunV1], list[ApplianceEnergyV1], LiveState | None] = ([], [], None)
+        self.store_error: str | None = None
+        self.store_counters: Counter[str] = Counter()
+        self._store_error_said = -math.inf
 
     def bind_display(self) -> socket.socket | None:
         """Take the display page's port before the hub runs, so that its address is known where ``[display] port``
@@ -135,11 +146,21 @@ class HubAgent:
             self._settle_nilm(self.nilm.flush(final=True))
 
     def _settle_nilm(self, runs: list[Run]) -> None:
-        """Keep what the disaggregator settled and, after a pass, its state, in one transaction."""
+        """Keep what the disaggregator settled and, after a pass, its state, in one transaction; while the store
+        cannot take it, in memory until it can."""
         assert self.nilm is not None
         ran, self._nilm_saved = self.nilm.passes != self._nilm_saved, self.nilm.passes
-        self.store.settle_nilm((run.to_uplink() for run in runs), self.nilm.take_half_hours(),
-                               self.nilm.state() if ran else None)
+        held_runs, held_energy, held_state = self._unsettled
+        held_runs += [run.to_uplink() for run in runs]
+        held_energy += self.nilm.take_half_hours()
+        state = self.nilm.state() if ran else held_state
+        try:
+            self.store.settle_nilm(held_runs, held_energy, state)
+        except sqlite3.OperationalError as exc:
+            self._unsettled = held_runs, held_energy, state
+            self._store_failed(exc)
+            return
+        self._unsettled = [], [], None
 
     def metered(self, ts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """What the plugs (``nilm.plugs``) said at these meter readings, per appliance: the hub reports a plugged
@@ -204,10 +225,16 @@ class HubAgent:
                 await asyncio.sleep(self.cfg.nilm.adapt_every_s / 24)
 
     def flush_devices(self) -> None:
-        """Plug readings are written once a second in one transaction, not one commit each."""
+        """Plug readings are written once a second in one transaction, not one commit each (and kept, up to
+        ``UNWRITTEN_MAX``, while the store cannot take them)."""
         if self._pending_devices:
             pending, self._pending_devices = self._pending_devices, []
-            self.store.add_device_readings(pending, time.time())
+            try:
+                self.store.add_device_readings(pending, time.time())
+            except sqlite3.OperationalError as exc:
+                self._pending_devices = pending[-UNWRITTEN_MAX:] + self._pending_devices
+                self.store_counters["plug_readings_lost"] += max(0, len(pending) - UNWRITTEN_MAX)
+                self._store_failed(exc)
 
     async def _flusher(self) -> None:
         while True:
@@ -220,18 +247,21 @@ class HubAgent:
         pruned_at = -math.inf
         while True:
             await asyncio.sleep(every_s)
-            if time.monotonic() - pruned_at >= prune_every_s:
-                pruned_at = time.monotonic()
-                gone: Counter[str] = Counter()
-                while step := self.store.prune(self.cfg.keep_s()):  # a few thousand rows at a time
-                    gone.update(step)
-                    await asyncio.sleep(0)
-                if gone:
-                    log.info("dropped what the cloud has had for over %.1f days: %s", self.cfg.keep_s() / 86400,
-                             ", ".join(f"{n} {table}" for table, n in gone.items()))
-            removed = self.store.enforce_budget(int(self.cfg.cloud.disk_budget_mb * 1e6))
-            if removed:
-                log.warning("disk budget reached: %d unsent readings compacted (energy totals kept)", removed)
+            try:
+                if time.monotonic() - pruned_at >= prune_every_s:
+                    pruned_at = time.monotonic()
+                    gone: Counter[str] = Counter()
+                    while step := self.store.prune(self.cfg.keep_s()):  # a few thousand rows at a time
+                        gone.update(step)
+                        await asyncio.sleep(0)
+                    if gone:
+                        log.info("dropped what the cloud has had for over %.1f days: %s", self.cfg.keep_s() / 86400,
+                                 ", ".join(f"{n} {table}" for table, n in gone.items()))
+                removed = self.store.enforce_budget(int(self.cfg.cloud.disk_budget_mb * 1e6))
+                if removed:
+                    log.warning("disk budget reached: %d unsent readings compacted (energy totals kept)", removed)
+            except sqlite3.OperationalError as exc:  # a full disk: deleting needs room in the journal too
+                self._store_failed(exc)
 
     def on_devices(self, readings: list[DeviceReading]) -> None:
         now = time.time()
@@ -248,7 +278,7 @@ class HubAgent:
         if not readings:
             return
         self.last_arrival = time.time(), readings[-1].ts
-        new = self.store.add_readings(readings)
+        self._keep(readings)
         if self.nilm is not None:
             self._settle_nilm([run for r in readings for run in self.nilm.feed(r.ts, r.net_power_w)])
         if self.mqtt is not None and readings:
@@ -256,17 +286,42 @@ class HubAgent:
             self.mqtt.publish_state("meter", f"Smart meter {r.meter_id}", {
                 "import_kwh": r.import_wh / 1000, "export_kwh": r.export_wh / 1000, "power_w": r.net_power_w,
                 "voltage_v": r.voltage_l1_v, "gas_m3": r.gas_m3}, ha_discovery.METER_SENSORS)
-        self.duplicates += len(readings) - new
         previous = self.face.state.face if self.face.state else None
         state: DisplayState | None = None
         changed = False
         for reading in readings:
             state = self.face.update(reading.ts, reading.net_power_w)
             if state.face != previous:
-                self.store.log_face(state)
+                with contextlib.suppress(sqlite3.OperationalError):  # the face's log is a nicety, not data
+                    self.store.log_face(state)
                 previous, changed = state.face, True
         if self.mqtt is not None and state is not None:
             self.mqtt.publish_display(state, changed)
+
+    def _keep(self, readings: Sequence[MeterReading]) -> None:
+        """Store the readings, and those the store could not take before. Where it cannot (a full disk), they wait
+        in memory, up to ``UNWRITTEN_MAX`` (the oldest go past it, counted), and the hub goes on: it stopped at the
+        first failed write, and under systemd started again only to fail again, reading nothing meanwhile."""
+        held = [*self._unwritten, *readings]
+        try:
+            new = self.store.add_readings(held)
+        except sqlite3.OperationalError as exc:
+            self._unwritten = held[-UNWRITTEN_MAX:]
+            self.store_counters["readings_lost"] += len(held) - len(self._unwritten)
+            self._store_failed(exc)
+            return
+        if self._unwritten:
+            log.warning("the store takes writes again: %d readings held in memory are kept", len(self._unwritten))
+        self._unwritten, self.store_error = [], None
+        self.duplicates += len(held) - new
+
+    def _store_failed(self, exc: sqlite3.Error) -> None:
+        self.store_counters["write_errors"] += 1
+        self.store_error = (f"the hub cannot write its store in {self.cfg.hub.data_dir} ({exc}): readings wait in "
+                            "memory (up to three hours at one a second); free some space")
+        if time.monotonic() - self._store_error_said >= 60:  # not a line a second
+            self._store_error_said = time.monotonic()
+            log.error("%s; %d readings held", self.store_error, len(self._unwritten))
 
     def status(self) -> dict[str, object]:
         return {
@@ -280,7 +335,9 @@ class HubAgent:
                 "last_reading_at": self.last_arrival[0] if self.last_arrival else None,
                 "last_reading_ts": self.last_arrival[1] if self.last_arrival else None,
             },
-            "store": self.store.status() | {"duplicate_readings_ignored": self.duplicates},
+            "store": self.store.status() | {"duplicate_readings_ignored": self.duplicates,
+                                            "write_error": self.store_error, "readings_held": len(self._unwritten),
+                                            "counters": dict(self.store_counters)},
             "uplink": {"cloud": self.cfg.cloud.url, "refused": self.uplink.refused,
                        "last_error": self.uplink.last_error, "counters": dict(self.uplink.counters)},
             "display": self.face.state.model_dump(mode="json") if self.face.state else None,

@@ -311,6 +311,10 @@ def checks(cfg: HubConfig) -> list[Check]:
         finally:
             con.close()
         out += _reading_checks(meter, last_ts)
+        store = (live or {}).get("store") or {}
+        if store.get("write_error"):
+            out.append(Check("store", "fail", f"{store['write_error']} ({store.get('readings_held', 0)} held)",
+                             "free some space where the store is"))
         backlog = unbatched + pending
         out.append(Check("backlog", "ok" if backlog < 10_000 else "warn", f"{backlog} readings waiting to upload",
                          "" if backlog < 10_000 else "the cloud has not taken readings for a while"))

@@ -297,7 +297,9 @@ class HubStore:
             "appliance_energy": (f"start < ?1 AND {acked}", None if last is None else last - keep_s),
             "face_log": ("ts < ?1", None if last is None else last - keep_s),
             "device_readings": ("ts < ?1", None if newest_device is None else newest_device - keep_s),
-            "outbox": ("acked_at < ?1", time.time() - keep_s),
+            # the newest acknowledged stays: `hub status` says when the last upload was, however long ago
+            "outbox": ("acked_at < ?1 AND seq < (SELECT max(seq) FROM outbox WHERE acked_at IS NOT NULL)",
+                       time.time() - keep_s),
         }
         # batches acknowledged before ``ack`` let their bodies go (a store from an older hub)
         bodies = "SELECT rowid FROM outbox WHERE acked_at IS NOT NULL AND body != '' LIMIT ?"

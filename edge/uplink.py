@@ -14,6 +14,7 @@ import asyncio
 import gzip
 import logging
 import random
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -132,8 +133,16 @@ class Uplink:
 
     async def run(self) -> None:
         while True:
-            self.seal()
-            await self.send_pending()
+            try:
+                self.seal()
+                await self.send_pending()
+            except sqlite3.OperationalError as exc:  # a full disk: the batch cannot be sealed or its ack kept
+                error = f"the store cannot take a write ({exc}); uploading again once it can"
+                if error != self.last_error:
+                    log.error("%s", error)
+                self.last_error = error
+                self.counters["store_errors"] += 1
+                self._backoff = min(self.cfg.max_backoff_s, max(self.cfg.interval_s, self._backoff * 2 or 1.0))
             await asyncio.sleep(self.next_delay())
 
     async def drain(self, deadline_s: float) -> bool:

@@ -163,3 +163,45 @@ async def test_the_running_hub_drops_what_the_cloud_has_had_past_the_days_kept(t
     gone = 3 * 1440 - len(kept)
     assert gone == 2879 and f"dropped what the cloud has had for over 1.0 days: {gone} readings" in caplog.text
     agent.store.close()
+
+
+def test_a_store_that_cannot_take_a_write_holds_the_readings_until_it_can(tmp_path, caplog):
+    """A full disk (here SQLite's own limit on the store's size, which fails a write as a full disk does, with
+    SQLITE_FULL): the hub stopped at the first reading it could not write, and under systemd started only to fail
+    again. It now holds the readings in memory, says so (status, `hub status`, the log once a minute), and keeps
+    them all once the store takes writes again."""
+    import logging
+
+    from edge.agent import HubAgent
+    from protocols.readings import MeterReading
+
+    class Unused:
+        name, counters = "test", {}
+
+        async def run(self, sink) -> None:  # pragma: no cover - not run
+            raise AssertionError("not run")
+
+    start = 1_764_072_000
+    every = [MeterReading(ts=start + i, meter_id="E1", import_t1_wh=1000 + i // 10, import_t2_wh=0, export_t1_wh=0,
+                          export_t2_wh=0, power_import_w=400 + (i % 7) * 100, power_export_w=0) for i in range(3000)]
+    cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}})
+    agent = HubAgent(cfg, source=Unused())
+    caplog.set_level(logging.INFO, logger="ohmni.hub")
+    agent.on_readings(every[:100])
+    pages = agent.store.db.execute("PRAGMA page_count").fetchone()[0]
+    agent.store.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    for i in range(100, 2900, 10):
+        agent.on_readings(every[i:i + 10])  # the meter goes on sending: nothing raises
+    status = agent.status()["store"]
+    held = status["readings_held"]  # all but the few the store's last pages had room for
+    assert status["readings"] + held == 2900 and held > 2500
+    assert "database or disk is full" in status["write_error"] and status["counters"]["write_errors"] >= 1
+    assert caplog.text.count("cannot write its store") == 1  # said once a minute, not at every reading
+    assert agent.face.state is not None and agent.face.state.ts == every[2899].ts  # the face goes on
+
+    agent.store.db.execute("PRAGMA max_page_count = 1073741823")  # room again
+    agent.on_readings(every[2900:])
+    kept = [ts for (ts,) in agent.store.db.execute("SELECT ts FROM readings ORDER BY ts")]
+    assert kept == [r.ts for r in every] and agent.status()["store"]["write_error"] is None
+    assert f"the store takes writes again: {held} readings held in memory are kept" in caplog.text
+    agent.store.close()
