@@ -148,11 +148,14 @@ class Uplink:
     async def drain(self, deadline_s: float) -> bool:
         """At shutdown: seal everything and try to empty the outbox before the deadline."""
         end = time.monotonic() + deadline_s
-        self.seal()
-        while time.monotonic() < end:
-            if await self.send_pending():
-                return True
-            if self.refused:
-                return False
-            await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))
+        try:
+            self.seal()
+            while time.monotonic() < end:
+                if await self.send_pending():
+                    return True
+                if self.refused:
+                    return False
+                await asyncio.sleep(min(0.5, max(0.0, end - time.monotonic())))
+        except sqlite3.OperationalError as exc:  # a full disk: what is stored stays for the next start
+            log.error("the store cannot take a write (%s): what it holds is sent at the next start", exc)
         return False
