@@ -39,6 +39,8 @@ from protocols.display import DisplayState, display_topic
 log = logging.getLogger("ohmni.hub.mqtt")
 SESSION_EXPIRY_S = 86_400
 OUTBOX_MAX = 1000
+#: Topics whose bad payloads are counted (to log only the first three of each) before the count starts again.
+BAD_TOPICS_KEPT = 1024
 
 
 class MqttLink:
@@ -167,14 +169,12 @@ class MqttLink:
             readings = decode(topic, payload, self.table)
         except PayloadError as exc:
             self.counters["rejected_payload"] += 1
-            self._logged_bad[topic] += 1
-            if self._logged_bad[topic] <= 3:
+            if self._say_bad(topic):
                 log.warning("bad payload on %s: %s", topic, exc)
             return
         except Exception:  # a decoder's own bug on a payload nobody foresaw: that message is lost, not the link
             self.counters["decoder_errors"] += 1
-            self._logged_bad[topic] += 1
-            if self._logged_bad[topic] <= 3:
+            if self._say_bad(topic):
                 log.exception("decoding a payload on %s failed; the message is dropped", topic)
             return
         if readings:
@@ -207,6 +207,14 @@ class MqttLink:
                 log.warning("MQTT link down (%s); retrying in %.1f s", exc, backoff)
                 await asyncio.sleep(random.uniform(backoff / 2, backoff))
                 backoff = min(self.cfg.max_backoff_s, backoff * 2)
+
+    def _say_bad(self, topic: str) -> bool:
+        """Whether to log a bad payload on ``topic``: its first three. The topics counted are forgotten past
+        ``BAD_TOPICS_KEPT``, so a device that sends to ever new topics cannot grow the hub's memory with them."""
+        if topic not in self._logged_bad and len(self._logged_bad) >= BAD_TOPICS_KEPT:
+            self._logged_bad.clear()
+        self._logged_bad[topic] += 1
+        return self._logged_bad[topic] <= 3
 
     def status(self) -> dict[str, Any]:
         return {"broker": f"{self.cfg.host}:{self.cfg.port}", "connected": self.connected,

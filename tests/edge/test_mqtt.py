@@ -243,3 +243,18 @@ async def test_the_broker_acl_keeps_other_users_out_of_device_topics(mosquitto):
         await asyncio.sleep(1.0)
         listening.cancel()
     assert got == []
+
+
+def test_bad_payloads_on_ever_new_topics_do_not_grow_the_hubs_memory(caplog):
+    """The first three bad payloads of each topic are logged, counted by topic; a device sending to ever new topics
+    (a counter in its topic, say) grew that count without bound. It is forgotten past a thousand topics."""
+    from edge.mqtt_link import BAD_TOPICS_KEPT
+
+    link = MqttLink(MqttConfig(enabled=True), "hub-1", lambda r: None)
+    for n in range(5000):
+        link.handle(f"zigbee2mqtt/plug_{n}", b"{broken")
+    for _ in range(5):
+        link.handle("zigbee2mqtt/plug_4999", b"{broken")
+    assert link.counters["rejected_payload"] == 5005
+    assert len(link._logged_bad) <= BAD_TOPICS_KEPT
+    assert caplog.text.count("bad payload on zigbee2mqtt/plug_4999:") == 3
