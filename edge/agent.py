@@ -385,8 +385,8 @@ class HubAgent:
         self._keep([])  # readings held while the store could not take them: a last try
         self.flush_nilm()
         if self._unwritten:
-            log.error("stopping with %d readings the store could not take (%s): they are lost",
-                      len(self._unwritten), self.store_error)
+            log.error("stopping with %d readings the store could not take (a full disk?): they are lost",
+                      len(self._unwritten))
         drained = await self.uplink.drain(drain_s)
         if not drained:
             backlog = self.store.status()["backlog_readings"]
