@@ -231,6 +231,15 @@ def _live_status(cfg: HubConfig) -> dict[str, Any] | None:
         return None
 
 
+def store_write_checks(live: dict[str, Any] | None) -> list[Check]:
+    """What the running hub says of its store's writes (a full disk), where it says anything."""
+    store = (live or {}).get("store") or {}
+    if not store.get("write_error"):
+        return []
+    return [Check("store", "fail", f"{store['write_error']} ({store.get('readings_held', 0)} readings held)",
+                  "free some space where the store is")]
+
+
 def _listening(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=2).close()
@@ -311,10 +320,7 @@ def checks(cfg: HubConfig) -> list[Check]:
         finally:
             con.close()
         out += _reading_checks(meter, last_ts)
-        store = (live or {}).get("store") or {}
-        if store.get("write_error"):
-            out.append(Check("store", "fail", f"{store['write_error']} ({store.get('readings_held', 0)} held)",
-                             "free some space where the store is"))
+        out += store_write_checks(live)
         backlog = unbatched + pending
         out.append(Check("backlog", "ok" if backlog < 10_000 else "warn", f"{backlog} readings waiting to upload",
                          "" if backlog < 10_000 else "the cloud has not taken readings for a while"))

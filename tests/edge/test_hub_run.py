@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from edge.config import HubConfig
-from edge.provision import checks
+from edge.provision import checks, store_write_checks
 from ohmni.demo import free_port, spawn
 
 
@@ -197,10 +197,13 @@ def test_a_store_that_cannot_take_a_write_holds_the_readings_until_it_can(tmp_pa
     assert status["readings"] + held == 2900 and held > 2500
     assert "database or disk is full" in status["write_error"] and status["counters"]["write_errors"] >= 1
     assert caplog.text.count("cannot write its store") == 1  # said once a minute, not at every reading
+    [said] = store_write_checks({"store": status})  # as `hub status` reads the running hub's status
+    assert said.verdict == "fail" and f"({held} readings held)" in said.detail
     assert agent.face.state is not None and agent.face.state.ts == every[2899].ts  # the face goes on
 
     agent.store.db.execute("PRAGMA max_page_count = 1073741823")  # room again
     agent.on_readings(every[2900:])
+    assert store_write_checks({"store": agent.status()["store"]}) == []
     kept = [ts for (ts,) in agent.store.db.execute("SELECT ts FROM readings ORDER BY ts")]
     assert kept == [r.ts for r in every] and agent.status()["store"]["write_error"] is None
     assert f"the store takes writes again: {held} readings held in memory are kept" in caplog.text
