@@ -51,6 +51,7 @@ def serve(
              "demo_householder_key_file": householder_key_file, "demo_agent_password_file": agent_password_file,
              "demo_tariff": demo_tariff}
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    _preflight(_settings(**overrides))
     if workers > 1:
         # Workers are separate processes: they read the same settings from the environment.
         for key, value in overrides.items():
@@ -80,6 +81,63 @@ def serve(
     asyncio.run(main())
     if not server.started:
         raise typer.Exit(1)
+
+
+def _preflight(settings: CloudSettings) -> None:
+    """Before the server starts, the store it serves from is there: a database not answering (yet: one started beside
+    the cloud is waited for, ``db_wait_s``) or refusing, or a data folder the cloud cannot write, is said in a line
+    naming it, exit 2. It was uvicorn's "Application startup failed" after a traceback of the lifespan."""
+    if settings.database_url:
+        error = asyncio.run(_reach_database(settings.database_url, settings.db_wait_s))
+        if error:
+            typer.echo(f"error: cannot reach the database {_without_password(settings.database_url)}: {error}",
+                       err=True)
+            raise typer.Exit(2)
+        return
+    import sqlite3
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(settings.data_dir / "cloud.sqlite3").execute("PRAGMA schema_version").connection.close()
+    except (OSError, sqlite3.Error) as exc:
+        typer.echo(f"error: the cloud cannot keep its store in {settings.data_dir} ({exc}): set --data-dir (or "
+                   "OHMNI_CLOUD_DATA_DIR) to a folder this user may write", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _reach_database(url: str, wait_s: float) -> str | None:
+    """None once PostgreSQL at ``url`` takes a connection; else why not. Not answering is waited out up to ``wait_s``;
+    an answer that refuses (a wrong password, no such database) is final at once."""
+    import asyncpg
+
+    deadline, said = asyncio.get_running_loop().time() + wait_s, False
+    while True:
+        try:
+            con = await asyncpg.connect(url, timeout=5)
+        except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
+            error = str(exc) or exc.__class__.__name__
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+            return str(exc) or exc.__class__.__name__
+        else:
+            await con.close()
+            return None
+        if asyncio.get_running_loop().time() >= deadline:
+            return error
+        if not said:
+            typer.echo(f"waiting up to {wait_s:.0f} s for the database ({error})", err=True)
+            said = True
+        await asyncio.sleep(1.0)
+
+
+def _without_password(url: str) -> str:
+    """The database URL as it may be printed: its password, where it holds one, as ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _settings(**given: Any) -> CloudSettings:

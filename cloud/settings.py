@@ -24,6 +24,8 @@ class CloudSettings(BaseSettings):
     #: batches one process writes to PostgreSQL at once; on the 2-core bench machine 1 per
     #: worker stored the most (concurrent COPYs queue for the same pages and cores)
     db_writers: int = Field(default=1, ge=1, le=64)
+    #: How long `cloud serve` waits at start for a database that is not answering yet (one started beside it).
+    db_wait_s: float = Field(default=30.0, ge=0)
     #: The utility's webhook for notifications (its app or SMS gateway), and the HMAC secret it checks.
     webhook_url: str | None = None
     webhook_secret: str = ""

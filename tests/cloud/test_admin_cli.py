@@ -85,3 +85,33 @@ def test_an_installer_token_needs_a_name_audits_can_show(tmp_path, name):
     assert "an installer's name is 1-64 letters, digits, dots and hyphens" in " ".join(
         result.stderr.replace("│", " ").split()), result.stderr
 
+
+
+def test_serve_names_a_store_it_cannot_serve_from_in_a_line(postgres, tmp_path: Path):
+    """A database not answering (waited for up to `db_wait_s`: one started beside the cloud may be late), one that
+    refuses (no such database), or a data folder the cloud cannot write: one line naming it, with the database
+    password hidden, exit 2. It was uvicorn's traceback of the lifespan and "Application startup failed", exit 3."""
+    from ohmni.demo import free_port
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OHMNI_CLOUD_")}
+
+    def serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ohmni", "cloud", "serve", "--port", str(free_port()), *args],
+                              capture_output=True, text=True, timeout=120, env=base | env)
+
+    away = f"postgresql://ohmni:pa55word@127.0.0.1:{free_port()}/ohmni"
+    said = serve({"OHMNI_CLOUD_DATABASE_URL": away, "OHMNI_CLOUD_DB_WAIT_S": "2"})
+    assert said.returncode == 2 and "Traceback" not in said.stderr, said.stderr
+    assert "waiting up to 2 s for the database" in said.stderr
+    assert f"cannot reach the database {away.replace('pa55word', '***')}" in said.stderr
+    assert "pa55word" not in said.stderr
+
+    missing = postgres.url.rsplit("/", 1)[0] + "/no_such_database"
+    said = serve({"OHMNI_CLOUD_DATABASE_URL": missing, "OHMNI_CLOUD_DB_WAIT_S": "60"})
+    assert said.returncode == 2 and "Traceback" not in said.stderr, said.stderr
+    assert 'database "no_such_database" does not exist' in said.stderr and "waiting" not in said.stderr
+
+    (tmp_path / "a-file").write_text("")
+    said = serve({}, "--data-dir", str(tmp_path / "a-file" / "cloud"))
+    assert said.returncode == 2 and "Traceback" not in said.stderr, said.stderr
+    assert f"cannot keep its store in {tmp_path / 'a-file' / 'cloud'}" in said.stderr
