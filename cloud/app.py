@@ -101,7 +101,7 @@ def create_app(settings: CloudSettings | None = None, storage: Storage | None = 
     app.state.vapid = Vapid(settings.data_dir, settings.vapid_subject)
     app.state.dispatcher = Dispatcher(store, settings.webhook_url, settings.webhook_secret, app.state.vapid,
                                     push_hosts=settings.push_hosts)
-    problems.install(app)
+    problems.install(app, getattr(store, "UNAVAILABLE", ()))
     refused = app.state.metrics.bodies_too_large
     app.add_middleware(BodyLimit, limits={hubs.BATCH_PATH: hubs.MAX_BATCH_BYTES},
                        on_refused=lambda path: refused.labels("batch" if path == hubs.BATCH_PATH else "other").inc())

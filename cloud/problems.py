@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from typing import Any
 
 from fastapi import Request
@@ -10,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("ohmni.cloud")
 
 
 class Problem(Exception):
@@ -47,7 +51,26 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, str(exc.detail), str(exc.detail), request.url.path)
 
 
-def install(app: Any) -> None:
+#: Seconds a client is asked to wait when the store is unavailable (the hub retries on its own backoff anyway).
+RETRY_AFTER_S = 5
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The store is down, restarting or full (its backend's ``UNAVAILABLE`` errors): 503 with Retry-After, which a
+    hub retries and a page can say, rather than a 500 and a traceback in the log for every request meanwhile."""
+    state = request.app.state  # when this app's log last said so: a line a minute, not a traceback a request
+    if time.monotonic() - getattr(state, "unavailable_said", -math.inf) >= 60:
+        state.unavailable_said = time.monotonic()
+        log.error("the store is unavailable (%s: %s); answering 503 until it is back", exc.__class__.__name__, exc)
+    response = problem_response(503, "Store unavailable", "the cloud cannot reach its store just now; try again "
+                                f"in {RETRY_AFTER_S} s", request.url.path)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+def install(app: Any, unavailable: tuple[type[Exception], ...] = ()) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    for kind in unavailable:
+        app.add_exception_handler(kind, _on_unavailable)

@@ -9,6 +9,7 @@ are created as readings for a new day arrive.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -103,10 +104,19 @@ def _reading(row: asyncpg.Record) -> ReadingV1:
 
 
 class PostgresStorage(PeopleStore):
+    #: What a request meets while PostgreSQL is down, restarting or full of connections: the cloud answers 503 and
+    #: the pool reconnects once it is back (cloud/problems.py).
+    UNAVAILABLE: tuple[type[Exception], ...] = (
+        OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError)
+
     def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10, writers: int = 1) -> None:
         """``writers``: batches written at once by this process (OHMNI_CLOUD_DB_WRITERS). More
         only make concurrent COPYs queue for the same pages and cores: on 2 cores with 2
         workers, 1 each stored ~204k readings/s, 2 each ~191k, 4 each ~184k."""
+        # while the database is down the pool logs a traceback at every attempt to reconnect; the cloud's own line
+        # says it once a minute (cloud/problems.py)
+        logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
         self.dsn = dsn
         self._writers = asyncio.Semaphore(writers)
         self._pool: asyncpg.Pool | None = None

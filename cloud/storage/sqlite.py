@@ -101,6 +101,10 @@ def _reading(row: tuple) -> ReadingV1:
 
 
 class SqliteStorage(PeopleStore):
+    #: What a request meets while the store's disk is full or failing, or the file is locked past its timeout: the
+    #: cloud answers 503 (cloud/problems.py).
+    UNAVAILABLE: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
