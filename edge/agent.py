@@ -21,7 +21,7 @@ import uvicorn
 from edge.config import HubConfig
 from edge.display_server import EmbeddedServer, display_app
 from edge.embedded_broker import BrokerStartError, EmbeddedBroker
-from edge.face import FaceTracker
+from edge.face import STALE_S, FaceTracker, silent_state
 from edge.meter_clock import ClockGuard
 from edge.mqtt_link import MqttLink
 from edge.nilm import ModelFileError
@@ -241,12 +241,20 @@ class HubAgent:
             await asyncio.sleep(1.0)
             self.flush_devices()
 
+    def silent_s(self) -> float | None:
+        """Seconds since the last reading arrived, by the hub's clock; None before the first."""
+        return None if self.last_arrival is None else time.time() - self.last_arrival[0]
+
     async def _housekeeping(self, every_s: float = 60.0, prune_every_s: float = 3600.0) -> None:
-        """Drop what the cloud has had for longer than the hub reads back (hourly), and keep the store within its
-        disk budget while the cloud is away (compaction, not loss)."""
+        """Tell the displays when the meter has gone quiet; drop what the cloud has had for longer than the hub reads
+        back (hourly); and keep the store within its disk budget while the cloud is away (compaction, not loss)."""
         pruned_at = -math.inf
         while True:
             await asyncio.sleep(every_s)
+            silent = self.silent_s()
+            if self.mqtt is not None and self.face.state is not None and silent is not None and silent > STALE_S:
+                # a display on MQTT keeps the last state it was sent: a face from hours ago is not one for now
+                self.mqtt.publish_display(silent_state(self.face.state, silent), changed=True)
             try:
                 if time.monotonic() - pruned_at >= prune_every_s:
                     pruned_at = time.monotonic()
@@ -363,7 +371,7 @@ class HubAgent:
                           "port under [mqtt], or embedded = false to use that broker", exc)
                 self.broker_error, self.broker = str(exc), None
         sock = self.bind_display()
-        app = display_app(lambda: self.face.state, self.status, self.store.face_log)
+        app = display_app(lambda: self.face.state, self.status, self.store.face_log, self.silent_s)
         server = EmbeddedServer(uvicorn.Config(app, host=self.cfg.display.host, port=self.cfg.display.port,
                                                log_level="warning", lifespan="off"))
         display = asyncio.create_task(server.serve(sockets=[sock]) if sock else asyncio.sleep(0), name="display")

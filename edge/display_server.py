@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from edge.face import STALE_S, silent_state
 from protocols.display import DisplayState, Face
 
 
@@ -39,7 +40,10 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def display_app(state: Callable[[], DisplayState | None], status: Callable[[], dict],
-                face_log: Callable[[int], list[dict]]) -> Starlette:
+                face_log: Callable[[int], list[dict]], silent_s: Callable[[], float | None] = lambda: None
+                ) -> Starlette:
+    """The in-home display's page and its JSON; ``silent_s``: seconds since the last reading arrived (None before
+    the first)."""
     page = resources.files("dashboards").joinpath("templates/display.html").read_text()
     face_js = resources.files("dashboards").joinpath("static/face.js").read_text()
 
@@ -52,6 +56,9 @@ def display_app(state: Callable[[], DisplayState | None], status: Callable[[], d
     async def display_json(request: Request) -> JSONResponse:
         current = state() or DisplayState(ts=0, face=Face.NEUTRAL, power_w=0,
                                           reason="Waiting for the first meter reading")
+        silent = silent_s()
+        if silent is not None and silent > STALE_S:  # the cable out, the meter off: not a face for now
+            return JSONResponse(silent_state(current, silent).model_dump(mode="json") | {"stale_s": round(silent)})
         return JSONResponse(current.model_dump(mode="json"))
 
     async def status_json(request: Request) -> JSONResponse:

@@ -122,3 +122,14 @@ class FaceTracker:
         self.state = DisplayState(ts=ts, face=face, power_w=power_w,
                                   baseline_w=round(baseline, 1) if baseline else None, reason=reason)
         return self.state
+
+
+#: A meter sends every 1 to 10 s: past this without a reading the display says so rather than show the last face as
+#: if it were now (as `hub status` asks "is the meter sending?" past the same).
+STALE_S = 120.0
+
+
+def silent_state(last: DisplayState, silent_s: float) -> DisplayState:
+    """What the display shows when no reading has come for ``silent_s`` (past ``STALE_S``): no face for now, and why."""
+    reason = f"No reading from the meter for {round(silent_s / 60)} min: is its cable in? (last: {last.power_w} W)"
+    return last.model_copy(update={"face": Face.NEUTRAL, "reason": reason})

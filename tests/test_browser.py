@@ -182,6 +182,36 @@ def test_the_hubs_display_page_draws_the_face(running_home, page):
     page.screenshot(path=str(SHOTS / "display.png"))
 
 
+def test_the_display_page_says_when_the_meter_has_gone_quiet(page):
+    """The hub's own display app (edge/display_server.py) whose last reading arrived ten minutes ago: the page shows
+    no power for now, and why, not the last face as if it were current."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from edge.display_server import display_app
+    from ohmni.demo import free_port
+    from protocols.display import DisplayState, Face
+
+    last = DisplayState(ts=1_764_028_800, face=Face.SMILE, power_w=300, reason="below your usual 0.5 kW")
+    app = display_app(lambda: last, lambda: {}, lambda since: [], lambda: 600.0)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        page.goto(f"http://127.0.0.1:{server.config.port}/display")
+        page.wait_for_function("document.getElementById('power').textContent === '– W'")
+        assert page.text_content("#reason") == "No reading from the meter for 10 min: is its cable in? (last: 300 W)"
+        assert page.locator("#face").get_attribute("data-face") == "neutral"
+        page.screenshot(path=str(SHOTS / "display-quiet.png"))
+    finally:
+        server.should_exit = True
+        serving.join(10)
+
+
 def test_the_community_page_shows_the_apis_areas(running_home, page):
     page.goto(f"{running_home['cloud']}/community")
     api = page.request.get(f"{running_home['cloud']}/api/v1/community/areas").json()

@@ -4,6 +4,7 @@ simulated display renders them — with the cloud unreachable — on a real Mosq
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import aiomqtt
@@ -86,6 +87,21 @@ async def test_the_display_shows_the_hubs_face_with_the_cloud_unreachable(mosqui
         await until(lambda: late.counters["rejected"] == 1, timeout=10)
         assert late.state.face == Face.FROWN
         booting.cancel()
+
+        # the meter goes quiet (its cable out): the displays stop showing the last face as if it were now
+        agent.last_arrival = (time.time() - 600, agent.last_arrival[1])
+        quiet = asyncio.create_task(agent._housekeeping(every_s=0.05, prune_every_s=3600))
+        await until(lambda: screen.state is not None and screen.state.face == Face.NEUTRAL, timeout=10)
+        quiet.cancel()
+        assert screen.state.reason == "No reading from the meter for 10 min: is its cable in? (last: 3300 W)"
+        async with httpx.AsyncClient() as client:
+            page = (await client.get(f"http://127.0.0.1:{cfg.display.port}/api/display", timeout=5)).json()
+        assert (page["face"], page["reason"]) == ("neutral", screen.state.reason) and 600 <= page["stale_s"] < 660
+        agent.on_readings([MeterReading(ts=T0 + 3900, meter_id="E1", import_t1_wh=1_001_400, import_t2_wh=0,
+                                        export_t1_wh=0, export_t2_wh=0, power_import_w=3300, power_export_w=0)])
+        async with httpx.AsyncClient() as client:
+            page = (await client.get(f"http://127.0.0.1:{cfg.display.port}/api/display", timeout=5)).json()
+        assert page["face"] == "frown" and "stale_s" not in page  # a reading again: the face is for now
     finally:
         showing.cancel()
         agent.request_stop()
