@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 from edge.agent import HubAgent
 from edge.config import CredentialError, HubConfig, MqttConfig, said
 from edge.nilm import ModelFileError
+from protocols.uplink import HUB_ID_PATTERN
 
 app = typer.Typer(help="The hub: run the agent; installer tools.", no_args_is_help=True)
 
@@ -186,6 +188,9 @@ def provision_cmd(
     from edge.provision import ProvisionError, default_config_dir, default_hub_id, provision
 
     console = Console(stderr=True, soft_wrap=True)
+    if hub_id is not None and not re.fullmatch(HUB_ID_PATTERN, hub_id):  # the cloud registers no other
+        raise typer.BadParameter(f"{hub_id!r}: 3-64 letters, digits, dots, underscores and hyphens",
+                                 param_hint="--hub-id")
     try:
         path = provision(cloud, code, hub_id or default_hub_id(), config_dir or default_config_dir(), data_dir,
                          step=lambda s: console.print(f"• {s}"), verify=str(ca_file) if ca_file else True)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.nilm.appliances import NAMES
+from protocols.uplink import HUB_ID_PATTERN
 
 
 class Section(BaseModel):
@@ -230,7 +231,8 @@ class NilmConfig(Section):
 
 
 class HubSection(Section):
-    id: str = "hub-demo"
+    id: str = Field(default="hub-demo", pattern=HUB_ID_PATTERN,
+                    description="3-64 letters, digits, dots, underscores and hyphens: the cloud registers no other")
     data_dir: Path = Path("ohmni-data/hub")
     keep_days: float = Field(default=8, gt=0, description="what the cloud has acknowledged is dropped from the store "
                              "this long after (never less than the disaggregator and the face read back)")

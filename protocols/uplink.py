@@ -88,6 +88,10 @@ class ApplianceEnergyV1(BaseModel):
         return self
 
 
+#: A hub's id, as the cloud registers it and the hub sends it: 3-64 letters, digits, dots, underscores and hyphens.
+HUB_ID_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
+
+
 class UplinkBatch(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     hub_id: str = Field(max_length=64)

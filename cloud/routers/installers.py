@@ -12,6 +12,7 @@ from cloud import deps
 from cloud.auth import ALL_HOUSEHOLDS, Principal
 from cloud.problems import Problem
 from cloud.provisioning import ClaimError, UnknownHousehold, create_claim_code, register_hub, revoke_hub
+from protocols.uplink import HUB_ID_PATTERN
 
 router = APIRouter(tags=["installers"])
 
@@ -33,7 +34,7 @@ class ClaimCode(BaseModel):
 
 class RegisterRequest(BaseModel):
     code: str = Field(max_length=32)
-    hub_id: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    hub_id: str = Field(min_length=3, max_length=64, pattern=HUB_ID_PATTERN)
 
 
 class Registered(BaseModel):

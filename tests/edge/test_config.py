@@ -76,3 +76,18 @@ def test_the_days_kept_never_fall_below_what_the_hub_reads_back():
     assert HubConfig.model_validate({"hub": {"keep_days": 30}}).keep_s() == 30 * day
     with pytest.raises(ValidationError):
         HubConfig.model_validate({"hub": {"keep_days": 0}})
+
+
+@pytest.mark.parametrize("hub_id", ["", "h1", "my hub", "hub/1", "h" * 65])
+def test_a_hub_id_the_cloud_would_not_register_is_refused(tmp_path, hub_id):
+    """The hub took any id (an empty one too), and every batch it sent under it was refused by the cloud, which
+    registers 3-64 letters, digits, dots, underscores and hyphens; now hub.toml and `--hub-id` are held to that."""
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[hub]\nid = "{hub_id}"\n')
+    with pytest.raises(ValueError, match=r"hub\.id"):
+        HubConfig.load(config)
+    result = CliRunner().invoke(app, ["hub", "provision", "--cloud", "http://127.0.0.1:9", "--code", "AAAA-BBBB-CCCC",
+                                      "--hub-id", hub_id, "--config-dir", str(tmp_path / "etc")])
+    assert result.exit_code == 2 and "--hub-id" in result.output, result.output
+    assert not (tmp_path / "etc").exists()  # refused before anything is written or the cloud is asked
+    assert HubConfig.model_validate({"hub": {"id": "hub-0001.b_c"}}).hub.id == "hub-0001.b_c"
