@@ -255,12 +255,26 @@ def test_status_says_how_often_the_meter_reports_and_what_it_costs_the_disaggreg
     assert bool(check.advice) == (verdict == "warn")
 
 
+def assert_systemd_accepts(unit_text: str, folder: Path) -> None:
+    """`systemd-analyze verify` reads the unit as systemd would and has nothing to say of it."""
+    import shutil
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        from tests.fixtures import missing
+
+        missing("systemd-analyze not found (apt-get install systemd)")
+    unit = folder / "ohmni-hub.service"
+    unit.write_text(unit_text)
+    verified = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+
+
 def test_the_systemd_unit_starts_this_python_and_has_systemd_pass_the_credential(cloud, tmp_path, monkeypatch):
     """The unit an installer installs after provisioning: systemd accepts it (`systemd-analyze verify`), it starts
     the Python that has Ohmni (a venv's, not a guessed /usr/local/bin/ohmni that was not there), and its
     service user, who may not read the root-owned 0600 token, gets it from systemd (LoadCredential) and is let
     in by the cloud with it. A token it cannot read is named by `hub status` and the uplink, not a traceback."""
-    import shutil
 
     assert provision(cloud, claim(cloud), "hub-unit", tmp_path).returncode == 0
     config = tmp_path / "hub.toml"
@@ -269,15 +283,7 @@ def test_the_systemd_unit_starts_this_python_and_has_systemd_pass_the_credential
     assert f"ExecStart={sys.executable} -m ohmni hub run --config {config}\n" in made.stdout
     assert f"LoadCredential=hub.token:{tmp_path / 'hub.token'}\n" in made.stdout and "DynamicUser=yes" in made.stdout
     assert f"keeps the store in {tmp_path / 'data'}" in made.stderr  # only /var/lib/ohmni is the service's to write
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        from tests.fixtures import missing
-
-        missing("systemd-analyze not found (apt-get install systemd)")
-    unit = tmp_path / "ohmni-hub.service"
-    unit.write_text(made.stdout)
-    verified = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
-    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+    assert_systemd_accepts(made.stdout, tmp_path)
 
     # as the service user finds it: the token file there but not readable (here: not a file), systemd's copy passed
     token = (tmp_path / "hub.token").read_text()
@@ -306,7 +312,6 @@ def test_the_systemd_unit_passes_the_mqtt_secrets_hub_toml_names(tmp_path, monke
     """A hub whose broker wants a password and a client certificate: the root-only files hub.toml names are passed by
     systemd too (the service user could not read them), and a certificate the service user cannot read is said.
     `hub status` names a password file it cannot read, not "not authorised" later."""
-    import shutil
 
     for name in ("mqtt.pass", "client.key", "client.crt", "ca.crt"):
         (tmp_path / name).write_text("x\n")
@@ -339,15 +344,7 @@ key_file = "{tmp_path / 'client.key'}"
     said = ohmni("hub", "systemd-unit", "--config", str(inline)).stderr
     assert "inline.toml holds a secret itself" in said and "password_file under [mqtt]" in said
     assert "in-the-open" not in said
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        from tests.fixtures import missing
-
-        missing("systemd-analyze not found (apt-get install systemd)")
-    unit = tmp_path / "ohmni-hub.service"
-    unit.write_text(made.stdout)
-    verified = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
-    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+    assert_systemd_accepts(made.stdout, tmp_path)
 
     (tmp_path / "mqtt.pass").unlink()
     (tmp_path / "mqtt.pass").mkdir()  # as the service user finds it (root reads any file whatever its mode)
