@@ -146,7 +146,7 @@ def probe_cmd(
     from rich.markup import escape
 
     from edge.nilm.house_csv import interval_note
-    from edge.probe import probe
+    from edge.probe import probe, stable_name
 
     console = Console(stderr=True)
     try:
@@ -162,7 +162,12 @@ def probe_cmd(
     interval = f", a telegram every {found.interval_s:.0f} s" if found.interval_s else ""
     typer.echo(f"{port}: {found.baudrate} baud {found.framing}, {found.variant} ({found.kind}), "
                f"meter {found.meter_id or '?'}, CRC {found.crc}{interval}")
-    typer.echo(f"[meter]\nport = \"{port}\"\nbaudrate = {found.baudrate}\nbytesize = "
+    lasting = stable_name(port)
+    if lasting:
+        console.print(f"[yellow]note:[/] {port} is named in the order the kernel finds devices, and may name another "
+                      f"(a Zigbee stick) after a reboot: the lines below use its lasting name {lasting}",
+                      highlight=False, soft_wrap=True)  # a path cut across lines cannot be copied
+    typer.echo(f"[meter]\nport = \"{lasting or port}\"\nbaudrate = {found.baudrate}\nbytesize = "
                f"{7 if found.framing == '7E1' else 8}\nparity = \"{'E' if found.framing == '7E1' else 'N'}\"")
     if found.interval_s is not None and (note := interval_note(found.interval_s)) is not None:
         console.print(f"[yellow]note:[/] a telegram every {found.interval_s:.0f} s, for the appliances the hub "

@@ -15,10 +15,13 @@ at the first speed tried.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import serial
 
@@ -95,3 +98,24 @@ def probe(port: str, listen_s: float = LISTEN_S, progress: Callable[[str], None]
                                            _interval(frames, stamps), last["crc"], variant.standard)
         progress(f"no telegram at {baud} baud" + (f" ({len(data)} bytes of noise)" if data else ""))
     return None
+
+
+#: Where udev names each USB serial device by its vendor, model and serial number: names that survive a reboot.
+BY_ID = Path("/dev/serial/by-id")
+#: Kernel names given in the order devices are found: a P1 cable and a Zigbee stick may swap them at a boot.
+KERNEL_NAMES = re.compile(r"/dev/tty(USB|ACM)\d+")
+
+
+def stable_name(port: str) -> str | None:
+    """The lasting name (under ``BY_ID``) of ``port`` where ``port`` is a kernel name that can change at a boot
+    (/dev/ttyUSB0, /dev/ttyACM0); None where it is not one or udev gave it none. With a Zigbee stick beside the P1
+    cable (zigbee2mqtt's), /dev/ttyUSB0 is whichever the kernel found first: the hub would read the stick's bytes
+    and zigbee2mqtt the meter's."""
+    if not KERNEL_NAMES.fullmatch(port):
+        return None
+    try:
+        links = sorted(BY_ID.iterdir())
+    except OSError:
+        return None
+    target = os.path.realpath(port)
+    return next((str(link) for link in links if os.path.realpath(link) == target), None)

@@ -25,6 +25,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from edge.config import CREDENTIAL_NAME, SECRET_FILES, CredentialError, HubConfig, said
+from edge.probe import stable_name
 
 
 class ProvisionError(RuntimeError):
@@ -277,6 +278,10 @@ def checks(cfg: HubConfig) -> list[Check]:
         out.append(Check("hub agent", "warn", f"not answering on {where}", "start it: systemctl start ohmni-hub"))
     meter = (live or {}).get("meter") or {}
     port_exists = Path(cfg.meter.port).exists()
+    if (lasting := stable_name(cfg.meter.port)) is not None:
+        out.append(Check("meter port name", "warn", f"{cfg.meter.port} is named in the order the kernel finds devices "
+                         "and may name another (a Zigbee stick) after a reboot",
+                         f"set port = \"{lasting}\" under [meter]"))
     if live:
         ok = bool(meter.get("connected"))
         out.append(Check("meter", "ok" if ok else "fail", f"{cfg.meter.port}: " + (

@@ -110,3 +110,45 @@ def test_the_interval_is_the_meters_clock_unless_that_clock_stood_still_or_went_
     assert _interval(frames(1_764_057_610, 1_764_057_600), arrived) == 1.0
     assert _interval(frames(1_764_057_600, 1_764_057_600), arrived) == 1.0
     assert _interval(frames(1_764_057_600), arrived[:1]) is None
+
+
+def test_probe_and_status_name_the_port_by_its_lasting_name(tmp_path, monkeypatch):
+    """A P1 cable seen as /dev/ttyUSB0 can be /dev/ttyUSB1 after a reboot that found a Zigbee stick first (a home on
+    zigbee2mqtt has one): the probe's [meter] lines now name it as udev does for good (/dev/serial/by-id/…), and
+    `hub status` warns of a kernel name. Here the kernel name is the simulated meter's pty, and the udev folder a
+    folder of the test's own with the same kind of link."""
+    import os
+    import re
+
+    from typer.testing import CliRunner
+
+    import edge.probe as probe_module
+    from edge.config import HubConfig
+    from edge.provision import checks
+    from ohmni.cli import app
+
+    sim = subprocess.Popen([sys.executable, "-m", "ohmni", "sim", "run", "--duration", "30", "--out", str(tmp_path),
+                            "--link", str(tmp_path / "tty"), "--start", START],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not (tmp_path / "tty").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kernel = os.path.realpath(tmp_path / "tty")  # /dev/pts/N, standing for /dev/ttyUSB0
+        by_id = tmp_path / "by-id"
+        by_id.mkdir()
+        lasting = by_id / "usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0"
+        lasting.symlink_to(kernel)
+        monkeypatch.setattr(probe_module, "BY_ID", by_id)
+        monkeypatch.setattr(probe_module, "KERNEL_NAMES", re.compile(r"/dev/pts/\d+"))
+        result = CliRunner().invoke(app, ["hub", "probe", "--port", kernel, "--listen", "5"])
+    finally:
+        sim.terminate()
+        sim.wait(30)
+    assert result.exit_code == 0, result.output
+    assert f'port = "{lasting}"' in result.output and f"its lasting name {lasting}" in result.output
+
+    said = {c.name: c for c in checks(HubConfig.model_validate({"meter": {"port": kernel}}))}
+    assert said["meter port name"].verdict == "warn" and f'port = "{lasting}"' in said["meter port name"].advice
+    said = {c.name: c for c in checks(HubConfig.model_validate({"meter": {"port": str(lasting)}}))}
+    assert "meter port name" not in said
