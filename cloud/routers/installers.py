@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from cloud import deps
 from cloud.auth import ALL_HOUSEHOLDS, Principal
 from cloud.problems import Problem
 from cloud.provisioning import ClaimError, UnknownHousehold, create_claim_code, register_hub, revoke_hub
+from cloud.storage.people import PeopleStore
 from protocols.uplink import HUB_ID_PATTERN
 
 router = APIRouter(tags=["installers"])
@@ -101,4 +103,23 @@ async def ping(hub: Annotated[Principal, Depends(deps.hub)]) -> Ping:
 
 @router.get("/healthz")
 async def healthz() -> dict:
+    """The process is up (a liveness check: it says nothing of the store, so that a database away does not get every
+    replica restarted)."""
     return {"status": "ok"}
+
+
+#: How long /readyz waits for the store before it says the cloud is not ready.
+READY_TIMEOUT_S = 5.0
+
+
+@router.get("/readyz")
+async def readyz(people: Annotated[PeopleStore, Depends(deps.people)]) -> dict:
+    """Ready to serve: the store answers (a readiness check for a load balancer). A 503 problem otherwise, as every
+    request gets while the store is away (cloud/problems.py)."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await people.ping()
+    except TimeoutError:
+        raise Problem(503, "Store unavailable", f"the store did not answer within {READY_TIMEOUT_S:.0f} s",
+                      headers={"Retry-After": "5"}) from None
+    return {"status": "ok", "store": "ok"}

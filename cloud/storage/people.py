@@ -107,6 +107,10 @@ class PeopleStore:
     async def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    async def ping(self) -> None:
+        """The store answers a query (``/readyz``); its backend's unavailable errors where it does not."""
+        await self._fetch("SELECT 1")
+
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run a statement; the number of rows it changed."""
         raise NotImplementedError

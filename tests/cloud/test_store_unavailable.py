@@ -35,12 +35,15 @@ def test_a_database_that_goes_away_is_a_503_until_it_is_back(tmp_path: Path, cap
         day = 1_764_028_800
         with TestClient(create_app(settings)) as client:
             assert client.get("/api/v1/household/summary", headers=householder).status_code == 200
+            assert client.get("/readyz").json() == {"status": "ok", "store": "ok"}
             assert post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=1, readings=[
                 reading(day, 1_000)])).status_code == 200
 
             pg.stop()
             caplog.set_level(logging.ERROR, logger="ohmni.cloud")
             answers = [client.get("/api/v1/household/summary", headers=householder) for _ in range(3)]
+            answers.append(client.get("/readyz"))  # a load balancer's readiness check says so too
+            assert client.get("/healthz").status_code == 200  # the process is up: not one to restart
             answers.append(post(client, secrets["hub"], UplinkBatch(hub_id="hub-demo", seq=2, readings=[
                 reading(day + 10, 1_001)])))
             for answer in answers:
@@ -58,6 +61,7 @@ def test_a_database_that_goes_away_is_a_503_until_it_is_back(tmp_path: Path, cap
                     reading(day + 10, 1_001)]))).status_code == 503 and time.monotonic() < deadline:
                 time.sleep(0.2)  # the pool's connections from before the stop are found closed and replaced
             assert again.status_code == 200 and again.json()["stored"] == 1, again.text
+            assert client.get("/readyz").status_code == 200
             stored = client.get("/api/v1/household/readings", headers=householder).json()
             assert [r["ts"] for r in stored] == [day, day + 10]
     finally:
