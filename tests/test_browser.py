@@ -225,6 +225,65 @@ def test_the_display_page_says_when_the_meter_has_gone_quiet(page):
         serving.join(10)
 
 
+def test_the_dashboard_says_when_ohmni_cannot_be_asked(page, tmp_path):
+    """A cloud whose PostgreSQL goes away (a restart, a failover): the page kept its figures as if current, without
+    a word. It now says Ohmni is not answering and from when its figures are, and says nothing once it answers."""
+    import tempfile
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from cloud.app import create_app
+    from cloud.auth import new_secret
+    from cloud.settings import CloudSettings
+    from ohmni.demo import free_port
+    from protocols.uplink import ReadingV1, UplinkBatch
+    from tests.fixtures.postgres import start_postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="ohmni-pg-"))  # not under pytest's folder: the server runs as postgres
+    pg = start_postgres(folder)
+    key = new_secret()
+    (tmp_path / "hub").write_text(new_secret())
+    (tmp_path / "key").write_text(key)
+    settings = CloudSettings(data_dir=tmp_path / "cloud", bootstrap_demo=True, database_url=pg.url,
+                             demo_hub_token_file=tmp_path / "hub", demo_householder_key_file=tmp_path / "key",
+                             notify_every_s=0, outage_check_s=0)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        cloud = f"http://127.0.0.1:{server.config.port}"
+        now = int(time.time())
+        batch = UplinkBatch(hub_id="hub-demo", seq=1, readings=[ReadingV1(
+            ts=now - 60, meter_id="E1", import_t1_wh=1_000_000, import_t2_wh=0, export_t1_wh=0, export_t2_wh=0,
+            power_import_w=450, power_export_w=0)])
+        sent = httpx.post(f"{cloud}/api/v1/hub/batches", content=batch.model_dump_json(), timeout=10,
+                          headers={"Authorization": f"Bearer {(tmp_path / 'hub').read_text()}"})
+        assert sent.status_code == 200, sent.text
+        page.goto(f"{cloud}/login?key={key}")
+        page.wait_for_url(f"{cloud}/")
+        page.wait_for_function("/ at /.test(document.getElementById('updated').textContent)")  # a refresh came
+        assert page.locator("#unreachable").is_hidden()
+        pg.stop()
+        page.wait_for_selector("#unreachable", state="visible", timeout=20_000)
+        said = page.text_content("#unreachable")
+        assert said.startswith("Ohmni is not answering just now: the figures below are from "), said
+        assert page.text_content("#updated") in said and said.endswith("Trying again…")
+        page.screenshot(path=str(SHOTS / "dashboard-unreachable.png"))
+        pg.start()
+        page.wait_for_selector("#unreachable", state="hidden", timeout=30_000)
+    finally:
+        server.should_exit = True
+        serving.join(10)
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_the_community_page_shows_the_apis_areas(running_home, page):
     page.goto(f"{running_home['cloud']}/community")
     api = page.request.get(f"{running_home['cloud']}/api/v1/community/areas").json()

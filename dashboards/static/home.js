@@ -191,12 +191,26 @@ async function refreshCoach() {
   } catch (e) { /* next time */ }
 }
 
+// The figures stay as they were while Ohmni cannot be asked (its store restarting, the network away): say so, and
+// from when they are, rather than show them as current without a word.
+function unreachable(why) {
+  const el = document.getElementById("unreachable");
+  el.hidden = why === null;
+  if (why !== null) {
+    el.textContent = `${why}: the figures below are from ${document.getElementById("updated").textContent}. ` +
+      "Trying again…";
+  }
+}
+
 async function refresh() {
   try {
     const r = await fetch("/api/v1/household/summary", { cache: "no-store", credentials: "same-origin" });
     if (r.status === 401) { window.location.href = "/"; return; }
-    if (r.ok) show(await r.json());
-  } catch (e) { /* the next refresh tries again */ }
+    if (r.ok) { show(await r.json()); unreachable(null); return; }
+    unreachable(r.status === 503 ? "Ohmni is not answering just now" : `Ohmni answered with an error (${r.status})`);
+  } catch (e) {
+    unreachable("Ohmni cannot be reached just now");  // the next refresh tries again
+  }
 }
 
 renderFace(document.getElementById("face"), document.getElementById("face").dataset.face);
