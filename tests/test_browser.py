@@ -219,6 +219,12 @@ def test_the_display_page_says_when_the_meter_has_gone_quiet(page):
         page.wait_for_function("document.getElementById('power').textContent === '– W'")
         assert page.text_content("#reason") == "No reading from the meter for 10 min: is its cable in? (last: 300 W)"
         assert page.locator("#face").get_attribute("data-face") == "neutral"
+        # the face stays centred over a reason wider than itself (it was pushed to the left of the reason's width)
+        face, power, reason = (page.locator(sel).evaluate(
+            "e => { const r = document.createRange(); r.selectNodeContents(e); const b = r.getBoundingClientRect();"
+            " return b.left + b.width / 2; }") for sel in ("#face", "#power", "#reason"))
+        assert page.locator("#reason").evaluate("e => e.getBoundingClientRect().width") > 600  # wider than the face
+        assert abs(power - face) < 2 and abs(reason - face) < 2, (face, power, reason)
         page.screenshot(path=str(SHOTS / "display-quiet.png"))
     finally:
         server.should_exit = True

@@ -33,6 +33,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/installer/hubs/{hub_id}/revoke"): frozenset({"installer"}),
     ("POST", "/api/v1/hubs/register"): frozenset(),  # the claim code is the credential: nobody here holds one
     ("GET", "/healthz"): EVERYONE,
+    ("GET", "/readyz"): EVERYONE,  # says only whether the store answers, for a load balancer
     ("GET", "/api/v1/community/areas"): EVERYONE,
     ("GET", "/metrics"): EVERYONE,  # on this machine (as the test client is), or with the metrics token
     ("GET", "/api/v1/agent/reasons"): STAFF,
