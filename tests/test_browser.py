@@ -108,6 +108,13 @@ def test_history_by_day_week_and_month(running_home, page):
         assert page.get_attribute(f"button[data-span={span}]", "aria-pressed") == "true"
         bars = page.evaluate("document.getElementById('history').data[0].y")
         assert bars == [float(b["kwh"]) for b in history["bars"]]
+        # the axis spans the window asked for, whatever the bars (a first day has one, whose width Plotly guessed)
+        # (in Plotly's own terms, which read a date in the browser's zone)
+        shown, window = page.evaluate("([a, b]) => { const ax = document.getElementById('history')._fullLayout.xaxis;"
+                                      " return [ax.range.map((r) => ax.r2l(r)),"
+                                      " [a, b].map((t) => ax.d2l(new Date(t * 1000)))]; }",
+                                      [history["bands"][0]["start"], history["bands"][-1]["end"]])
+        assert shown == window, (shown, window)
     page.screenshot(path=str(SHOTS / "history.png"), full_page=True)
 
 

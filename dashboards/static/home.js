@@ -156,10 +156,14 @@ async function refreshHistory() {
     const shapes = h.bands.filter((b) => b.level !== "standard").map((b) => ({
       type: "rect", xref: "x", yref: "paper", x0: new Date(b.start * 1000), x1: new Date(b.end * 1000), y0: 0, y1: 1,
       fillcolor: SHADE[b.level], line: { width: 0 }, layer: "below" }));
-    Plotly.react("history", [{ type: "bar", x: h.bars.map((b) => new Date(b.start * 1000)), y: h.bars.map((b) => Number(b.kwh)),
-      marker: { color: "#0b57d0" }, name: "kWh" }], {
+    // the whole window, and each bar its interval wide: with one bar (a first day) Plotly guessed both, and drew a
+    // hairline on an axis of fractions of a second
+    const range = h.bands.length ? [new Date(h.bands[0].start * 1000), new Date(h.bands[h.bands.length - 1].end * 1000)]
+      : undefined;
+    Plotly.react("history", [{ type: "bar", x: h.bars.map((b) => new Date(b.start * 1000 + h.resolution_s * 500)),
+      y: h.bars.map((b) => Number(b.kwh)), width: h.resolution_s * 900, marker: { color: "#0b57d0" }, name: "kWh" }], {
       margin: { l: 50, r: 10, t: 10, b: 40 }, yaxis: { title: { text: "kWh" }, rangemode: "tozero" },
-      xaxis: { type: "date" }, shapes, bargap: 0.1 }, { displayModeBar: false, responsive: true });
+      xaxis: { type: "date", range }, shapes }, { displayModeBar: false, responsive: true });
     showKey(new Set(h.bands.map((b) => b.level)));
     document.getElementById("history").dataset.span = h.span;
     document.getElementById("history").dataset.shaded = String(shapes.length);
