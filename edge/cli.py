@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from edge.agent import HubAgent
 from edge.config import CredentialError, HubConfig, MqttConfig, said
 from edge.nilm import ModelFileError
-from protocols.uplink import HUB_ID_PATTERN
+from protocols.uplink import HUB_ID_PATTERN, HUB_ID_RULE
 
 app = typer.Typer(help="The hub: run the agent; installer tools.", no_args_is_help=True)
 
@@ -194,8 +194,7 @@ def provision_cmd(
 
     console = Console(stderr=True, soft_wrap=True)
     if hub_id is not None and not re.fullmatch(HUB_ID_PATTERN, hub_id):  # the cloud registers no other
-        raise typer.BadParameter(f"{hub_id!r}: 3-64 letters, digits, dots, underscores and hyphens",
-                                 param_hint="--hub-id")
+        raise typer.BadParameter(f"{hub_id!r}: {HUB_ID_RULE}", param_hint="--hub-id")
     try:
         path = provision(cloud, code, hub_id or default_hub_id(), config_dir or default_config_dir(), data_dir,
                          step=lambda s: console.print(f"• {s}"), verify=str(ca_file) if ca_file else True)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.nilm.appliances import NAMES
-from protocols.uplink import HUB_ID_PATTERN
+from protocols.uplink import HUB_ID_PATTERN, HUB_ID_RULE
 
 
 class Section(BaseModel):
@@ -232,7 +232,7 @@ class NilmConfig(Section):
 
 class HubSection(Section):
     id: str = Field(default="hub-demo", pattern=HUB_ID_PATTERN,
-                    description="3-64 letters, digits, dots, underscores and hyphens: the cloud registers no other")
+                    description=f"{HUB_ID_RULE}: the cloud registers no other")
     data_dir: Path = Path("ohmni-data/hub")
     keep_days: float = Field(default=8, gt=0, description="what the cloud has acknowledged is dropped from the store "
                              "this long after (never less than the disaggregator and the face read back)")

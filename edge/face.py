@@ -125,7 +125,7 @@ class FaceTracker:
 
 
 #: A meter sends every 1 to 10 s: past this without a reading the display says so rather than show the last face as
-#: if it were now (as `hub status` asks "is the meter sending?" past the same).
+#: if it were now, and `hub status` asks "is the meter sending?".
 STALE_S = 120.0
 
 

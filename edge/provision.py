@@ -25,6 +25,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from edge.config import CREDENTIAL_NAME, SECRET_FILES, CredentialError, HubConfig, said
+from edge.face import STALE_S
 from edge.probe import stable_name
 
 
@@ -197,8 +198,6 @@ def _span(seconds: float) -> str:
 
 #: A meter's stamps this far from the hub's clock are said (the hub keeps them as stamped).
 METER_CLOCK_OFF_S = 300.0
-#: A last reading older than this: is the meter sending? (it sends every 1 to 10 s)
-FRESH_S = 120.0
 
 
 def _reading_checks(meter: dict[str, Any], store_last_ts: float | None) -> list[Check]:
@@ -207,11 +206,11 @@ def _reading_checks(meter: dict[str, Any], store_last_ts: float | None) -> list[
     clock is an hour off was told "is the meter sending?" while it was."""
     at, ts = meter.get("last_reading_at"), meter.get("last_reading_ts")
     if at is None or ts is None:
-        fresh = store_last_ts is not None and time.time() - store_last_ts < FRESH_S
+        fresh = store_last_ts is not None and time.time() - store_last_ts < STALE_S
         return [Check("last reading", "ok" if fresh else "warn", _ago(store_last_ts)
                       + (" (stamped by the meter; the hub is not running to say when it arrived)" if store_last_ts
                          else ""), "" if fresh else "is the meter sending?")]
-    fresh = time.time() - at < FRESH_S
+    fresh = time.time() - at < STALE_S
     out = [Check("last reading", "ok" if fresh else "warn", f"arrived {_ago(at)}", "" if fresh else
                  "is the meter sending? check the P1 cable")]
     offset = ts - at

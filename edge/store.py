@@ -100,7 +100,7 @@ _ADD_RUN = "INSERT OR IGNORE INTO appliance_runs (appliance, start, body) VALUES
 _ADD_ENERGY = "INSERT OR IGNORE INTO appliance_energy (appliance, start, energy_wh) VALUES (?, ?, ?)"
 #: Readings younger than this (by the meter's clock) are never compacted: with the cloud there, the ones not yet sent
 #: are the last few seconds' (the uplink sends every 10 s).
-FRESH_S = 900.0
+COMPACT_AFTER_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ class HubStore:
         return removed
 
     def enforce_budget(self, budget_bytes: int, steps: tuple[int, ...] = (60, 900, 1800),
-                       fresh_s: float = FRESH_S) -> int:
+                       fresh_s: float = COMPACT_AFTER_S) -> int:
         """Compact, coarser step by step, until the store fits its budget; nothing is dropped. Only readings the
         cloud has not had for ``fresh_s`` (by the meter's clock) are compacted: with the cloud there, the readings
         not yet sent are the last few seconds', and compacting those (as this did once history kept for the
@@ -289,13 +289,14 @@ class HubStore:
         hold its loop (and the meter's bytes) for long: call it again while it drops any. Returns rows dropped per
         table."""
         last = self.last_reading_ts()
+        cutoff = None if last is None else last - keep_s  # by the meter's clock
         (newest_device,) = self.db.execute("SELECT MAX(ts) FROM device_readings").fetchone()
         acked = "batch_seq > 0 AND batch_seq NOT IN (SELECT seq FROM outbox WHERE acked_at IS NULL)"
         old: dict[str, tuple[str, float | None]] = {  # table -> (which rows are the cloud's and old, before when)
-            "readings": (f"ts < ?1 AND {acked}", None if last is None else last - keep_s),
-            "appliance_runs": (f"start < ?1 AND {acked}", None if last is None else last - keep_s),
-            "appliance_energy": (f"start < ?1 AND {acked}", None if last is None else last - keep_s),
-            "face_log": ("ts < ?1", None if last is None else last - keep_s),
+            "readings": (f"ts < ?1 AND {acked}", cutoff),
+            "appliance_runs": (f"start < ?1 AND {acked}", cutoff),
+            "appliance_energy": (f"start < ?1 AND {acked}", cutoff),
+            "face_log": ("ts < ?1", cutoff),
             "device_readings": ("ts < ?1", None if newest_device is None else newest_device - keep_s),
             # the newest acknowledged stays: `hub status` says when the last upload was, however long ago
             "outbox": ("acked_at < ?1 AND seq < (SELECT max(seq) FROM outbox WHERE acked_at IS NOT NULL)",

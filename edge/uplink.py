@@ -122,8 +122,11 @@ class Uplink:
         if error != self.last_error:
             log.warning("upload of batch %d failed: %s", seq, error)
         self.last_error = error
-        base = min(self.cfg.max_backoff_s, max(self.cfg.interval_s, self._backoff * 2 or 1.0))
-        self._backoff = base
+        self._back_off()
+
+    def _back_off(self) -> None:
+        """The next wait's ceiling doubles, from the interval up to ``max_backoff_s`` (see :meth:`next_delay`)."""
+        self._backoff = min(self.cfg.max_backoff_s, max(self.cfg.interval_s, self._backoff * 2 or 1.0))
 
     def next_delay(self) -> float:
         """The interval when healthy; exponential backoff with full jitter after failures."""
@@ -142,7 +145,7 @@ class Uplink:
                     log.error("%s", error)
                 self.last_error = error
                 self.counters["store_errors"] += 1
-                self._backoff = min(self.cfg.max_backoff_s, max(self.cfg.interval_s, self._backoff * 2 or 1.0))
+                self._back_off()
             await asyncio.sleep(self.next_delay())
 
     async def drain(self, deadline_s: float) -> bool:

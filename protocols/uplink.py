@@ -88,8 +88,9 @@ class ApplianceEnergyV1(BaseModel):
         return self
 
 
-#: A hub's id, as the cloud registers it and the hub sends it: 3-64 letters, digits, dots, underscores and hyphens.
+#: A hub's id, as the cloud registers it and the hub sends it; the rule in words, for errors and help.
 HUB_ID_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
+HUB_ID_RULE = "3-64 letters, digits, dots, underscores and hyphens"
 
 
 class UplinkBatch(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from cloud import deps
 from cloud.auth import ALL_HOUSEHOLDS, Principal
-from cloud.problems import Problem
+from cloud.problems import RETRY_AFTER_S, Problem
 from cloud.provisioning import ClaimError, UnknownHousehold, create_claim_code, register_hub, revoke_hub
 from cloud.storage.people import PeopleStore
 from protocols.uplink import HUB_ID_PATTERN
@@ -121,5 +121,5 @@ async def readyz(people: Annotated[PeopleStore, Depends(deps.people)]) -> dict:
             await people.ping()
     except TimeoutError:
         raise Problem(503, "Store unavailable", f"the store did not answer within {READY_TIMEOUT_S:.0f} s",
-                      headers={"Retry-After": "5"}) from None
+                      headers={"Retry-After": str(RETRY_AFTER_S)}) from None
     return {"status": "ok", "store": "ok"}

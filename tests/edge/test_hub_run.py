@@ -15,6 +15,7 @@ import httpx
 from edge.config import HubConfig
 from edge.provision import checks, store_write_checks
 from ohmni.demo import free_port, spawn
+from tests.edge.test_meter_clock import Listed
 
 
 def _readings(db: Path) -> int:
@@ -137,16 +138,10 @@ async def test_the_running_hub_drops_what_the_cloud_has_had_past_the_days_kept(t
     from edge.agent import HubAgent
     from protocols.readings import MeterReading
 
-    class Unused:
-        name, counters = "test", {}
-
-        async def run(self, sink) -> None:  # pragma: no cover - not run
-            raise AssertionError("not run")
-
     start = 1_764_072_000
     cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub"), "keep_days": 1},
                                     "nilm": {"enabled": False}})
-    agent = HubAgent(cfg, source=Unused())
+    agent = HubAgent(cfg, source=Listed())
     agent.on_readings([MeterReading(ts=start + 60 * i, meter_id="E1", import_t1_wh=1000 + i, import_t2_wh=0,
                                     export_t1_wh=0, export_t2_wh=0, power_import_w=400, power_export_w=0)
                        for i in range(3 * 1440)])  # three days, a reading a minute
@@ -175,17 +170,11 @@ def test_a_store_that_cannot_take_a_write_holds_the_readings_until_it_can(tmp_pa
     from edge.agent import HubAgent
     from protocols.readings import MeterReading
 
-    class Unused:
-        name, counters = "test", {}
-
-        async def run(self, sink) -> None:  # pragma: no cover - not run
-            raise AssertionError("not run")
-
     start = 1_764_072_000
     every = [MeterReading(ts=start + i, meter_id="E1", import_t1_wh=1000 + i // 10, import_t2_wh=0, export_t1_wh=0,
                           export_t2_wh=0, power_import_w=400 + (i % 7) * 100, power_export_w=0) for i in range(3000)]
     cfg = HubConfig.model_validate({"hub": {"data_dir": str(tmp_path / "hub")}})
-    agent = HubAgent(cfg, source=Unused())
+    agent = HubAgent(cfg, source=Listed())
     caplog.set_level(logging.INFO, logger="ohmni.hub")
     agent.on_readings(every[:100])
     pages = agent.store.db.execute("PRAGMA page_count").fetchone()[0]

@@ -216,8 +216,8 @@ async def test_past_the_disk_budget_readings_are_compacted_not_lost(cloud, tmp_p
     assert store.used_bytes() <= budget
     kept = store.db.execute("SELECT ts, import_t1_wh, power_import_w, resolution_s FROM readings "
                             "ORDER BY ts").fetchall()
-    # one reading a minute, but the minutes from a quarter hour before the last reading as read (FRESH_S: with the
-    # cloud there, those are the readings not yet sent, and they keep their resolution)
+    # one reading a minute, but the minutes from a quarter hour before the last reading as read (COMPACT_AFTER_S:
+    # with the cloud there, those are the readings not yet sent, and they keep their resolution)
     assert len(kept) == 104 + 960
     old, fresh = kept[:104], kept[104:]
     # each minute keeps its last register exactly, with the minute's mean power
